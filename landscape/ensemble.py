@@ -1,0 +1,98 @@
+"""K copies of one model as one batched computation, with ``torch.func``.
+
+The parameters of every member live in one flat tensor ``theta: [M, P]``; a
+:class:`Layout` maps the flat vector of one member to the model's named
+parameters. ``functional_call`` runs the model with those parameters and
+``vmap`` batches it over members, so one forward and one backward serve the
+whole ensemble. The constrained scan and free training both use this engine: a
+sweep over norms, restarts, weight decays or seeds is just a larger ensemble.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+import torch
+from torch.func import functional_call, grad_and_value, vmap
+
+from .tasks import Task
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Names, shapes and constrained flags of a model's trainable parameters, in flat order."""
+
+    names: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    constrained: tuple[bool, ...]
+
+    @property
+    def numels(self) -> list[int]:
+        return [int(torch.Size(s).numel()) for s in self.shapes]
+
+    @property
+    def size(self) -> int:
+        return sum(self.numels)
+
+    def mask(self, device=None, dtype=torch.float32) -> torch.Tensor:
+        """``[P]`` tensor: 1 on constrained coordinates, 0 on free ones."""
+        parts = [torch.full((n,), float(c)) for n, c in zip(self.numels, self.constrained)]
+        return torch.cat(parts).to(device=device, dtype=dtype)
+
+    def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Views of one member's flat vector, keyed by parameter name."""
+        pieces = torch.split(flat, self.numels, dim=-1)
+        return {n: p.reshape(*flat.shape[:-1], *s) for n, p, s in zip(self.names, pieces, self.shapes)}
+
+
+def layout_of(module: torch.nn.Module, constrain: str = "*") -> Layout:
+    """The layout of ``module``'s trainable parameters; ``constrain`` is a glob (or comma list of globs)."""
+    globs = [g.strip() for g in constrain.split(",") if g.strip()]
+    items = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    flags = tuple(any(fnmatch.fnmatchcase(n, g) for g in globs) for n, _ in items)
+    return Layout(tuple(n for n, _ in items), tuple(tuple(p.shape) for _, p in items), flags)
+
+
+def flatten(module: torch.nn.Module, layout: Layout) -> torch.Tensor:
+    """The module's parameters as one flat vector ``[P]`` in layout order."""
+    params = dict(module.named_parameters())
+    return torch.cat([params[n].detach().reshape(-1) for n in layout.names])
+
+
+def load_flat(module: torch.nn.Module, layout: Layout, flat: torch.Tensor) -> None:
+    """Copy a flat vector ``[P]`` into the module's parameters (in place)."""
+    params = dict(module.named_parameters())
+    with torch.no_grad():
+        for name, value in layout.unflatten(flat).items():
+            params[name].copy_(value)
+
+
+class Ensemble:
+    """Batched loss, gradient and metrics of one model architecture over ``theta: [M, P]``."""
+
+    def __init__(self, task: Task, module: torch.nn.Module, layout: Layout):
+        self.task, self.module, self.layout = task, module, layout
+
+        def loss(flat, x, y):
+            out = functional_call(module, layout.unflatten(flat), (x,))
+            return task.loss(out, y)
+
+        def metrics(flat, x, y):
+            out = functional_call(module, layout.unflatten(flat), (x,))
+            acc = task.accuracy(out, y) if task.accuracy is not None else torch.zeros(())
+            return task.loss(out, y), acc
+
+        self._grad_shared = vmap(grad_and_value(loss), in_dims=(0, None, None))
+        self._grad_batched = vmap(grad_and_value(loss), in_dims=(0, 0, 0))
+        self._metrics = vmap(metrics, in_dims=(0, None, None))
+
+    def grad(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, per_member: bool = False):
+        """``(grad [M, P], loss [M])``; ``per_member`` when ``x``/``y`` carry a leading member axis."""
+        fn = self._grad_batched if per_member else self._grad_shared
+        return fn(theta, x, y)
+
+    @torch.no_grad()
+    def metrics(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
+        """``(loss [M], accuracy [M])`` on the shared data ``x``, ``y`` (accuracy 0 for regression)."""
+        return self._metrics(theta, x, y)

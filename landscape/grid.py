@@ -1,0 +1,90 @@
+"""Norm grids: parse the ``--norms`` specification into a sorted array of norms.
+
+Accepted forms::
+
+    START:STOP            11 linearly spaced values from START to STOP
+    START:STOP:NUM        NUM linearly spaced values
+    START:STOP:NUM:log    NUM logarithmically spaced values
+    A,B,C                 an explicit list (sorted, duplicates refused)
+
+Every value must be a finite positive number, and STOP must not be below START.
+
+>>> parse_norms("0.5:3:6").tolist()
+[0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+>>> parse_norms("0.1:10:3:log").round(6).tolist()
+[0.1, 1.0, 10.0]
+>>> parse_norms("2,1,3").tolist()
+[1.0, 2.0, 3.0]
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+DEFAULT_NUM = 11
+
+
+def _number(text: str, what: str, spec: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"norm spec {spec!r}: {what} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"norm spec {spec!r}: {what} must be finite, got {text!r}")
+    if value <= 0:
+        raise ValueError(f"norm spec {spec!r}: norms must be positive, got {what} {text!r}")
+    return value
+
+
+def parse_norms(spec: str) -> np.ndarray:
+    """Return the norms described by ``spec`` as a float64 array, ascending.
+
+    Raises ``ValueError`` with a one-line message for malformed input.
+    """
+    spec = spec.strip()
+    if not spec:
+        raise ValueError("norm spec is empty; use START:STOP[:NUM[:log]] or a comma list like 0.5,1,2")
+    if "," in spec:
+        parts = [p.strip() for p in spec.split(",")]
+        if any(not p for p in parts):
+            raise ValueError(f"norm spec {spec!r}: empty entry in comma list")
+        values = np.array(sorted(_number(p, "value", spec) for p in parts))
+        if np.any(np.diff(values) == 0):
+            raise ValueError(f"norm spec {spec!r}: duplicate values")
+        return values
+    parts = spec.split(":")
+    if len(parts) == 1:
+        return np.array([_number(parts[0], "value", spec)])
+    if len(parts) > 4:
+        raise ValueError(f"norm spec {spec!r}: expected START:STOP[:NUM[:log]]")
+    start = _number(parts[0], "START", spec)
+    stop = _number(parts[1], "STOP", spec)
+    if stop < start:
+        raise ValueError(f"norm spec {spec!r}: STOP ({stop:g}) is below START ({start:g})")
+    num = DEFAULT_NUM
+    if len(parts) >= 3:
+        try:
+            num = int(parts[2])
+        except ValueError:
+            raise ValueError(f"norm spec {spec!r}: NUM {parts[2]!r} is not an integer") from None
+        if num < 1:
+            raise ValueError(f"norm spec {spec!r}: NUM must be at least 1, got {num}")
+    scale = "lin"
+    if len(parts) == 4:
+        scale = parts[3].strip().lower()
+        if scale not in ("lin", "log"):
+            raise ValueError(f"norm spec {spec!r}: spacing must be 'log' or 'lin', got {parts[3]!r}")
+    if num == 1:
+        if stop != start:
+            raise ValueError(f"norm spec {spec!r}: NUM=1 needs START == STOP")
+        return np.array([start])
+    if stop == start:
+        raise ValueError(f"norm spec {spec!r}: START equals STOP but NUM is {num}")
+    if scale == "log":
+        values = np.geomspace(start, stop, num)
+    else:
+        values = np.linspace(start, stop, num)
+    values[0], values[-1] = start, stop
+    return values

@@ -1,0 +1,93 @@
+"""Optimizers on flat, batched parameters ``theta: [M, P]``, built from small pieces.
+
+An optimizer is a composition of pure pieces:
+
+* ``adam_moments``  -- update Adam's first and second moments with a gradient;
+* ``adam_direction`` -- the bias-corrected step direction ``m_hat / (sqrt(v_hat) + eps)``;
+* the sphere pieces from ``landscape.sphere`` -- tangent projection and retraction.
+
+Two constrained methods are offered (``METHODS``):
+
+``riemannian`` (default)
+    Riemannian Adam on the sphere: project the gradient onto the tangent space,
+    update the moments, project the step direction (Adam's per-coordinate
+    scaling tilts it off the tangent plane), step, retract to norm ``w``, and
+    carry the first moment to the new tangent space by projection.
+``project``
+    Omnigrok's scheme: a plain Adam step on the raw gradient, then rescale to ``w``.
+
+``adamw_step`` is unconstrained AdamW with decoupled weight decay, for free training.
+``lr`` may be a scalar or a per-member tensor of shape ``[M, 1]``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from . import sphere
+
+BETAS = (0.9, 0.999)
+EPS = 1e-8
+
+
+@dataclass
+class AdamState:
+    """Adam's moments ``m``, ``v`` (each ``[M, P]``) and the number of steps taken."""
+
+    m: torch.Tensor
+    v: torch.Tensor
+    t: int = 0
+
+    @classmethod
+    def zeros_like(cls, theta: torch.Tensor) -> "AdamState":
+        return cls(torch.zeros_like(theta), torch.zeros_like(theta), 0)
+
+
+def adam_moments(state: AdamState, grad: torch.Tensor, betas=BETAS) -> AdamState:
+    """Exponential moving averages of the gradient and its square."""
+    b1, b2 = betas
+    m = torch.lerp(state.m, grad, 1 - b1)
+    v = torch.lerp(state.v, grad * grad, 1 - b2)
+    return AdamState(m, v, state.t + 1)
+
+
+def adam_direction(state: AdamState, betas=BETAS, eps=EPS) -> torch.Tensor:
+    """Bias-corrected Adam direction for a state that has taken ``state.t >= 1`` steps."""
+    b1, b2 = betas
+    c1 = 1 - b1**state.t
+    c2 = 1 - b2**state.t
+    return (state.m / c1) / ((state.v / c2).sqrt() + eps)
+
+
+def riemannian_adam_step(theta, grad, state, lr, target, mask):
+    """One Riemannian Adam step on the sphere; returns ``(theta, state)``."""
+    g = sphere.tangent(theta, grad, mask)
+    state = adam_moments(state, g)
+    d = sphere.tangent(theta, adam_direction(state), mask)
+    theta = sphere.retract(theta - lr * d, target, mask)
+    state = AdamState(sphere.tangent(theta, state.m, mask), state.v, state.t)
+    return theta, state
+
+
+def projected_adam_step(theta, grad, state, lr, target, mask):
+    """Omnigrok's constrained step: plain Adam, then rescale to the target norm."""
+    state = adam_moments(state, grad)
+    theta = sphere.retract(theta - lr * adam_direction(state), target, mask)
+    return theta, state
+
+
+METHODS = {"riemannian": riemannian_adam_step, "project": projected_adam_step}
+
+
+def adamw_step(theta, grad, state, lr, weight_decay):
+    """AdamW (decoupled decay): ``theta <- theta - lr * (adam_direction + wd * theta)``."""
+    state = adam_moments(state, grad)
+    return theta - lr * (adam_direction(state) + weight_decay * theta), state
+
+
+def cosine_lr(base_lr: float, step: int, total: int) -> float:
+    """Cosine decay from ``base_lr`` at step 0 towards 0 at step ``total``."""
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * step / max(total, 1)))

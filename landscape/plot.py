@@ -1,0 +1,79 @@
+"""Figures: the reduced landscape's L (train loss) and U (test loss) against the weight norm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+# Okabe-Ito palette: distinguishable with the common forms of colour blindness.
+TRAIN, TEST, MARK = "#0072B2", "#D55E00", "#555555"
+FORMATS = (".png", ".pdf", ".svg")
+
+
+def best_restart(scan: dict) -> np.ndarray:
+    """Per norm, the index of the finished restart with the lowest train loss (-1 if none)."""
+    loss = np.where(scan["status"] == 1, scan["train_loss"], np.inf)
+    best = np.argmin(loss, axis=1)
+    best[~np.isfinite(loss.min(axis=1))] = -1
+    return best
+
+
+def _pick(values: np.ndarray, best: np.ndarray) -> np.ndarray:
+    out = np.full(len(best), np.nan)
+    ok = best >= 0
+    out[ok] = values[np.flatnonzero(ok), best[ok]]
+    return out
+
+
+def _band(ax, x, values, status, color):
+    """Shade the min-max spread over restarts where more than one restart finished."""
+    v = np.where(status == 1, values, np.nan)
+    if v.shape[1] < 2:
+        return
+    with np.errstate(all="ignore"):
+        lo, hi = np.nanmin(v, axis=1), np.nanmax(v, axis=1)
+    ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)
+
+
+def scan_figure(scan: dict) -> Figure:
+    """The L/U figure: loss panel (log y), plus an accuracy panel for classification tasks."""
+    w, w0 = scan["norm"], scan["w0"]
+    best = best_restart(scan)
+    panels = 2 if scan["classification"] else 1
+    fig = Figure(figsize=(5.2 * panels + 1.6, 4.2), layout="constrained")
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    logx = w.max() / w.min() >= 10
+    series = [("train_loss", "test_loss", "loss", True)]
+    if panels == 2:
+        series.append(("train_acc", "test_acc", "accuracy", False))
+    for ax, (tr, te, label, logy) in zip(axes, series):
+        for key, color, name in ((tr, TRAIN, "train"), (te, TEST, "test")):
+            _band(ax, w, scan[key], scan["status"], color)
+            ax.plot(w, _pick(scan[key], best), "o-", color=color, ms=4, label=f"{name} {label}")
+        diverged = np.flatnonzero((scan["status"] == 2).any(axis=1))
+        if len(diverged):
+            ax.plot(w[diverged], np.full(len(diverged), np.nan), "x", color=MARK, label="diverged")
+            for k in diverged:
+                ax.axvline(w[k], color=MARK, lw=0.6, ls=":")
+        ax.axvline(w0, color=MARK, ls="--", lw=1, label=f"default init $w_0$ = {w0:.3g}")
+        if logy:
+            ax.set_yscale("log")
+        if logx:
+            ax.set_xscale("log")
+        ax.set_xlabel("weight norm $w$ = $\\|\\theta\\|_2$ of the constrained parameters")
+        ax.set_ylabel(label)
+        top = ax.secondary_xaxis("top", functions=(lambda x: x / w0, lambda a: a * w0))
+        top.set_xlabel("$\\alpha = w / w_0$")
+        ax.grid(alpha=0.3, which="both" if logy else "major", lw=0.5)
+    cfg = scan["config"]
+    fig.suptitle(f"Reduced landscape: {scan['task']} ({cfg['method']} Adam, {cfg['steps']} steps, "
+                 f"{cfg['restarts']} restart{'s' if cfg['restarts'] > 1 else ''})", fontsize=10)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", fontsize=8, frameon=False)
+    return fig
+
+
+def save(fig: Figure, path: str | Path) -> None:
+    """Write ``fig`` to ``path``; the suffix (.png, .pdf, .svg) picks the format."""
+    fig.savefig(path, dpi=150)

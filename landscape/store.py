@@ -1,0 +1,278 @@
+"""The HDF5 file format: create, resume, write chunk by chunk, read and describe.
+
+Layout (format ``landscape``, version 1; see ``docs/format.md``)::
+
+    /                       attrs: format, format_version, landscape_version, torch_version,
+                                   created, task, task_options (JSON), data_fingerprint
+    /scan                   attrs: config (JSON), w0, method, description
+      alpha   [K]           dimension scale: norm in units of w0
+      norm    [K]           dimension scale: L2 norm of the constrained parameters
+      restart [R]           dimension scale
+      train_loss, test_loss, train_acc, test_acc, grad_norm   [K, R] float64, NaN = not computed
+      steps   [K, R] int64  optimizer steps run (-1 = not computed)
+      status  [K, R] enum   pending / done / diverged
+      history/step [T]      (with --history) steps at which losses were recorded
+      history/train_loss, history/test_loss  [K, R, T]
+      params  [K, R, P]     (with --save-params) constrained minimizers, flat; attrs names, shapes
+      constrained [P]       (with --save-params) 1 where a coordinate is norm-constrained
+
+Every write opens the file, writes, flushes and closes it, so a killed run
+keeps each finished chunk. Status is written last: a point is only marked done
+once all its values are on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+FORMAT = "landscape"
+FORMAT_VERSION = 1
+STATUS_ENUM = {"pending": 0, "done": 1, "diverged": 2}
+STATUS_DTYPE = h5py.enum_dtype(STATUS_ENUM, basetype="i1")
+METRICS = {
+    "train_loss": "training loss at the final constrained iterate",
+    "test_loss": "test loss at the final constrained iterate (not the best seen during training)",
+    "train_acc": "training accuracy at the final iterate (NaN for regression tasks)",
+    "test_acc": "test accuracy at the final iterate (NaN for regression tasks)",
+    "grad_norm": "L2 norm of the full-batch training-loss gradient projected on the sphere's tangent space "
+                 "(a stationarity certificate: 0 at a constrained critical point)",
+}
+
+
+class StoreError(ValueError):
+    """The file cannot be used as asked (unreadable, foreign, or a different experiment)."""
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=_jsonable)
+
+
+def _jsonable(obj):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def data_fingerprint(task) -> str:
+    """SHA-256 over the task's train and test arrays: the same data gives the same string."""
+    h = hashlib.sha256()
+    for t in (task.x_train, task.y_train, task.x_test, task.y_test):
+        a = t.detach().cpu().contiguous().numpy()
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def open_file(path: str | Path, mode: str = "r") -> h5py.File:
+    """Open a landscape file, turning unreadable or foreign files into ``StoreError``."""
+    path = Path(path)
+    if mode == "r" and not path.exists():
+        raise StoreError(f"{path}: no such file")
+    try:
+        f = h5py.File(path, mode)
+    except OSError as e:
+        raise StoreError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {e}") from None
+    if f.attrs.get("format") != FORMAT and len(f.keys()) + len(f.attrs) > 0:
+        f.close()
+        raise StoreError(f"{path}: an HDF5 file, but not one written by landscape (no format='{FORMAT}' attribute)")
+    return f
+
+
+def _root_attrs(f: h5py.File, task, fingerprint: str) -> None:
+    import torch
+
+    from . import __version__
+
+    f.attrs["format"] = FORMAT
+    f.attrs["format_version"] = FORMAT_VERSION
+    f.attrs["landscape_version"] = __version__
+    f.attrs["torch_version"] = str(torch.__version__)
+    f.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    f.attrs["task"] = task.name
+    f.attrs["task_options"] = _json(task.options)
+    f.attrs["data_fingerprint"] = fingerprint
+
+
+def check_task(f: h5py.File, path, task, fingerprint: str) -> None:
+    """Refuse a file whose task or data differ from ``task``."""
+    if "task" not in f.attrs:
+        return
+    stored = (f.attrs["task"], json.loads(f.attrs["task_options"]))
+    ours = (task.name, json.loads(_json(task.options)))
+    if stored != ours:
+        raise StoreError(f"{path}: holds task {stored[0]} {stored[1]}, not {ours[0]} {ours[1]}; use another --out")
+    if f.attrs.get("data_fingerprint") != fingerprint:
+        raise StoreError(f"{path}: holds the same task but different data (data fingerprint differs); use another --out")
+
+
+def _diff(stored: dict, ours: dict) -> str:
+    keys = sorted(set(stored) | set(ours))
+    diffs = [f"{k}: {stored.get(k)!r} in file vs {ours.get(k)!r} now" for k in keys if stored.get(k) != ours.get(k)]
+    return "; ".join(diffs)
+
+
+def scan_identity(config, plan) -> dict:
+    """What must match for a file's scan to be resumed: the config with the grid resolved."""
+    ident = config.identity()
+    ident.pop("norms")
+    ident.pop("absolute")
+    ident["alpha"] = [float(f"{a:.12g}") for a in plan.alpha]
+    return json.loads(_json(ident))
+
+
+def prepare_scan(path: str | Path, config, plan, overwrite: bool = False) -> np.ndarray:
+    """Create or reopen ``path`` for ``plan``; return the point indices still to compute.
+
+    An existing file with the same scan is resumed (only pending points are
+    returned). A file with another scan, task or data is refused unless
+    ``overwrite``, which replaces the whole file.
+    """
+    path = Path(path)
+    fingerprint = data_fingerprint(plan.task)
+    ident = scan_identity(config, plan)
+    if path.exists() and overwrite:
+        path.unlink()
+    if path.exists():
+        with open_file(path, "r") as f:
+            if "scan" in f:
+                stored = json.loads(f["scan"].attrs["identity"])
+                if stored != ident or f.attrs.get("data_fingerprint") != fingerprint:
+                    why = _diff(stored, ident) or "different data"
+                    raise StoreError(f"{path}: holds a scan with another configuration ({why}); "
+                                     "use --overwrite to replace the file, or another --out")
+                status = f["scan/status"][()].astype(np.int8).ravel()
+                return np.flatnonzero(status == STATUS_ENUM["pending"])
+            check_task(f, path, plan.task, fingerprint)
+    new = not path.exists()
+    try:
+        with open_file(path, "a") as f:
+            if "format" not in f.attrs:
+                _root_attrs(f, plan.task, fingerprint)
+            _create_scan(f, config, plan, ident)
+    except BaseException:
+        if new:
+            path.unlink(missing_ok=True)
+        raise
+    return np.arange(plan.n_points)
+
+
+def _create_scan(f: h5py.File, config, plan, ident: dict) -> None:
+    K, R = len(plan.norm), config.restarts
+    g = f.create_group("scan")
+    g.attrs["description"] = ("Reduced loss landscape: for each norm, the training loss minimized over parameters "
+                              "whose constrained part has that L2 norm, with train and test metrics read at the minimizer.")
+    g.attrs["config"] = _json({**dataclasses.asdict(config), "task_options": plan.task.options})
+    g.attrs["identity"] = _json(ident)
+    g.attrs["w0"] = plan.w0
+    g.attrs["w0_description"] = "L2 norm of the constrained parameters at the default initialization (restart 0)"
+    g.attrs["method"] = config.method
+    g.attrs["constrained_parameters"] = _json([n for n, c in zip(plan.layout.names, plan.layout.constrained) if c])
+    g.attrs["classification"] = plan.task.accuracy is not None
+
+    alpha = g.create_dataset("alpha", data=np.asarray(plan.alpha, dtype=np.float64))
+    alpha.attrs["units"] = "multiples of w0"
+    alpha.attrs["long_name"] = "norm / w0"
+    norm = g.create_dataset("norm", data=np.asarray(plan.norm, dtype=np.float64))
+    norm.attrs["units"] = "L2 norm"
+    norm.attrs["long_name"] = "L2 norm of the constrained parameters"
+    restart = g.create_dataset("restart", data=np.arange(R, dtype=np.int64))
+    restart.attrs["long_name"] = "independent initialization index"
+    for ds in (alpha, norm, restart):
+        ds.make_scale(ds.name.rsplit("/", 1)[1])
+
+    def attach(ds, *scales_per_dim):
+        for dim, scales in enumerate(scales_per_dim):
+            for s in scales:
+                ds.dims[dim].attach_scale(s)
+
+    for name, desc in METRICS.items():
+        ds = g.create_dataset(name, shape=(K, R), dtype=np.float64, fillvalue=np.nan)
+        ds.attrs["description"] = desc
+        attach(ds, (norm, alpha), (restart,))
+    ds = g.create_dataset("steps", shape=(K, R), dtype=np.int64, fillvalue=-1)
+    ds.attrs["description"] = "optimizer steps run (up to divergence for diverged points; -1 = not computed)"
+    attach(ds, (norm, alpha), (restart,))
+    ds = g.create_dataset("status", shape=(K, R), dtype=STATUS_DTYPE, fillvalue=0)
+    ds.attrs["description"] = "pending = not computed yet, done = finished, diverged = a loss became NaN or inf"
+    attach(ds, (norm, alpha), (restart,))
+
+    if config.history:
+        from .scan import history_steps
+
+        h = g.create_group("history")
+        steps = history_steps(config)
+        st = h.create_dataset("step", data=steps)
+        st.attrs["long_name"] = "optimizer step"
+        st.make_scale("step")
+        for name in ("train_loss", "test_loss"):
+            ds = h.create_dataset(name, shape=(K, R, len(steps)), dtype=np.float64, fillvalue=np.nan)
+            ds.attrs["description"] = f"full-data {name.replace('_', ' ')} recorded during the constrained optimization"
+            attach(ds, (norm, alpha), (restart,), (st,))
+    if config.save_params:
+        P = plan.layout.size
+        ds = g.create_dataset("params", shape=(K, R, P), dtype=np.float32, fillvalue=np.nan,
+                              chunks=(1, 1, P))
+        ds.attrs["description"] = "constrained minimizers, flattened in the order of the 'names' attribute"
+        ds.attrs["names"] = _json(list(plan.layout.names))
+        ds.attrs["shapes"] = _json([list(s) for s in plan.layout.shapes])
+        attach(ds, (norm, alpha), (restart,))
+        g.create_dataset("constrained", data=plan.layout.mask().numpy().astype(np.int8))
+
+
+def write_chunk(path: str | Path, result, restarts: int) -> None:
+    """Store one chunk of results; statuses are written last, then the file is closed."""
+    ks, rs = np.divmod(result.index, restarts)
+    with open_file(path, "r+") as f:
+        g = f["scan"]
+        for name in (*METRICS, "steps"):
+            arr = g[name][()]
+            arr[ks, rs] = getattr(result, name)
+            g[name][...] = arr
+        if result.history is not None and "history" in g:
+            for name, values in zip(("train_loss", "test_loss"), result.history):
+                for j, (k, r) in enumerate(zip(ks, rs)):
+                    g["history"][name][k, r, :] = values[j]
+        if result.params is not None and "params" in g:
+            for j, (k, r) in enumerate(zip(ks, rs)):
+                g["params"][k, r, :] = result.params[j]
+        f.flush()
+        status = g["status"][()]
+        status[ks, rs] = result.status
+        g["status"][...] = status
+        f.flush()
+
+
+def read_scan(path: str | Path) -> dict[str, Any] | None:
+    """Everything under ``/scan`` as numpy arrays and plain values, or None if the file has no scan."""
+    with open_file(path, "r") as f:
+        if "scan" not in f:
+            return None
+        g = f["scan"]
+        out = {k: g[k][()] for k in ("alpha", "norm", *METRICS, "steps")}
+        out["status"] = g["status"][()].astype(np.int8)
+        out["w0"] = float(g.attrs["w0"])
+        out["config"] = json.loads(g.attrs["config"])
+        out["classification"] = bool(g.attrs["classification"])
+        out["task"] = str(f.attrs["task"])
+        if "history" in g:
+            out["history"] = {k: g["history"][k][()] for k in ("step", "train_loss", "test_loss")}
+        return out
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """Root attributes and the groups present, for ``landscape info``."""
+    with open_file(path, "r") as f:
+        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+        return {"attrs": attrs, "groups": list(f.keys())}

@@ -1,0 +1,181 @@
+"""Built-in problems and the contract for your own.
+
+A task is a :class:`Task`: a model constructor, train and test data, a loss and,
+for classification, an accuracy. ``get_task(name, options)`` builds one from the
+registry (``landscape tasks`` lists it) or from ``package.module:function``, any
+importable factory that accepts the options as keyword arguments and returns a
+``Task``. Example of a user factory::
+
+    # mytask.py
+    import torch
+    from landscape.tasks import Task, mse
+
+    def make(seed: int = 0, n: int = 64):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(2 * n, 3, generator=g)
+        y = x.sum(1, keepdim=True).sin()
+        model = lambda: torch.nn.Sequential(
+            torch.nn.Linear(3, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
+        return Task("mytask", model, x[:n], y[:n], x[n:], y[n:], loss=mse)
+
+and ``landscape scan --task mytask:make --task-opt n=128``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+
+class TaskError(ValueError):
+    """A task could not be built from the given name or options."""
+
+
+@dataclass
+class Task:
+    """One learning problem.
+
+    ``model()`` returns a freshly initialized ``torch.nn.Module`` using torch's
+    global random generator (the scan seeds it); ``loss(output, target)`` and
+    ``accuracy(output, target)`` return scalars and must be written with torch
+    operations only (they run under ``torch.func.vmap``).
+    """
+
+    name: str
+    model: Callable[[], torch.nn.Module]
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    accuracy: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def classification(self) -> bool:
+        return self.accuracy is not None
+
+
+def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error, averaged over samples and output dimensions."""
+    return ((output - target) ** 2).mean()
+
+
+def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(output, target)
+
+
+def label_accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Fraction of samples whose arg-max output equals the integer label."""
+    return (output.argmax(-1) == target).float().mean()
+
+
+def onehot_accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Fraction of samples whose arg-max output equals the arg-max of a one-hot target."""
+    return (output.argmax(-1) == target.argmax(-1)).float().mean()
+
+
+def mlp(sizes, activation: str = "relu") -> torch.nn.Sequential:
+    """A multilayer perceptron with PyTorch's default initialization."""
+    acts = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "gelu": torch.nn.GELU, "silu": torch.nn.SiLU}
+    if activation not in acts:
+        raise TaskError(f"unknown activation {activation!r}; choose from {', '.join(acts)}")
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(torch.nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(acts[activation]())
+    return torch.nn.Sequential(*layers)
+
+
+def _registry() -> dict[str, Callable[..., Task]]:
+    from . import digits, file, modular, teacher_student
+
+    return {
+        "teacher-student": teacher_student.make,
+        "modular": modular.make,
+        "digits": digits.make,
+        "file": file.make,
+    }
+
+
+def describe() -> list[tuple[str, str]]:
+    """``(name, one-line description)`` for every built-in task."""
+    return [(name, inspect.getdoc(f).splitlines()[0]) for name, f in _registry().items()]
+
+
+def task_names() -> list[str]:
+    return list(_registry())
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    if not isinstance(value, str) or isinstance(default, str) or default is None:
+        return value
+    try:
+        if isinstance(default, bool):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+    except ValueError:
+        raise TaskError(f"task option {name}={value!r}: expected {type(default).__name__}") from None
+    return value
+
+
+def resolve_factory(name: str) -> Callable[..., Task]:
+    """The factory for a registry name or for ``package.module:function``."""
+    registry = _registry()
+    if name in registry:
+        return registry[name]
+    if ":" not in name:
+        raise TaskError(f"unknown task {name!r}; known tasks: {', '.join(registry)} (or package.module:function)")
+    module_name, _, func_name = name.partition(":")
+    if not module_name or not func_name:
+        raise TaskError(f"task {name!r}: expected package.module:function")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # noqa: BLE001 -- any import failure is the user's input
+        raise TaskError(f"task {name!r}: cannot import module {module_name!r} ({type(e).__name__}: {e})") from None
+    factory = getattr(module, func_name, None)
+    if not callable(factory):
+        raise TaskError(f"task {name!r}: module {module_name!r} has no function {func_name!r}")
+    return factory
+
+
+def get_task(name: str, options: dict[str, Any] | None = None) -> Task:
+    """Build the task ``name`` with keyword ``options`` (strings are converted to the defaults' types)."""
+    factory = resolve_factory(name)
+    options = dict(options or {})
+    params = inspect.signature(factory).parameters
+    takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    resolved = {}
+    for key, value in options.items():
+        if key not in params and not takes_kwargs:
+            accepted = ", ".join(p for p in params if params[p].kind != p.VAR_POSITIONAL) or "none"
+            raise TaskError(f"task {name!r} has no option {key!r}; accepted: {accepted}")
+        default = params[key].default if key in params else None
+        resolved[key] = _coerce(key, value, None if default is inspect.Parameter.empty else default)
+    try:
+        task = factory(**resolved)
+    except TaskError:
+        raise
+    except (TypeError, ValueError, OSError, KeyError) as e:
+        raise TaskError(f"task {name!r}: {e}") from None
+    if not isinstance(task, Task):
+        raise TaskError(f"task {name!r}: factory returned {type(task).__name__}, expected landscape.tasks.Task")
+    # Record every option with its effective value, defaults included.
+    full = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    full.update(resolved)
+    task.options = {**full, **task.options}
+    task.name = name
+    return task

@@ -1,0 +1,79 @@
+"""Modular arithmetic (a op b) mod p, the grokking benchmark of Power et al. (2022)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import Task, TaskError, cross_entropy, label_accuracy, mlp, mse
+
+OPS = {
+    "+": lambda a, b, p: (a + b) % p,
+    "-": lambda a, b, p: (a - b) % p,
+    "*": lambda a, b, p: (a * b) % p,
+    "/": lambda a, b, p: (a * pow_mod(b, p - 2, p)) % p,
+}
+OP_NAMES = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+
+
+def pow_mod(b: torch.Tensor, e: int, p: int) -> torch.Tensor:
+    result = torch.ones_like(b)
+    base = b % p
+    while e:
+        if e & 1:
+            result = (result * base) % p
+        base = (base * base) % p
+        e >>= 1
+    return result
+
+
+def _is_prime(p: int) -> bool:
+    return p >= 2 and all(p % d for d in range(2, int(p**0.5) + 1))
+
+
+class TokenMLP(torch.nn.Module):
+    """Learned embeddings of the two operands, concatenated, then an MLP to p logits."""
+
+    def __init__(self, p: int, embed: int, width: int):
+        super().__init__()
+        self.embed = torch.nn.Embedding(p, embed)
+        self.mlp = mlp([2 * embed, width, width, p], "relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.embed(x).flatten(-2))
+
+
+def make(p: int = 59, op: str = "+", train_fraction: float = 0.4, loss: str = "cross_entropy",
+         embed: int = 32, width: int = 128, seed: int = 0) -> Task:
+    """Modular arithmetic (a op b) mod p, op in + - * /, p prime (default 59); token-embedding MLP."""
+    op = OP_NAMES.get(op, op)
+    if op not in OPS:
+        raise TaskError(f"modular: op must be one of + - * / (or add sub mul div), got {op!r}")
+    if not _is_prime(p):
+        raise TaskError(f"modular: p must be prime, got {p}")
+    if not 0 < train_fraction < 1:
+        raise TaskError(f"modular: train_fraction must be in (0, 1), got {train_fraction}")
+    if loss not in ("cross_entropy", "mse"):
+        raise TaskError(f"modular: loss must be cross_entropy or mse, got {loss!r}")
+    a, b = torch.meshgrid(torch.arange(p), torch.arange(1 if op == "/" else 0, p), indexing="ij")
+    a, b = a.flatten(), b.flatten()
+    x = torch.stack([a, b], 1)
+    y = OPS[op](a, b, p)
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(x), generator=g)
+    n_train = max(1, int(round(train_fraction * len(x))))
+    tr, te = perm[:n_train], perm[n_train:]
+    if loss == "mse":
+        y = F.one_hot(y, p).float()
+        loss_fn = mse
+
+        def accuracy(out, target):
+            return (out.argmax(-1) == target.argmax(-1)).float().mean()
+    else:
+        loss_fn, accuracy = cross_entropy, label_accuracy
+    return Task(
+        name="modular",
+        model=lambda: TokenMLP(p, embed, width),
+        x_train=x[tr], y_train=y[tr], x_test=x[te], y_test=y[te],
+        loss=loss_fn, accuracy=accuracy,
+    )
