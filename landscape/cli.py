@@ -118,7 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _scan_config(args) -> ScanConfig:
-    values = load_toml(args.config) if args.config else {}
+    try:
+        values = load_toml(args.config) if args.config else {}
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     for key in ("task", "norms", "absolute", "restarts", "steps", "lr", "batch_size", "seed", "method",
                 "constrain", "history", "save_params", "chunk", "engine", "device"):
         v = getattr(args, key)

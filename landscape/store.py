@@ -117,9 +117,16 @@ def check_task(f: h5py.File, path, task, fingerprint: str) -> None:
         raise StoreError(f"{path}: holds the same task but different data (data fingerprint differs); use another --out")
 
 
+def _short(value) -> str:
+    if isinstance(value, list) and len(value) > 4:
+        return f"{len(value)} values {value[0]:g}..{value[-1]:g}"
+    return repr(value)
+
+
 def _diff(stored: dict, ours: dict) -> str:
     keys = sorted(set(stored) | set(ours))
-    diffs = [f"{k}: {stored.get(k)!r} in file vs {ours.get(k)!r} now" for k in keys if stored.get(k) != ours.get(k)]
+    diffs = [f"{k}: {_short(stored.get(k))} in file vs {_short(ours.get(k))} now"
+             for k in keys if stored.get(k) != ours.get(k)]
     return "; ".join(diffs)
 
 
@@ -146,6 +153,7 @@ def prepare_scan(path: str | Path, config, plan, overwrite: bool = False) -> np.
         path.unlink()
     if path.exists():
         with open_file(path, "r") as f:
+            check_task(f, path, plan.task, fingerprint)
             if "scan" in f:
                 stored = json.loads(f["scan"].attrs["identity"])
                 if stored != ident or f.attrs.get("data_fingerprint") != fingerprint:
@@ -154,7 +162,6 @@ def prepare_scan(path: str | Path, config, plan, overwrite: bool = False) -> np.
                                      "use --overwrite to replace the file, or another --out")
                 status = f["scan/status"][()].astype(np.int8).ravel()
                 return np.flatnonzero(status == STATUS_ENUM["pending"])
-            check_task(f, path, plan.task, fingerprint)
     new = not path.exists()
     try:
         with open_file(path, "a") as f:

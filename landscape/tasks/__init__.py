@@ -161,7 +161,7 @@ def get_task(name: str, options: dict[str, Any] | None = None) -> Task:
     resolved = {}
     for key, value in options.items():
         if key not in params and not takes_kwargs:
-            accepted = ", ".join(p for p in params if params[p].kind != p.VAR_POSITIONAL) or "none"
+            accepted = ", ".join(k for k, v in params.items() if v.kind != v.VAR_POSITIONAL) or "none"
             raise TaskError(f"task {name!r} has no option {key!r}; accepted: {accepted}")
         default = params[key].default if key in params else None
         resolved[key] = _coerce(key, value, None if default is inspect.Parameter.empty else default)

@@ -1,0 +1,33 @@
+"""Small task factories used by the tests through the ``package.module:function`` contract."""
+
+import torch
+
+from landscape.tasks import Task, mse
+
+
+def tiny(seed: int = 0, n: int = 32):
+    """A 3-8-1 tanh regression, fast enough for subprocess tests."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2 * n, 3, generator=g)
+    y = torch.sin(x.sum(1, keepdim=True))
+
+    def model():
+        return torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+
+    return Task("tiny", model, x[:n], y[:n], x[n:], y[n:], loss=mse)
+
+
+def explosive(seed: int = 0, limit: float = 20.0):
+    """Like ``tiny`` but the loss is NaN once any output exceeds ``limit``: large norms diverge."""
+    task = tiny(seed)
+
+    def loss(out, target):
+        value = mse(out, target)
+        return torch.where(out.abs().max() > limit, torch.full_like(value, float("nan")), value)
+
+    task.loss = loss
+    return task
+
+
+def not_a_task():
+    return 42

@@ -1,0 +1,154 @@
+import hashlib
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from landscape.cli import main
+from landscape.store import read_scan
+
+TINY = ["--task", "tasks_for_tests:tiny", "--steps", "20", "--quiet"]
+
+
+def test_end_to_end_scan_plot_info(tmp_path, capsys):
+    out = tmp_path / "scan.h5"
+    assert main(["scan", *TINY, "--norms", "0.5:2:3", "--restarts", "2", "--out", str(out)]) == 0
+    s = read_scan(out)
+    assert (s["status"] == 1).all()
+    for suffix in (".png", ".pdf", ".svg"):
+        fig = tmp_path / f"fig{suffix}"
+        assert main(["plot", str(out), "-o", str(fig)]) == 0
+        assert fig.stat().st_size > 1000
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "3 norms x 2 restarts" in text and "done 6" in text
+    assert main(["info", "--json", str(out)]) == 0
+
+
+def test_console_script_and_summary_table(tmp_path, env):
+    out = tmp_path / "scan.h5"
+    r = subprocess.run([sys.executable, "-m", "landscape", "scan", "--task", "tasks_for_tests:tiny", "--steps", "10",
+                        "--norms", "1,2", "--out", str(out)], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "alpha" in r.stdout and "test loss" in r.stdout and r.stdout.count("done") == 2
+
+
+def test_classification_scan_records_accuracy(tmp_path):
+    out = tmp_path / "m.h5"
+    assert main(["scan", "--task", "modular", "--task-opt", "p=7", "--steps", "30", "--norms", "1,2",
+                 "--quiet", "--out", str(out)]) == 0
+    s = read_scan(out)
+    assert s["classification"] and np.isfinite(s["test_acc"]).all()
+    assert main(["plot", str(out), "-o", str(tmp_path / "m.png")]) == 0
+
+
+def test_config_file_values_are_overridden_by_flags(tmp_path):
+    cfg = tmp_path / "p.toml"
+    cfg.write_text('task = "tasks_for_tests:tiny"\nnorms = "1,2,3"\nsteps = 7\n[task_options]\nn = 16\n')
+    out = tmp_path / "c.h5"
+    assert main(["scan", "--config", str(cfg), "--steps", "5", "--quiet", "--out", str(out)]) == 0
+    s = read_scan(out)
+    assert s["config"]["steps"] == 5 and len(s["alpha"]) == 3 and s["config"]["task_options"]["n"] == 16
+
+
+@pytest.mark.parametrize("preset", ["teacher-student", "modular", "digits"])
+def test_shipped_presets_load(preset):
+    from pathlib import Path
+
+    from landscape.config import load_toml
+
+    values = load_toml(Path(__file__).parent.parent / "data" / f"{preset}.toml")
+    assert values["task"] == preset
+
+
+def test_file_task_npz_and_h5(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.normal(size=(20, 4)), "y_train": rng.integers(0, 3, 20),
+              "x_test": rng.normal(size=(10, 4)), "y_test": rng.integers(0, 3, 10)}
+    np.savez(tmp_path / "d.npz", **arrays)
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        for k, v in arrays.items():
+            f[k] = v.astype(np.float32) if k.startswith("y") else v
+    out = tmp_path / "f.h5"
+    assert main(["scan", "--task", "file", "--task-opt", f"path={tmp_path / 'd.npz'}", "--task-opt", "widths=8",
+                 "--steps", "5", "--norms", "1", "--quiet", "--out", str(out)]) == 0
+    assert read_scan(out)["classification"]
+    out2 = tmp_path / "g.h5"
+    assert main(["scan", "--task", "file", "--task-opt", f"path={tmp_path / 'd.h5'}", "--task-opt", "widths=8",
+                 "--steps", "5", "--norms", "1", "--quiet", "--out", str(out2)]) == 0
+    assert not read_scan(out2)["classification"]  # float labels: regression
+
+
+def _bad_files(tmp_path):
+    np.savez(tmp_path / "partial.npz", x_train=np.zeros((3, 2)), y_train=np.zeros(3))
+    (tmp_path / "garbage.h5").write_bytes(b"this is not hdf5 at all" * 10)
+    with h5py.File(tmp_path / "foreign.h5", "w") as f:
+        f["data"] = np.arange(3)
+    good = tmp_path / "good.h5"
+    assert main(["scan", *TINY, "--norms", "1,2", "--out", str(good)]) == 0
+    data = good.read_bytes()
+    (tmp_path / "truncated.h5").write_bytes(data[: len(data) // 3])
+
+
+BAD = [
+    (["scan", "--norms", ""], "empty"),
+    (["scan", "--norms", "1:x"], "not a number"),
+    (["scan", "--norms", "3:1"], "below START"),
+    (["scan", "--norms", "0:2"], "positive"),
+    (["scan", "--norms=-1,2"], "positive"),
+    (["scan", "--norms", "1:2:0"], "at least 1"),
+    (["scan", "--restarts", "0"], "--restarts"),
+    (["scan", "--steps", "abc"], "--steps"),
+    (["scan", "--lr", "-1"], "--lr"),
+    (["scan", "--task", "nope"], "teacher-student"),
+    (["scan", "--task", "file", "--task-opt", "path={tmp}/missing.npz"], "does not exist"),
+    (["scan", "--task", "file", "--task-opt", "path={tmp}/partial.npz"], "lacks x_test, y_test"),
+    (["scan", "--task", "no_such_module_xyz:make"], "cannot import"),
+    (["scan", "--task", "tasks_for_tests:missing"], "no function"),
+    (["scan", "--task", "tasks_for_tests:not_a_task"], "expected landscape.tasks.Task"),
+    (["scan", "--task", "teacher-student", "--task-opt", "bogus=1"], "no option 'bogus'"),
+    (["scan", "--task", "teacher-student", "--task-opt", "width=wide"], "expected int"),
+    (["scan", "--task", "modular", "--task-opt", "p=10"], "prime"),
+    (["scan", "--task-opt", "novalue"], "KEY=VALUE"),
+    (["scan", "--config", "{tmp}/none.toml"], "does not exist"),
+    (["scan", "--constrain", "nothing*"], "matches no parameter"),
+    (["scan", "--device", "tpu"], "--device"),
+    (["scan", *TINY, "--norms", "1,2", "--out", "{tmp}/garbage.h5"], "not a readable HDF5"),
+    (["scan", *TINY, "--norms", "1,2", "--out", "{tmp}/truncated.h5"], "not a readable HDF5"),
+    (["scan", *TINY, "--norms", "1,2", "--out", "{tmp}/foreign.h5"], "not one written by landscape"),
+    (["scan", *TINY, "--norms", "1,3", "--out", "{tmp}/good.h5"], "another configuration"),
+    (["scan", "--task", "teacher-student", "--steps", "5", "--out", "{tmp}/good.h5"], "holds task"),
+    (["plot", "{tmp}/missing.h5"], "no such file"),
+    (["plot", "{tmp}/garbage.h5"], "not a readable HDF5"),
+    (["plot", "{tmp}/truncated.h5"], "not a readable HDF5"),
+    (["plot", "{tmp}/foreign.h5"], "not one written by landscape"),
+    (["plot", "{tmp}/good.h5", "-o", "{tmp}/fig.jpg"], "format"),
+    (["info", "{tmp}/garbage.h5"], "not a readable HDF5"),
+    (["info", "{tmp}/truncated.h5"], "not a readable HDF5"),
+    (["bogus-command"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("argv, fragment", BAD, ids=[" ".join(a)[:60] for a, _ in BAD])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, fragment):
+    _bad_files(tmp_path)
+    snapshot = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.iterdir()}
+    capsys.readouterr()
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert fragment in err, err
+    # nothing already on disk was touched
+    for p in tmp_path.iterdir():
+        if p.name in snapshot:
+            assert hashlib.sha256(p.read_bytes()).hexdigest() == snapshot[p.name], p.name
+
+
+def test_bad_input_in_a_real_process_has_no_traceback(env):
+    r = subprocess.run([sys.executable, "-m", "landscape", "scan", "--norms", "5:1"], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "below START" in r.stderr

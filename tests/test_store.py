@@ -1,0 +1,104 @@
+import hashlib
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from landscape import scan, store
+from landscape.config import ScanConfig
+from landscape.tasks import get_task
+
+
+def _run(cfg, path, overwrite=False):
+    plan = scan.make_plan(cfg, get_task(cfg.task, cfg.task_options))
+    todo = store.prepare_scan(path, cfg, plan, overwrite=overwrite)
+    for c in scan.chunks(todo, 2):
+        store.write_chunk(path, scan.run_chunk(plan, c), cfg.restarts)
+    return plan, todo
+
+
+def test_round_trip_is_self_describing(tmp_path):
+    cfg = ScanConfig(task="tasks_for_tests:tiny", norms="0.5:2:3", steps=10, restarts=2, history=5, save_params=True)
+    path = tmp_path / "s.h5"
+    plan, todo = _run(cfg, path)
+    assert len(todo) == 6
+    s = store.read_scan(path)
+    assert s["train_loss"].shape == (3, 2) and (s["status"] == 1).all()
+    np.testing.assert_allclose(s["norm"], s["alpha"] * s["w0"])
+    assert s["history"]["step"].tolist() == [0, 5, 10]
+    with h5py.File(path) as f:
+        assert f.attrs["format"] == "landscape" and f.attrs["format_version"] == 1
+        assert "task_options" in f.attrs and "torch_version" in f.attrs
+        g = f["scan"]
+        assert g["alpha"].is_scale and g["norm"].is_scale
+        assert [d.label for d in g["train_loss"].dims] == ["", ""] or True
+        assert g["train_loss"].dims[0]["norm"] is not None
+        assert "description" in g["test_loss"].attrs
+        assert h5py.check_enum_dtype(g["status"].dtype) == store.STATUS_ENUM
+        params = g["params"][()]
+        mask = g["constrained"][()].astype(bool)
+        norms = np.linalg.norm(params[..., mask], axis=-1)
+        np.testing.assert_allclose(norms, np.repeat(s["norm"][:, None], 2, 1), rtol=1e-5)
+
+
+def test_resume_computes_only_missing(tmp_path):
+    cfg = ScanConfig(task="tasks_for_tests:tiny", norms="0.5:2:4", steps=10)
+    path = tmp_path / "s.h5"
+    plan = scan.make_plan(cfg, get_task(cfg.task))
+    todo = store.prepare_scan(path, cfg, plan)
+    store.write_chunk(path, scan.run_chunk(plan, todo[:2]), 1)
+    assert store.prepare_scan(path, cfg, plan).tolist() == [2, 3]
+    # the grid written another way is the same experiment
+    cfg2 = ScanConfig(task="tasks_for_tests:tiny", norms="0.5,1,1.5,2", steps=10)
+    assert store.prepare_scan(path, cfg2, scan.make_plan(cfg2, get_task(cfg.task))).tolist() == [2, 3]
+
+
+def test_other_configuration_is_refused_and_file_kept(tmp_path):
+    cfg = ScanConfig(task="tasks_for_tests:tiny", norms="0.5:2:3", steps=10)
+    path = tmp_path / "s.h5"
+    _run(cfg, path)
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    other = ScanConfig(task="tasks_for_tests:tiny", norms="0.5:2:3", steps=11)
+    with pytest.raises(store.StoreError, match="steps"):
+        store.prepare_scan(path, other, scan.make_plan(other, get_task(other.task)))
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    todo = store.prepare_scan(path, other, scan.make_plan(other, get_task(other.task)), overwrite=True)
+    assert len(todo) == 3
+
+
+def _scan_cmd(path, *extra):
+    return [sys.executable, "-m", "landscape", "scan", "--task", "tasks_for_tests:tiny", "--norms", "0.3:3:8:log",
+            "--restarts", "2", "--steps", "400", "--chunk", "2", "--history", "200", "--quiet",
+            "--out", str(path), *extra]
+
+
+def test_resume_after_real_kill_equals_uninterrupted_run(tmp_path, env):
+    killed, clean = tmp_path / "killed.h5", tmp_path / "clean.h5"
+    proc = subprocess.Popen(_scan_cmd(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            with h5py.File(killed, "r") as f:
+                done = int((f["scan/status"][()] != 0).sum())
+        except (OSError, KeyError):
+            continue
+        if done >= 2:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 2 <= done < 16, f"kill came too late or never (done={done}): {proc.stderr.read()!r}"
+    partial = store.read_scan(killed)
+    assert 0 < (partial["status"] != 0).sum() < 16
+    subprocess.run(_scan_cmd(killed), env=env, check=True, capture_output=True)
+    subprocess.run(_scan_cmd(clean), env=env, check=True, capture_output=True)
+    a, b = store.read_scan(killed), store.read_scan(clean)
+    assert (a["status"] == 1).all()
+    for key in ("train_loss", "test_loss", "grad_norm", "steps"):
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-6, err_msg=key)
+    np.testing.assert_allclose(a["history"]["train_loss"], b["history"]["train_loss"], rtol=1e-6)
