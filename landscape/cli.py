@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -293,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e)
         print(msg if msg.startswith("landscape") else f"landscape: error: {msg}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # output piped into head, less, ...
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         print("landscape: interrupted; finished points are kept in the output file", file=sys.stderr)
         return 130

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 # Okabe-Ito palette: distinguishable with the common forms of colour blindness.
 TRAIN, TEST, MARK = "#0072B2", "#D55E00", "#555555"
@@ -51,7 +52,7 @@ def scan_figure(scan: dict) -> Figure:
     for ax, (tr, te, label, logy) in zip(axes, series):
         for key, color, name in ((tr, TRAIN, "train"), (te, TEST, "test")):
             _band(ax, w, scan[key], scan["status"], color)
-            ax.plot(w, _pick(scan[key], best), "o-", color=color, ms=4, label=f"{name} {label}")
+            ax.plot(w, _pick(scan[key], best), "o-", color=color, ms=4, label=name)
         diverged = np.flatnonzero((scan["status"] == 2).any(axis=1))
         if len(diverged):
             ax.plot(w[diverged], np.full(len(diverged), np.nan), "x", color=MARK, label="diverged")
@@ -66,6 +67,11 @@ def scan_figure(scan: dict) -> Figure:
         ax.set_ylabel(label)
         top = ax.secondary_xaxis("top", functions=(lambda x: x / w0, lambda a: a * w0))
         top.set_xlabel("$\\alpha = w / w_0$")
+        if logx:
+            for axis in (ax.xaxis, top.xaxis):
+                axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+                axis.set_major_formatter(FormatStrFormatter("%g"))
+                axis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3, which="both" if logy else "major", lw=0.5)
     cfg = scan["config"]
     fig.suptitle(f"Reduced landscape: {scan['task']} ({cfg['method']} Adam, {cfg['steps']} steps, "
