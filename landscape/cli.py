@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .config import ScanConfig, load_toml
+from .config import ScanConfig, TrainConfig, field_names, load_toml
 
 EXIT_USAGE = 2
 
@@ -64,6 +64,28 @@ def _positive_float(name):
     return parse
 
 
+def _float_list(name):
+    def parse(text):
+        try:
+            values = [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} expects numbers separated by commas, got {text!r}") from None
+        if not values or any(not np.isfinite(v) or v < 0 for v in values):
+            raise argparse.ArgumentTypeError(f"{name} expects finite non-negative numbers, got {text!r}")
+        return values
+    return parse
+
+
+def _int_list(text):
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds expects integers separated by commas, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("--seeds is empty")
+    return values
+
+
 def _task_opt(text):
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -106,9 +128,40 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="replace an output file that holds another experiment")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary table")
 
-    pl = sub.add_parser("plot", help="draw the L/U figure of a file")
+    t = sub.add_parser("train", help="free-training trajectories (AdamW) stored next to the scan",
+                       description="Train with AdamW from a scaled default initialization and log norm, losses and "
+                                   "accuracies over steps. Lists sweep: every (weight decay, init scale, seed) "
+                                   "combination is one trajectory, all trained as one ensemble.")
+    d = TrainConfig()
+    t.add_argument("--config", metavar="FILE.toml", help="preset whose values the flags below override")
+    t.add_argument("--task", help=f"built-in task or package.module:function (default {d.task})")
+    t.add_argument("--task-opt", type=_task_opt, action="append", metavar="KEY=VALUE", help="task option, repeatable")
+    t.add_argument("--init-scale", type=_float_list("--init-scale"), metavar="A[,A...]",
+                   help="multiply the default initialization by alpha (default 1)")
+    t.add_argument("--weight-decay", type=_float_list("--weight-decay"), metavar="WD[,WD...]",
+                   help="AdamW decoupled weight decay (default 0)")
+    t.add_argument("--seeds", type=_int_list, metavar="S[,S...]", help="initialization and minibatch seeds (default 0)")
+    t.add_argument("--lr", type=_positive_float("--lr"), help=f"learning rate, constant (default {d.lr})")
+    t.add_argument("--steps", type=_positive_int("--steps"), help=f"training steps (default {d.steps})")
+    t.add_argument("--batch-size", type=_positive_int("--batch-size"), help="minibatch size (default: full batch)")
+    t.add_argument("--constrain", metavar="GLOB", help="parameter set whose norm is logged as constrained_norm (default '*')")
+    t.add_argument("--log-every", type=_positive_int("--log-every"), metavar="N",
+                   help="log every N steps (default: a log-spaced grid)")
+    t.add_argument("--log-points", type=_positive_int("--log-points"), metavar="N",
+                   help=f"points of the log-spaced grid (default {d.log_points})")
+    t.add_argument("--checkpoint-every", type=_positive_int("--checkpoint-every"), metavar="N",
+                   help=f"write logs and a resumable checkpoint every N steps (default {d.checkpoint_every})")
+    t.add_argument("--chunk", type=_positive_int("--chunk"), help="trajectories per batched computation")
+    t.add_argument("--device", help="cpu (default), cuda or cuda:N")
+    t.add_argument("--out", "-o", default="scan.h5", help="HDF5 file, shared with the scan (default scan.h5)")
+    t.add_argument("--overwrite", action="store_true", help="replace trajectories of the same name with other settings")
+    t.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary table")
+
+    pl = sub.add_parser("plot", help="draw the L/U figure and the trajectories of a file")
     pl.add_argument("file")
-    pl.add_argument("-o", "--out", help="figure path; .png, .pdf or .svg (default FILE with .png)")
+    pl.add_argument("-o", "--out", help="figure path; .png, .pdf or .svg (default FILE with .png); "
+                                        "with trajectories a second figure NAME-grokking.SUFFIX is written")
+    pl.add_argument("--trajectories", metavar="NAMES", help="comma list of trajectory names to draw (default all)")
 
     i = sub.add_parser("info", help="summarize a landscape file")
     i.add_argument("file")
@@ -118,23 +171,62 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _scan_config(args) -> ScanConfig:
+def _merge(args, cls):
+    """Defaults < TOML preset < flags given on the command line."""
     try:
-        values = load_toml(args.config) if args.config else {}
+        values = load_toml(args.config, cls) if args.config else {}
     except ValueError as e:
         raise UsageError(str(e)) from None
-    for key in ("task", "norms", "absolute", "restarts", "steps", "lr", "batch_size", "seed", "method",
-                "constrain", "history", "save_params", "chunk", "engine", "device"):
-        v = getattr(args, key)
-        if v is not None:
+    for key in field_names(cls):
+        v = getattr(args, key, None)
+        if v is not None and key != "task_options":
             values[key] = v
-    options = dict(values.pop("task_options", {}) or {})
+    options = values.pop("task_options", {}) or {}
+    if not isinstance(options, dict):
+        raise UsageError("config: [task_options] must be a table")
+    options = dict(options)
     options.update(dict(args.task_opt or []))
-    try:
-        cfg = ScanConfig(**values, task_options=options)
-    except TypeError as e:
-        raise UsageError(f"config: {e}") from None
+    return cls(**values, task_options=options)
+
+
+def _scan_config(args) -> ScanConfig:
+    cfg = _merge(args, ScanConfig)
     _check_config(cfg)
+    return cfg
+
+
+def _train_config(args) -> TrainConfig:
+    cfg = _merge(args, TrainConfig)
+    for name in ("steps", "log_points", "checkpoint_every"):
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise UsageError(f"{name} must be a positive integer, got {v!r}")
+    for name in ("log_every",):
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise UsageError(f"{name} must be an integer >= 0, got {v!r}")
+    for name in ("batch_size", "chunk"):
+        v = getattr(cfg, name)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise UsageError(f"{name} must be a positive integer, got {v!r}")
+    for name in ("init_scale", "weight_decay", "seeds"):
+        v = getattr(cfg, name)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = [v]
+            setattr(cfg, name, v)
+        kinds = int if name == "seeds" else (int, float)
+        if not isinstance(v, list) or not v or not all(isinstance(x, kinds) and not isinstance(x, bool) for x in v):
+            raise UsageError(f"{name} must be a non-empty list of numbers, got {v!r}")
+        if name != "seeds" and any(not np.isfinite(x) or x < 0 for x in v):
+            raise UsageError(f"{name} values must be finite and non-negative, got {v!r}")
+    if 0 in cfg.init_scale or 0.0 in cfg.init_scale:
+        raise UsageError("init_scale must be positive")
+    if not isinstance(cfg.lr, (int, float)) or not 0 < cfg.lr < float("inf"):
+        raise UsageError(f"lr must be a positive number, got {cfg.lr!r}")
+    names = [f"{wd:g}/{a:g}/{s}" for wd in cfg.weight_decay for a in cfg.init_scale for s in cfg.seeds]
+    if len(set(names)) != len(names):
+        raise UsageError("the sweep lists the same (weight decay, init scale, seed) twice")
+    _check_device(cfg.device)
     return cfg
 
 
@@ -201,6 +293,73 @@ def cmd_scan(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from tqdm import tqdm
+
+    from . import store, train
+    from .tasks import get_task
+
+    cfg = _train_config(args)
+    try:
+        task = get_task(cfg.task, cfg.task_options)
+        plan = train.make_plan(cfg, task)
+        states = store.prepare_trajectories(args.out, cfg, plan, overwrite=args.overwrite)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    cfg.task_options = task.options
+    # group members by the step they resume from; finished ones are skipped
+    groups: dict[int, list] = {}
+    for m in plan.members:
+        ck = states[m.name]
+        start = ck[0] if ck is not None else 0
+        if start < cfg.steps:
+            groups.setdefault(start, []).append(m)
+    skipped = len(plan.members) - sum(len(g) for g in groups.values())
+    if skipped and not args.quiet:
+        print(f"{args.out}: {skipped} of {len(plan.members)} trajectories already finished", file=sys.stderr)
+    size = cfg.chunk or train.members_per_chunk(plan)
+    total = sum((cfg.steps - start) * ((len(g) + size - 1) // size) for start, g in groups.items())
+    bar = tqdm(total=total, unit="step", unit_scale=True, desc="train", smoothing=0.1,
+               disable=True if args.quiet else None)
+    for start, group in sorted(groups.items()):
+        for i in range(0, len(group), size):
+            part = group[i:i + size]
+            state = train.resume_state(plan, part, [states[m.name] for m in part], start)
+            names = [m.name for m in part]
+
+            def save(st, log, names=names):
+                a = log.arrays() if len(log) else {k: np.zeros((len(names), 0)) for k in train.Log.NAMES}
+                store.write_trajectories(args.out, names, st.step, a, log.step, st.theta.cpu().numpy(),
+                                         st.adam.m.cpu().numpy(), st.adam.v.cpu().numpy(), st.adam.t,
+                                         done=st.step >= cfg.steps)
+
+            train.run(plan, part, state, device=cfg.device, on_checkpoint=save, on_progress=bar.update)
+    bar.close()
+    if not args.quiet:
+        print(trajectory_table(store.read_trajectories(args.out), [m.name for m in plan.members]))
+        print(f"wrote {args.out}")
+    return 0
+
+
+def trajectory_table(trajs: list[dict], names: list[str] | None = None) -> str:
+    """One line per trajectory: hyperparameters and the last logged metrics."""
+    head = (f"{'trajectory':<28} {'wd':>7} {'init':>6} {'seed':>4} {'step':>8} {'norm':>9} "
+            f"{'train loss':>11} {'test loss':>11} {'train acc':>9} {'test acc':>9}  status")
+    lines = [head]
+    for t in trajs:
+        if names is not None and t["name"] not in names:
+            continue
+        if len(t["step"]):
+            last = {k: t[k][-1] for k in ("step", "constrained_norm", "train_loss", "test_loss", "train_acc", "test_acc")}
+        else:
+            last = {k: np.nan for k in ("constrained_norm", "train_loss", "test_loss", "train_acc", "test_acc")}
+            last["step"] = 0
+        lines.append(f"{t['name']:<28} {t['weight_decay']:7.3g} {t['init_scale']:6.3g} {t['seed']:4d} "
+                     f"{int(last['step']):8d} {last['constrained_norm']:9.4g} {last['train_loss']:11.4e} "
+                     f"{last['test_loss']:11.4e} {last['train_acc']:9.4f} {last['test_acc']:9.4f}  {t['status']}")
+    return "\n".join(lines)
+
+
 def summary_table(s: dict) -> str:
     """alpha, w, train loss, test loss, accuracies and status per norm (best restart)."""
     from .plot import best_restart
@@ -232,14 +391,33 @@ def cmd_plot(args) -> int:
         raise UsageError(f"-o {out}: figure format must be one of {', '.join(plot.FORMATS)}")
     try:
         scan = store.read_scan(args.file)
+        trajs = store.read_trajectories(args.file)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if scan is None:
-        raise UsageError(f"{args.file}: holds no scan to plot")
-    if not (scan["status"] != 0).any():
-        raise UsageError(f"{args.file}: the scan has no finished points yet")
-    plot.save(plot.scan_figure(scan), out)
-    print(f"wrote {out}")
+    if args.trajectories:
+        wanted = [n.strip() for n in args.trajectories.split(",") if n.strip()]
+        known = [t["name"] for t in trajs]
+        unknown = [n for n in wanted if n not in known]
+        if unknown:
+            raise UsageError(f"{args.file}: no trajectory {', '.join(unknown)}; it has: {', '.join(known) or 'none'}")
+        trajs = [t for t in trajs if t["name"] in wanted]
+    trajs = [t for t in trajs if len(t["step"])]
+    if scan is not None and not (scan["status"] != 0).any():
+        scan = None
+    if scan is None and not trajs:
+        raise UsageError(f"{args.file}: holds no finished scan points and no logged trajectories to plot")
+    written = []
+    if scan is not None:
+        fig = plot.scan_figure(scan)
+        plot.overlay_trajectories(fig, trajs)
+        plot.save(fig, out)
+        written.append(out)
+    if trajs:
+        path = out if scan is None else out.with_name(f"{out.stem}-grokking{out.suffix}")
+        plot.save(plot.grokking_figure(trajs), path)
+        written.append(path)
+    for path in written:
+        print(f"wrote {path}")
     return 0
 
 
@@ -283,7 +461,7 @@ def cmd_tasks(args) -> int:
     return 0
 
 
-COMMANDS = {"scan": cmd_scan, "plot": cmd_plot, "info": cmd_info, "tasks": cmd_tasks}
+COMMANDS = {"scan": cmd_scan, "train": cmd_train, "plot": cmd_plot, "info": cmd_info, "tasks": cmd_tasks}
 
 
 def main(argv: list[str] | None = None) -> int:

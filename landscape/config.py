@@ -44,6 +44,34 @@ class ScanConfig:
         return {k: v for k, v in d.items() if k not in self.EXECUTION}
 
 
+@dataclass
+class TrainConfig:
+    """Everything ``landscape train`` needs: one trajectory per (weight decay, init scale, seed)."""
+
+    task: str = "teacher-student"
+    task_options: dict[str, Any] = field(default_factory=dict)
+    init_scale: list[float] = field(default_factory=lambda: [1.0])
+    weight_decay: list[float] = field(default_factory=lambda: [0.0])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    lr: float = 0.001
+    steps: int = 10000
+    batch_size: int | None = None
+    constrain: str = "*"
+    log_every: int = 0
+    log_points: int = 100
+    # execution only
+    checkpoint_every: int = 1000
+    chunk: int | None = None
+    device: str = "cpu"
+
+    EXECUTION = ("checkpoint_every", "chunk", "device", "init_scale", "weight_decay", "seeds")
+
+    def identity(self) -> dict[str, Any]:
+        """Settings shared by every trajectory of the sweep (per-member values are stored apart)."""
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if k not in self.EXECUTION and k != "task_options"}
+
+
 def field_names(cls=ScanConfig) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
 
 import torch
 from torch.func import functional_call, grad_and_value, vmap
@@ -66,6 +69,76 @@ def load_flat(module: torch.nn.Module, layout: Layout, flat: torch.Tensor) -> No
     with torch.no_grad():
         for name, value in layout.unflatten(flat).items():
             params[name].copy_(value)
+
+
+def members_per_chunk(task: Task, layout: Layout, batch_size: int | None, budget: int) -> int:
+    """How many members fit in ``budget`` bytes: parameters, gradients, Adam moments and activations."""
+    n = max(batch_size or len(task.x_train), len(task.x_test))
+    out_dim = task.y_train.reshape(len(task.y_train), -1).shape[1]
+    widths = sum(s[0] for s in layout.shapes if len(s) == 2) + out_dim
+    per_member = 4 * (10 * layout.size + 4 * n * widths)
+    return int(max(1, budget // per_member))
+
+
+def derived_seed(*keys: int) -> int:
+    """A 63-bit seed determined by ``keys`` alone."""
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def init_params(task: Task, layout: Layout | None, seed: int) -> tuple[torch.nn.Module, torch.Tensor]:
+    """A freshly initialized model (torch seeded with ``seed``) and its flat parameters."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module = task.model()
+    return module, (flatten(module, layout) if layout is not None else None)
+
+
+class BatchStream:
+    """Minibatch indices for a set of members: each member reads its own shuffled epochs.
+
+    Member j's stream depends only on its seed, so a point sees the same batches
+    whatever chunk or shard it is computed in. ``next_block(n)`` returns ``[M, n, B]``.
+    """
+
+    def __init__(self, seeds: list[int], n_data: int, batch: int):
+        self.rngs = [np.random.default_rng(s) for s in seeds]
+        self.n, self.batch = n_data, batch
+        self.buffers = [np.empty(0, dtype=np.int64) for _ in seeds]
+
+    def skip(self, steps: int) -> None:
+        """Advance every member's stream by ``steps`` batches (to resume mid-run)."""
+        need = steps * self.batch
+        for j, rng in enumerate(self.rngs):
+            buf = self.buffers[j]
+            while len(buf) < need:
+                buf = np.concatenate([buf, rng.permutation(self.n)])
+            self.buffers[j] = buf[need:]
+
+    def next_block(self, steps: int) -> np.ndarray:
+        need = steps * self.batch
+        out = np.empty((len(self.rngs), steps, self.batch), dtype=np.int64)
+        for j, rng in enumerate(self.rngs):
+            buf = self.buffers[j]
+            while len(buf) < need:
+                buf = np.concatenate([buf, rng.permutation(self.n)])
+            out[j] = buf[:need].reshape(steps, self.batch)
+            self.buffers[j] = buf[need:]
+        return out
+
+
+BLOCK = 256  # steps of minibatch indices drawn at a time
+
+
+def batches(stream: BatchStream | None, steps: int, device) -> Iterator[torch.Tensor | None]:
+    """Per step: ``[M, B]`` minibatch indices on ``device``, or None for full batch."""
+    for start in range(0, steps, BLOCK):
+        n = min(BLOCK, steps - start)
+        if stream is None:
+            yield from [None] * n
+        else:
+            block = torch.as_tensor(stream.next_block(n), device=device)
+            for t in range(n):
+                yield block[:, t]
 
 
 class Ensemble:

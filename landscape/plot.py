@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.collections import LineCollection
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 # Okabe-Ito palette: distinguishable with the common forms of colour blindness.
@@ -83,3 +87,80 @@ def scan_figure(scan: dict) -> Figure:
 def save(fig: Figure, path: str | Path) -> None:
     """Write ``fig`` to ``path``; the suffix (.png, .pdf, .svg) picks the format."""
     fig.savefig(path, dpi=150)
+
+
+def _colored_path(ax, x, y, steps, cmap, norm):
+    """A path through (x, y) colored by log step, start (circle) and end (square) marked."""
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    x, y, steps = x[ok], y[ok], steps[ok]
+    if len(x) < 2:
+        return
+    points = np.stack([x, y], axis=1)
+    segments = np.stack([points[:-1], points[1:]], axis=1)
+    lc = LineCollection(segments, cmap=cmap, norm=norm, linewidths=2)
+    lc.set_array(np.log10(np.maximum(steps[1:], 1)))
+    ax.add_collection(lc)
+    ax.plot(x[0], y[0], "o", mfc="white", mec="black", ms=6, zorder=5)
+    ax.plot(x[-1], y[-1], "s", color="black", ms=5, zorder=5)
+
+
+def overlay_trajectories(fig: Figure, trajs: list[dict]) -> None:
+    """Draw each trajectory's (norm, train loss) and (norm, test loss) paths on the L/U loss panel."""
+    ax = fig.axes[0]
+    if not trajs:
+        return
+    top = max(max(int(t["step"][-1]) if len(t["step"]) else 1 for t in trajs), 10)
+    norm = Normalize(0, np.log10(top))
+    for t in trajs:
+        steps = t["step"].astype(float)
+        _colored_path(ax, t["constrained_norm"], t["train_loss"], steps, "viridis", norm)
+        _colored_path(ax, t["constrained_norm"], t["test_loss"], steps, "viridis", norm)
+    sm = ScalarMappable(norm=norm, cmap="viridis")
+    cb = fig.colorbar(sm, ax=ax, pad=0.01, fraction=0.05)
+    cb.set_label("training step (log$_{10}$)")
+    handles, labels = ax.get_legend_handles_labels()
+    handles += [Line2D([], [], marker="o", mfc="white", mec="black", ls=""),
+                Line2D([], [], marker="s", color="black", ls="")]
+    labels += ["trajectory start", "trajectory end"]
+    for leg in fig.legends:
+        leg.remove()
+    fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
+    ax.relim()
+    ax.autoscale_view()
+
+
+def grokking_figure(trajs: list[dict]) -> Figure:
+    """Per trajectory: accuracy (or loss) against log step, with the weight norm on a twin axis."""
+    n = len(trajs)
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig = Figure(figsize=(4.6 * cols + 1.2, 3.4 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    for ax, t in zip(axes, trajs):
+        step = np.maximum(t["step"], 1)
+        if t["classification"]:
+            ax.plot(step, t["train_acc"], color=TRAIN, label="train")
+            ax.plot(step, t["test_acc"], color=TEST, label="test")
+            ax.set_ylabel("accuracy")
+            ax.set_ylim(-0.03, 1.03)
+        else:
+            ax.plot(step, t["train_loss"], color=TRAIN, label="train")
+            ax.plot(step, t["test_loss"], color=TEST, label="test")
+            ax.set_yscale("log")
+            ax.set_ylabel("loss")
+        ax.set_xscale("log")
+        ax.set_xlabel("optimization step")
+        ax.set_title(f"wd={t['weight_decay']:g}, init scale={t['init_scale']:g}, seed={t['seed']}", fontsize=9)
+        ax.grid(alpha=0.3, lw=0.5)
+        twin = ax.twinx()
+        twin.plot(step, t["constrained_norm"], color=MARK, ls="--", lw=1.2, label="weight norm")
+        twin.set_ylabel("weight norm $w$", color=MARK)
+        twin.tick_params(axis="y", colors=MARK)
+    handles, labels = axes[0].get_legend_handles_labels()
+    handles.append(Line2D([], [], color=MARK, ls="--"))
+    labels.append("weight norm (right axis)")
+    fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
+    fig.suptitle("Free training (AdamW)", fontsize=10)
+    return fig

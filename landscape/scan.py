@@ -17,33 +17,20 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
 
 from . import optim, sphere
 from .config import ScanConfig
-from .ensemble import Ensemble, Layout, flatten, layout_of, load_flat
+from .ensemble import BatchStream, Ensemble, members_per_chunk, Layout, batches, derived_seed, init_params, layout_of, load_flat
 from .grid import parse_norms
 from .tasks import Task
 
 DONE, DIVERGED, PENDING = 1, 2, 0
 STATUS_NAMES = {PENDING: "pending", DONE: "done", DIVERGED: "diverged"}
 MEMORY_BUDGET = 1 << 30  # bytes of working memory per chunk when --chunk is not given
-
-
-def derived_seed(*keys: int) -> int:
-    """A 63-bit seed determined by ``keys`` alone."""
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
-
-
-def init_params(task: Task, layout: Layout | None, seed: int) -> tuple[torch.nn.Module, torch.Tensor]:
-    """A freshly initialized model (torch seeded with ``seed``) and its flat parameters."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        module = task.model()
-    return module, (flatten(module, layout) if layout is not None else None)
 
 
 @dataclass
@@ -85,36 +72,8 @@ def make_plan(config: ScanConfig, task: Task) -> Plan:
 
 
 def auto_chunk(plan: Plan, budget: int = MEMORY_BUDGET) -> int:
-    """Members per batched computation so that working memory stays near ``budget`` bytes."""
-    n = plan.config.batch_size or len(plan.task.x_train)
-    n = max(n, len(plan.task.x_test))
-    widths = sum(s[0] for s in plan.layout.shapes if len(s) == 2) + plan.task.y_train.reshape(len(plan.task.y_train), -1).shape[1]
-    per_member = 4 * (10 * plan.layout.size + 4 * n * widths)
-    return int(max(1, min(plan.n_points, budget // per_member)))
-
-
-class BatchStream:
-    """Minibatch indices for a set of members: each member reads its own shuffled epochs.
-
-    Member j's stream depends only on its seed, so a point sees the same batches
-    whatever chunk or shard it is computed in. ``next_block(n)`` returns ``[M, n, B]``.
-    """
-
-    def __init__(self, seeds: list[int], n_data: int, batch: int):
-        self.rngs = [np.random.default_rng(s) for s in seeds]
-        self.n, self.batch = n_data, batch
-        self.buffers = [np.empty(0, dtype=np.int64) for _ in seeds]
-
-    def next_block(self, steps: int) -> np.ndarray:
-        need = steps * self.batch
-        out = np.empty((len(self.rngs), steps, self.batch), dtype=np.int64)
-        for j, rng in enumerate(self.rngs):
-            buf = self.buffers[j]
-            while len(buf) < need:
-                buf = np.concatenate([buf, rng.permutation(self.n)])
-            out[j] = buf[:need].reshape(steps, self.batch)
-            self.buffers[j] = buf[need:]
-        return out
+    """Points per batched computation so that working memory stays near ``budget`` bytes."""
+    return min(plan.n_points, members_per_chunk(plan.task, plan.layout, plan.config.batch_size, budget))
 
 
 @dataclass
@@ -177,20 +136,6 @@ def _setup(plan: Plan, index: np.ndarray, device: torch.device):
     return mask, target, theta, stream
 
 
-BLOCK = 256  # steps of minibatch indices drawn at a time
-
-
-def _batches(stream: BatchStream | None, steps: int, device) -> Iterator[torch.Tensor | None]:
-    for start in range(0, steps, BLOCK):
-        n = min(BLOCK, steps - start)
-        if stream is None:
-            yield from [None] * n
-        else:
-            block = torch.as_tensor(stream.next_block(n), device=device)
-            for t in range(n):
-                yield block[:, t]
-
-
 def _final(plan, index, theta, target, mask, first_bad, hist, metrics, grad_fn) -> ChunkResult:
     """Metrics at the final iterate and the point statuses."""
     cfg = plan.config
@@ -230,7 +175,7 @@ def _run_vmap(plan, index, device, on_step, on_progress) -> ChunkResult:
         return ens.metrics(th, x, y)
 
     hist = []
-    for t, idx in enumerate(_batches(stream, cfg.steps, device)):
+    for t, idx in enumerate(batches(stream, cfg.steps, device)):
         if cfg.history and t % cfg.history == 0:
             hist.append((metrics(theta, "train")[0], metrics(theta, "test")[0]))
         if idx is None:
@@ -281,7 +226,7 @@ def _run_loop(plan, index, device, on_step, on_progress) -> ChunkResult:
             return task.loss(out, y)[None], acc[None]
 
         hist = []
-        for t, idx in enumerate(_batches(stream, cfg.steps, device)):
+        for t, idx in enumerate(batches(stream, cfg.steps, device)):
             if cfg.history and t % cfg.history == 0:
                 hist.append((metrics(theta, "train")[0], metrics(theta, "test")[0]))
             if idx is None:

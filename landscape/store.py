@@ -283,3 +283,151 @@ def describe(path: str | Path) -> dict[str, Any]:
     with open_file(path, "r") as f:
         attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
         return {"attrs": attrs, "groups": list(f.keys())}
+
+
+# ---------------------------------------------------------------- trajectories
+
+SERIES = {
+    "norm": ("L2 norm", "L2 norm of all trainable parameters"),
+    "constrained_norm": ("L2 norm", "L2 norm of the constrained parameter set (the scan's norm axis)"),
+    "train_loss": ("", "full training-set loss"),
+    "test_loss": ("", "full test-set loss"),
+    "train_acc": ("fraction", "training accuracy (NaN for regression tasks)"),
+    "test_acc": ("fraction", "test accuracy (NaN for regression tasks)"),
+}
+
+
+def _root_or_check(f: h5py.File, path, task, fingerprint: str) -> None:
+    if "format" in f.attrs:
+        check_task(f, path, task, fingerprint)
+    else:
+        _root_attrs(f, task, fingerprint)
+
+
+def prepare_trajectories(path: str | Path, config, plan, overwrite: bool = False) -> dict[str, Any]:
+    """Create or reopen the trajectory groups of ``plan``; return ``{name: checkpoint or None}``.
+
+    A checkpoint is ``(step, theta, m, v, t)`` as numpy arrays. A trajectory that
+    exists with other settings is refused unless ``overwrite`` (which replaces
+    that trajectory only). Series logged after the last checkpoint are dropped,
+    since the run resumes from that checkpoint.
+    """
+    path = Path(path)
+    fingerprint = data_fingerprint(plan.task)
+    ident = json.loads(_json(config.identity()))
+    if path.exists():
+        with open_file(path, "r") as f:
+            check_task(f, path, plan.task, fingerprint)
+            for m in plan.members:
+                key = f"trajectories/{m.name}"
+                if key in f and not overwrite:
+                    stored = json.loads(f[key].attrs["identity"])
+                    if stored != ident:
+                        raise StoreError(f"{path}: trajectory {m.name} exists with other settings "
+                                         f"({_diff(stored, ident)}); use --overwrite to replace it, or another --out")
+    new = not path.exists()
+    states = {}
+    try:
+        with open_file(path, "a") as f:
+            _root_or_check(f, path, plan.task, fingerprint)
+            top = f.require_group("trajectories")
+            top.attrs["description"] = "free-training runs (AdamW), one group per trajectory"
+            for m in plan.members:
+                if m.name in top and overwrite:
+                    del top[m.name]
+                if m.name in top:
+                    states[m.name] = _reopen(top[m.name])
+                else:
+                    _create_trajectory(top, m, config, plan, ident)
+                    states[m.name] = None
+    except BaseException:
+        if new:
+            path.unlink(missing_ok=True)
+        raise
+    return states
+
+
+def _create_trajectory(top: h5py.Group, member, config, plan, ident: dict) -> None:
+    g = top.create_group(member.name)
+    g.attrs["description"] = ("free training with AdamW (decoupled weight decay) from the default initialization "
+                              "multiplied by init_scale on the constrained parameters")
+    g.attrs["weight_decay"] = member.weight_decay
+    g.attrs["init_scale"] = member.init_scale
+    g.attrs["seed"] = member.seed
+    g.attrs["lr"] = config.lr
+    g.attrs["steps"] = config.steps
+    g.attrs["batch_size"] = config.batch_size or 0
+    g.attrs["batch_size_description"] = "0 = full batch"
+    g.attrs["config"] = _json({**dataclasses.asdict(config), "task_options": plan.task.options})
+    g.attrs["identity"] = _json(ident)
+    g.attrs["classification"] = plan.task.accuracy is not None
+    g.attrs["checkpoint_step"] = -1
+    g.attrs["status"] = "running"
+    step = g.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
+    step.attrs["long_name"] = "optimizer step"
+    step.make_scale("step")
+    for name, (units, desc) in SERIES.items():
+        ds = g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(256,))
+        ds.attrs["description"] = desc
+        if units:
+            ds.attrs["units"] = units
+        ds.dims[0].attach_scale(step)
+
+
+def _reopen(g: h5py.Group):
+    """The last checkpoint of a trajectory (or None), dropping series logged after it."""
+    step = int(g.attrs["checkpoint_step"])
+    keep = int(np.searchsorted(g["step"][()], step, side="right")) if step >= 0 else 0
+    for name in ("step", *SERIES):
+        g[name].resize((keep,))
+    if step < 0:
+        return None
+    c = g["checkpoint"]
+    return step, c["theta"][()], c["m"][()], c["v"][()], int(c.attrs["adam_t"])
+
+
+def write_trajectories(path: str | Path, names: list[str], step: int, log: dict[str, np.ndarray],
+                       log_steps: list[int], theta: np.ndarray, m: np.ndarray, v: np.ndarray, adam_t: int,
+                       done: bool) -> None:
+    """Append logged rows and store a checkpoint for each named trajectory; the checkpoint step is set last."""
+    with open_file(path, "r+") as f:
+        for j, name in enumerate(names):
+            g = f["trajectories"][name]
+            n0 = g["step"].shape[0]
+            n1 = n0 + len(log_steps)
+            for key in ("step", *SERIES):
+                g[key].resize((n1,))
+            g["step"][n0:n1] = log_steps
+            for key in SERIES:
+                g[key][n0:n1] = log[key][j]
+            c = g.require_group("checkpoint")
+            c.attrs["description"] = "state to resume from: parameters and AdamW moments at checkpoint_step"
+            for key, value in (("theta", theta[j]), ("m", m[j]), ("v", v[j])):
+                if key in c:
+                    c[key][...] = value
+                else:
+                    c.create_dataset(key, data=value)
+            c.attrs["adam_t"] = adam_t
+        f.flush()
+        for name in names:
+            g = f["trajectories"][name]
+            g.attrs["checkpoint_step"] = step
+            g.attrs["status"] = "done" if done else "running"
+        f.flush()
+
+
+def read_trajectories(path: str | Path) -> list[dict[str, Any]]:
+    """Every trajectory as a dict of its attributes and series (numpy arrays)."""
+    out = []
+    with open_file(path, "r") as f:
+        if "trajectories" not in f:
+            return out
+        for name, g in f["trajectories"].items():
+            t = {"name": name, **{k: (v.item() if hasattr(v, "item") else v) for k, v in g.attrs.items()
+                                  if k not in ("config", "identity", "description")}}
+            t["config"] = json.loads(g.attrs["config"])
+            t["step"] = g["step"][()]
+            for key in SERIES:
+                t[key] = g[key][()]
+            out.append(t)
+    return out
