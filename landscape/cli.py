@@ -6,6 +6,7 @@ No numerics here. Bad input is reported as one line on stderr with exit code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -21,6 +22,21 @@ EXIT_USAGE = 2
 
 class UsageError(Exception):
     """Bad input: printed as one line, exit code 2."""
+
+
+@contextlib.contextmanager
+def _as_usage_error(prefix: str = ""):
+    """Errors raised by user input (values, task code, files) become one line and exit 2."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except ValueError as e:
+        raise UsageError(prefix + " ".join(str(e).split())) from None
+    except Exception as e:  # noqa: BLE001 -- user-supplied task code can raise anything
+        if not prefix:
+            raise
+        raise UsageError(f"{prefix}{type(e).__name__}: {' '.join(str(e).split())}") from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -181,7 +197,7 @@ def _merge(args, cls):
         v = getattr(args, key, None)
         if v is not None and key != "task_options":
             values[key] = v
-    options = values.pop("task_options", {}) or {}
+    options = values.pop("task_options", {})
     if not isinstance(options, dict):
         raise UsageError("config: [task_options] must be a table")
     options = dict(options)
@@ -197,6 +213,7 @@ def _scan_config(args) -> ScanConfig:
 
 def _train_config(args) -> TrainConfig:
     cfg = _merge(args, TrainConfig)
+    _check_types(cfg)
     for name in ("steps", "log_points", "checkpoint_every"):
         v = getattr(cfg, name)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -230,8 +247,32 @@ def _train_config(args) -> TrainConfig:
     return cfg
 
 
+def _is(value, kind) -> bool:
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+TYPES = {"task": str, "norms": str, "absolute": bool, "restarts": int, "steps": int, "lr": float,
+         "batch_size": int, "seed": int, "method": str, "constrain": str, "history": int, "save_params": bool,
+         "chunk": int, "engine": str, "device": str, "log_every": int, "log_points": int, "checkpoint_every": int}
+OPTIONAL = {"batch_size", "chunk"}
+
+
+def _check_types(cfg) -> None:
+    """Every field has the type it must have (TOML presets can hold anything)."""
+    for name in field_names(type(cfg)):
+        value = getattr(cfg, name)
+        if name in TYPES and not (value is None and name in OPTIONAL) and not _is(value, TYPES[name]):
+            expected = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[TYPES[name]]
+            raise UsageError(f"{name} must be {expected}, got {value!r}")
+
+
 def _check_config(cfg: ScanConfig) -> None:
     """Validate values that may come from a TOML file (flags are checked by argparse)."""
+    _check_types(cfg)
     ints = {"restarts": 1, "steps": 1, "history": 0}
     for name, low in ints.items():
         v = getattr(cfg, name)
@@ -270,22 +311,23 @@ def cmd_scan(args) -> int:
     from .tasks import get_task
 
     cfg = _scan_config(args)
-    try:
+    with _as_usage_error():
         task = get_task(cfg.task, cfg.task_options)
+        cfg.task_options = task.options
+    with _as_usage_error(f"task {cfg.task!r}: "):
         plan = scan.make_plan(cfg, task)
+        size = cfg.chunk or scan.auto_chunk(plan)
+    with _as_usage_error():
         todo = store.prepare_scan(args.out, cfg, plan, overwrite=args.overwrite)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    cfg.task_options = task.options
     done = plan.n_points - len(todo)
     if done and not args.quiet:
         print(f"resuming {args.out}: {done} of {plan.n_points} points already done", file=sys.stderr)
-    size = cfg.chunk or scan.auto_chunk(plan)
     bar = tqdm(total=len(todo) * cfg.steps, unit="step", unit_scale=True, desc="scan", smoothing=0.1,
                disable=True if args.quiet else None)
     for chunk in scan.chunks(todo, size):
         result = scan.run_chunk(plan, chunk, device=cfg.device, engine=cfg.engine, on_progress=bar.update)
-        store.write_chunk(args.out, result, cfg.restarts)
+        with _as_usage_error():
+            store.write_chunk(args.out, result, cfg.restarts)
     bar.close()
     if not args.quiet:
         print(summary_table(store.read_scan(args.out)))
@@ -300,13 +342,14 @@ def cmd_train(args) -> int:
     from .tasks import get_task
 
     cfg = _train_config(args)
-    try:
+    with _as_usage_error():
         task = get_task(cfg.task, cfg.task_options)
+        cfg.task_options = task.options
+    with _as_usage_error(f"task {cfg.task!r}: "):
         plan = train.make_plan(cfg, task)
+        size = cfg.chunk or train.members_per_chunk(plan)
+    with _as_usage_error():
         states = store.prepare_trajectories(args.out, cfg, plan, overwrite=args.overwrite)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    cfg.task_options = task.options
     # group members by the step they resume from; finished ones are skipped
     groups: dict[int, list] = {}
     for m in plan.members:
@@ -317,7 +360,6 @@ def cmd_train(args) -> int:
     skipped = len(plan.members) - sum(len(g) for g in groups.values())
     if skipped and not args.quiet:
         print(f"{args.out}: {skipped} of {len(plan.members)} trajectories already finished", file=sys.stderr)
-    size = cfg.chunk or train.members_per_chunk(plan)
     total = sum((cfg.steps - start) * ((len(g) + size - 1) // size) for start, g in groups.items())
     bar = tqdm(total=total, unit="step", unit_scale=True, desc="train", smoothing=0.1,
                disable=True if args.quiet else None)
@@ -329,9 +371,10 @@ def cmd_train(args) -> int:
 
             def save(st, log, names=names):
                 a = log.arrays() if len(log) else {k: np.zeros((len(names), 0)) for k in train.Log.NAMES}
-                store.write_trajectories(args.out, names, st.step, a, log.step, st.theta.cpu().numpy(),
-                                         st.adam.m.cpu().numpy(), st.adam.v.cpu().numpy(), st.adam.t,
-                                         done=st.step >= cfg.steps)
+                with _as_usage_error():
+                    store.write_trajectories(args.out, names, st.step, a, log.step, st.theta.cpu().numpy(),
+                                             st.adam.m.cpu().numpy(), st.adam.v.cpu().numpy(), st.adam.t,
+                                             done=st.step >= cfg.steps)
 
             train.run(plan, part, state, device=cfg.device, on_checkpoint=save, on_progress=bar.update)
     bar.close()
@@ -339,6 +382,10 @@ def cmd_train(args) -> int:
         print(trajectory_table(store.read_trajectories(args.out), [m.name for m in plan.members]))
         print(f"wrote {args.out}")
     return 0
+
+
+def _acc(value) -> str:
+    return f"{value:9.4f}" if np.isfinite(value) else f"{'-':>9}"
 
 
 def trajectory_table(trajs: list[dict], names: list[str] | None = None) -> str:
@@ -356,7 +403,7 @@ def trajectory_table(trajs: list[dict], names: list[str] | None = None) -> str:
             last["step"] = 0
         lines.append(f"{t['name']:<28} {t['weight_decay']:7.3g} {t['init_scale']:6.3g} {t['seed']:4d} "
                      f"{int(last['step']):8d} {last['constrained_norm']:9.4g} {last['train_loss']:11.4e} "
-                     f"{last['test_loss']:11.4e} {last['train_acc']:9.4f} {last['test_acc']:9.4f}  {t['status']}")
+                     f"{last['test_loss']:11.4e} {_acc(last['train_acc'])} {_acc(last['test_acc'])}  {t['status']}")
     return "\n".join(lines)
 
 
@@ -389,11 +436,11 @@ def cmd_plot(args) -> int:
     out = Path(args.out) if args.out else Path(args.file).with_suffix(".png")
     if out.suffix.lower() not in plot.FORMATS:
         raise UsageError(f"-o {out}: figure format must be one of {', '.join(plot.FORMATS)}")
-    try:
+    if not out.parent.is_dir():
+        raise UsageError(f"-o {out}: directory {str(out.parent)!r} does not exist")
+    with _as_usage_error():
         scan = store.read_scan(args.file)
         trajs = store.read_trajectories(args.file)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
     if args.trajectories:
         wanted = [n.strip() for n in args.trajectories.split(",") if n.strip()]
         known = [t["name"] for t in trajs]
@@ -402,8 +449,8 @@ def cmd_plot(args) -> int:
             raise UsageError(f"{args.file}: no trajectory {', '.join(unknown)}; it has: {', '.join(known) or 'none'}")
         trajs = [t for t in trajs if t["name"] in wanted]
     trajs = [t for t in trajs if len(t["step"])]
-    if scan is not None and not (scan["status"] != 0).any():
-        scan = None
+    if scan is not None and not (scan["status"] == 1).any():
+        scan = None  # nothing finished (all pending or diverged): no curve to draw
     if scan is None and not trajs:
         raise UsageError(f"{args.file}: holds no finished scan points and no logged trajectories to plot")
     written = []
@@ -421,19 +468,31 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def _finite(obj):
+    """NaN and infinities as null, so the output is strict JSON."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def cmd_info(args) -> int:
     from . import store
 
-    try:
+    with _as_usage_error():
         desc = store.describe(args.file)
         scan = store.read_scan(args.file)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+        trajs = store.read_trajectories(args.file)
     if args.json:
         out = {"attrs": desc["attrs"], "groups": desc["groups"]}
         if scan is not None:
             out["scan"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in scan.items()}
-        print(json.dumps(out, indent=1, default=str))
+        out["trajectories"] = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in t.items()}
+                               for t in trajs]
+        print(json.dumps(_finite(out), indent=1, default=str, allow_nan=False))
         return 0
     a = desc["attrs"]
     print(f"{args.file}: {a.get('format')} format v{a.get('format_version')}, written by landscape "
@@ -441,14 +500,21 @@ def cmd_info(args) -> int:
     print(f"task: {a.get('task')} {a.get('task_options')}")
     if scan is None:
         print("scan: none")
-        return 0
-    cfg = scan["config"]
-    counts = {name: int((scan["status"] == v).sum()) for name, v in (("done", 1), ("diverged", 2), ("pending", 0))}
-    K, R = scan["status"].shape
-    print(f"scan: {K} norms x {R} restarts, w0 = {scan['w0']:.6g}, {cfg['method']} Adam, {cfg['steps']} steps, "
-          f"lr {cfg['lr']}, batch {cfg['batch_size'] or 'full'}, seed {cfg['seed']}")
-    print("points: " + ", ".join(f"{n} {c}" for n, c in counts.items()))
-    print(summary_table(scan))
+    else:
+        cfg = scan["config"]
+        counts = {name: int((scan["status"] == v).sum()) for name, v in (("done", 1), ("diverged", 2), ("pending", 0))}
+        K, R = scan["status"].shape
+        print(f"scan: {K} norms x {R} restarts, w0 = {scan['w0']:.6g}, {cfg['method']} Adam, {cfg['steps']} steps, "
+              f"lr {cfg['lr']}, batch {cfg['batch_size'] or 'full'}, seed {cfg['seed']}")
+        print("points: " + ", ".join(f"{n} {c}" for n, c in counts.items()))
+        print(summary_table(scan))
+    if not trajs:
+        print("trajectories: none")
+    else:
+        cfg = trajs[0]["config"]
+        print(f"trajectories: {len(trajs)} (AdamW, lr {cfg['lr']}, {cfg['steps']} steps, "
+              f"batch {cfg['batch_size'] or 'full'}); last logged values:")
+        print(trajectory_table(trajs))
     return 0
 
 

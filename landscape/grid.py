@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 DEFAULT_NUM = 11
+MAX_NUM = 100_000
 
 
 def _number(text: str, what: str, spec: str) -> float:
@@ -71,6 +72,8 @@ def parse_norms(spec: str) -> np.ndarray:
             raise ValueError(f"norm spec {spec!r}: NUM {parts[2]!r} is not an integer") from None
         if num < 1:
             raise ValueError(f"norm spec {spec!r}: NUM must be at least 1, got {num}")
+        if num > MAX_NUM:
+            raise ValueError(f"norm spec {spec!r}: NUM must be at most {MAX_NUM}, got {num}")
     scale = "lin"
     if len(parts) == 4:
         scale = parts[3].strip().lower()
@@ -87,4 +90,6 @@ def parse_norms(spec: str) -> np.ndarray:
     else:
         values = np.linspace(start, stop, num)
     values[0], values[-1] = start, stop
+    if np.any(np.diff(values) <= 0):
+        raise ValueError(f"norm spec {spec!r}: START and STOP are too close for {num} distinct values")
     return values

@@ -68,6 +68,9 @@ def make_plan(config: ScanConfig, task: Task) -> Plan:
         norm, alpha = values, values / w0
     else:
         alpha, norm = values, values * w0
+    if norm.min() < 1e-30 or norm.max() > 1e30:
+        raise ValueError(f"norms must lie between 1e-30 and 1e30 in absolute terms (float32), got "
+                         f"{norm.min():.3g} to {norm.max():.3g} (w0 = {w0:.4g})")
     return Plan(config, task, module, layout, alpha, norm, w0, dirs)
 
 

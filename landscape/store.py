@@ -23,16 +23,20 @@ once all its values are on disk.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
+LOCK_WAIT = 120.0  # seconds to wait for another process holding the file
 FORMAT = "landscape"
 FORMAT_VERSION = 1
 STATUS_ENUM = {"pending": 0, "done": 1, "diverged": 2}
@@ -75,18 +79,53 @@ def data_fingerprint(task) -> str:
     return h.hexdigest()
 
 
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+@contextlib.contextmanager
+def _damaged_as_error(path):
+    """Turn errors from reading a damaged or incomplete file into one ``StoreError`` line."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (KeyError, OSError, ValueError, TypeError, AttributeError) as e:
+        raise StoreError(f"{path}: damaged or incomplete landscape file ({type(e).__name__}: {_one_line(e)})") from None
+
+
 def open_file(path: str | Path, mode: str = "r") -> h5py.File:
     """Open a landscape file, turning unreadable or foreign files into ``StoreError``."""
     path = Path(path)
+    if path.is_dir():
+        raise StoreError(f"{path}: is a directory, not a file")
     if mode == "r" and not path.exists():
         raise StoreError(f"{path}: no such file")
-    try:
-        f = h5py.File(path, mode)
-    except OSError as e:
-        raise StoreError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {e}") from None
+    if not path.parent.is_dir():
+        raise StoreError(f"{path}: directory {str(path.parent)!r} does not exist")
+    deadline = time.monotonic() + LOCK_WAIT
+    delay = 0.02
+    while True:
+        try:
+            f = h5py.File(path, mode)
+            break
+        except OSError as e:
+            # another process (a reader such as `landscape info`, or a writer) holds the file: wait for it
+            locked = "unable to lock file" in str(e).lower()
+            if locked and time.monotonic() < deadline:
+                time.sleep(delay)
+                delay = min(2 * delay, 0.5)
+                continue
+            if locked:
+                raise StoreError(f"{path}: still locked by another process after {LOCK_WAIT:.0f} s") from None
+            raise StoreError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {_one_line(e)}") from None
     if f.attrs.get("format") != FORMAT and len(f.keys()) + len(f.attrs) > 0:
         f.close()
         raise StoreError(f"{path}: an HDF5 file, but not one written by landscape (no format='{FORMAT}' attribute)")
+    version = f.attrs.get("format_version", FORMAT_VERSION)
+    if int(version) > FORMAT_VERSION:
+        f.close()
+        raise StoreError(f"{path}: format version {version} is newer than this landscape reads ({FORMAT_VERSION})")
     return f
 
 
@@ -144,35 +183,48 @@ def prepare_scan(path: str | Path, config, plan, overwrite: bool = False) -> np.
 
     An existing file with the same scan is resumed (only pending points are
     returned). A file with another scan, task or data is refused unless
-    ``overwrite``, which replaces the whole file.
+    ``overwrite``, which replaces the whole file -- and only a landscape file:
+    anything else at ``path`` is never deleted.
     """
     path = Path(path)
     fingerprint = data_fingerprint(plan.task)
     ident = scan_identity(config, plan)
-    if path.exists() and overwrite:
-        path.unlink()
     if path.exists():
-        with open_file(path, "r") as f:
-            check_task(f, path, plan.task, fingerprint)
-            if "scan" in f:
-                stored = json.loads(f["scan"].attrs["identity"])
-                if stored != ident or f.attrs.get("data_fingerprint") != fingerprint:
-                    why = _diff(stored, ident) or "different data"
-                    raise StoreError(f"{path}: holds a scan with another configuration ({why}); "
-                                     "use --overwrite to replace the file, or another --out")
-                status = f["scan/status"][()].astype(np.int8).ravel()
-                return np.flatnonzero(status == STATUS_ENUM["pending"])
-    new = not path.exists()
-    try:
+        with open_file(path, "r") as f, _damaged_as_error(path):
+            if overwrite:
+                pass  # opening it proved it is a landscape file; it is replaced below
+            else:
+                check_task(f, path, plan.task, fingerprint)
+                if "scan" in f:
+                    stored = json.loads(f["scan"].attrs["identity"])
+                    if stored != ident:
+                        raise StoreError(f"{path}: holds a scan with another configuration ({_diff(stored, ident)}); "
+                                         "use --overwrite to replace the file, or another --out")
+                    status = f["scan/status"][()].astype(np.int8).ravel()
+                    return np.flatnonzero(status == STATUS_ENUM["pending"])
+    if path.exists() and not overwrite:
         with open_file(path, "a") as f:
-            if "format" not in f.attrs:
-                _root_attrs(f, plan.task, fingerprint)
+            _set_root_config(f, "scan", config, plan)
             _create_scan(f, config, plan, ident)
-    except BaseException:
-        if new:
-            path.unlink(missing_ok=True)
-        raise
+        return np.arange(plan.n_points)
+    # a new file (or a replacement) is built beside the target and moved into place when complete
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open_file(tmp, "w") as f:
+            _root_attrs(f, plan.task, fingerprint)
+            _set_root_config(f, "scan", config, plan)
+            _create_scan(f, config, plan, ident)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return np.arange(plan.n_points)
+
+
+def _set_root_config(f: h5py.File, command: str, config, plan) -> None:
+    """Root attribute ``config``: JSON object with the full resolved configuration of each command."""
+    configs = json.loads(f.attrs["config"]) if "config" in f.attrs else {}
+    configs[command] = {**dataclasses.asdict(config), "task_options": plan.task.options}
+    f.attrs["config"] = _json(configs)
 
 
 def _create_scan(f: h5py.File, config, plan, ident: dict) -> None:
@@ -263,7 +315,7 @@ def write_chunk(path: str | Path, result, restarts: int) -> None:
 
 def read_scan(path: str | Path) -> dict[str, Any] | None:
     """Everything under ``/scan`` as numpy arrays and plain values, or None if the file has no scan."""
-    with open_file(path, "r") as f:
+    with open_file(path, "r") as f, _damaged_as_error(path):
         if "scan" not in f:
             return None
         g = f["scan"]
@@ -280,7 +332,7 @@ def read_scan(path: str | Path) -> dict[str, Any] | None:
 
 def describe(path: str | Path) -> dict[str, Any]:
     """Root attributes and the groups present, for ``landscape info``."""
-    with open_file(path, "r") as f:
+    with open_file(path, "r") as f, _damaged_as_error(path):
         attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
         return {"attrs": attrs, "groups": list(f.keys())}
 
@@ -316,7 +368,7 @@ def prepare_trajectories(path: str | Path, config, plan, overwrite: bool = False
     fingerprint = data_fingerprint(plan.task)
     ident = json.loads(_json(config.identity()))
     if path.exists():
-        with open_file(path, "r") as f:
+        with open_file(path, "r") as f, _damaged_as_error(path):
             check_task(f, path, plan.task, fingerprint)
             for m in plan.members:
                 key = f"trajectories/{m.name}"
@@ -330,6 +382,7 @@ def prepare_trajectories(path: str | Path, config, plan, overwrite: bool = False
     try:
         with open_file(path, "a") as f:
             _root_or_check(f, path, plan.task, fingerprint)
+            _set_root_config(f, "train", config, plan)
             top = f.require_group("trajectories")
             top.attrs["description"] = "free-training runs (AdamW), one group per trajectory"
             for m in plan.members:
@@ -419,7 +472,7 @@ def write_trajectories(path: str | Path, names: list[str], step: int, log: dict[
 def read_trajectories(path: str | Path) -> list[dict[str, Any]]:
     """Every trajectory as a dict of its attributes and series (numpy arrays)."""
     out = []
-    with open_file(path, "r") as f:
+    with open_file(path, "r") as f, _damaged_as_error(path):
         if "trajectories" not in f:
             return out
         for name, g in f["trajectories"].items():

@@ -31,3 +31,10 @@ def explosive(seed: int = 0, limit: float = 20.0):
 
 def not_a_task():
     return 42
+
+
+def flat(seed: int = 0):
+    """``tiny`` with a loss whose gradient is exactly zero: only weight decay moves the weights."""
+    task = tiny(seed)
+    task.loss = lambda out, target: 0.0 * out.sum()
+    return task

@@ -152,6 +152,17 @@ def resolve_factory(name: str) -> Callable[..., Task]:
     return factory
 
 
+def _check_data(name: str, task: Task) -> None:
+    for split in ("train", "test"):
+        x, y = getattr(task, f"x_{split}"), getattr(task, f"y_{split}")
+        if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+            raise TaskError(f"task {name!r}: x_{split} and y_{split} must be torch tensors")
+        if len(x) == 0:
+            raise TaskError(f"task {name!r}: the {split} set is empty")
+        if len(x) != len(y):
+            raise TaskError(f"task {name!r}: x_{split} has {len(x)} samples but y_{split} has {len(y)}")
+
+
 def get_task(name: str, options: dict[str, Any] | None = None) -> Task:
     """Build the task ``name`` with keyword ``options`` (strings are converted to the defaults' types)."""
     factory = resolve_factory(name)
@@ -169,10 +180,11 @@ def get_task(name: str, options: dict[str, Any] | None = None) -> Task:
         task = factory(**resolved)
     except TaskError:
         raise
-    except (TypeError, ValueError, OSError, KeyError) as e:
-        raise TaskError(f"task {name!r}: {e}") from None
+    except Exception as e:  # noqa: BLE001 -- the factory is user input; report, don't trace back
+        raise TaskError(f"task {name!r} with options {resolved}: {type(e).__name__}: {e}") from None
     if not isinstance(task, Task):
         raise TaskError(f"task {name!r}: factory returned {type(task).__name__}, expected landscape.tasks.Task")
+    _check_data(name, task)
     # Record every option with its effective value, defaults included.
     full = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
     full.update(resolved)

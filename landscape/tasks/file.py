@@ -39,21 +39,31 @@ def make(path: str = "", widths: str = "200,200", activation: str = "relu", kind
     if not path:
         raise TaskError("file task needs --task-opt path=DATA.npz (or .h5)")
     d = _load(Path(path))
-    x_train = torch.as_tensor(d["x_train"], dtype=torch.float32).flatten(1)
-    x_test = torch.as_tensor(d["x_test"], dtype=torch.float32).flatten(1)
+    for key in KEYS:
+        if d[key].size == 0 or d[key].ndim == 0:
+            raise TaskError(f"file task: {key} in {path!r} is empty")
+        if not (np.issubdtype(d[key].dtype, np.number) or d[key].dtype == bool):
+            raise TaskError(f"file task: {key} in {path!r} is not numeric (dtype {d[key].dtype})")
+    x_train = torch.as_tensor(d["x_train"], dtype=torch.float32).reshape(len(d["x_train"]), -1)
+    x_test = torch.as_tensor(d["x_test"], dtype=torch.float32).reshape(len(d["x_test"]), -1)
     if x_train.shape[1] != x_test.shape[1]:
         raise TaskError(f"file task: x_train has {x_train.shape[1]} features but x_test has {x_test.shape[1]}")
     if kind == "auto":
-        kind = "classification" if np.issubdtype(d["y_train"].dtype, np.integer) else "regression"
+        integer = np.issubdtype(d["y_train"].dtype, np.integer) or d["y_train"].dtype == bool
+        kind = "classification" if integer else "regression"
     if kind not in ("classification", "regression"):
         raise TaskError(f"file task: kind must be auto, classification or regression, got {kind!r}")
     try:
         hidden = [int(w) for w in str(widths).split(",") if w.strip()]
+        if any(w < 1 for w in hidden):
+            raise ValueError
     except ValueError:
-        raise TaskError(f"file task: widths must be a comma list of integers, got {widths!r}") from None
+        raise TaskError(f"file task: widths must be a comma list of positive integers, got {widths!r}") from None
     if kind == "classification":
         y_train = torch.as_tensor(d["y_train"]).long().flatten()
         y_test = torch.as_tensor(d["y_test"]).long().flatten()
+        if min(y_train.min(), y_test.min()) < 0:
+            raise TaskError("file task: class labels must be non-negative integers")
         n_out = int(max(y_train.max(), y_test.max())) + 1
         loss, accuracy = cross_entropy, label_accuracy
     else:
@@ -62,6 +72,8 @@ def make(path: str = "", widths: str = "200,200", activation: str = "relu", kind
         y_train = y_train.reshape(len(y_train), -1)
         y_test = y_test.reshape(len(y_test), -1)
         n_out = y_train.shape[1]
+        if y_test.shape[1] != n_out:
+            raise TaskError(f"file task: y_train has {n_out} outputs per sample but y_test has {y_test.shape[1]}")
         loss, accuracy = mse, None
     if len(y_train) != len(x_train) or len(y_test) != len(x_test):
         raise TaskError("file task: x and y have different numbers of samples")
