@@ -54,14 +54,24 @@ def test_config_file_values_are_overridden_by_flags(tmp_path):
     assert s["config"]["steps"] == 5 and len(s["alpha"]) == 3 and s["config"]["task_options"]["n"] == 16
 
 
-@pytest.mark.parametrize("preset", ["teacher-student", "modular", "digits"])
-def test_shipped_presets_load(preset):
-    from pathlib import Path
+DATA = __import__("pathlib").Path(__file__).parent.parent / "data"
 
-    from landscape.config import load_toml
 
-    values = load_toml(Path(__file__).parent.parent / "data" / f"{preset}.toml")
-    assert values["task"] == preset
+@pytest.mark.parametrize("preset", sorted(p.name for p in DATA.glob("*.toml")))
+def test_shipped_presets_build_a_plan(preset):
+    """Every preset parses, validates and resolves to a runnable plan (no computation)."""
+    import argparse
+
+    from landscape import cli, scan, train
+
+    is_train = "init_scale" in (DATA / preset).read_text()
+    ns = argparse.Namespace(config=str(DATA / preset), task_opt=None)
+    cfg = cli._train_config(ns) if is_train else cli._scan_config(ns)
+    from landscape.tasks import get_task
+
+    task = get_task(cfg.task, cfg.task_options)
+    plan = (train if is_train else scan).make_plan(cfg, task)
+    assert (len(plan.members) if is_train else plan.n_points) >= 1
 
 
 def test_file_task_npz_and_h5(tmp_path):
@@ -91,6 +101,15 @@ def _bad_files(tmp_path):
     assert main(["scan", *TINY, "--norms", "1,2", "--out", str(good)]) == 0
     data = good.read_bytes()
     (tmp_path / "truncated.h5").write_bytes(data[: len(data) // 3])
+    (tmp_path / "notes.txt").write_text("my thesis notes\n")
+    damaged = tmp_path / "damaged.h5"
+    damaged.write_bytes(data)
+    with h5py.File(damaged, "r+") as f:
+        del f["scan/status"]
+    for i, text in enumerate(['norms = 5', 'batch_size = true', 'absolute = "no"', 'task_options = 3',
+                              'seed = 1.7'], start=1):
+        (tmp_path / f"types{i}.toml").write_text(text + "\n")
+    (tmp_path / "unknown.toml").write_text("stpes = 3\n")
 
 
 BAD = [
@@ -129,6 +148,29 @@ BAD = [
     (["info", "{tmp}/garbage.h5"], "not a readable HDF5"),
     (["info", "{tmp}/truncated.h5"], "not a readable HDF5"),
     (["bogus-command"], "invalid choice"),
+    (["scan", "--norms", "1:2:100000000000"], "at most"),
+    (["scan", "--norms", "1:1.0000000000000002:4"], "too close"),
+    (["scan", "--norms", "1e-40,1"], "between 1e-30 and 1e30"),
+    (["scan", "--norms", "1e39"], "between 1e-30 and 1e30"),
+    (["scan", "--task", "teacher-student", "--task-opt", "width=-1"], "task 'teacher-student'"),
+    (["scan", "--task", "teacher-student", "--task-opt", "n_train=0"], "train set is empty"),
+    (["scan", *TINY, "--out", "{tmp}/no/such/dir/x.h5"], "does not exist"),
+    (["scan", *TINY, "--out", "{tmp}"], "is a directory"),
+    (["scan", *TINY, "--out", "{tmp}", "--overwrite"], "is a directory"),
+    (["scan", *TINY, "--out", "{tmp}/foreign.h5", "--overwrite"], "not one written by landscape"),
+    (["scan", *TINY, "--out", "{tmp}/notes.txt", "--overwrite"], "not a readable HDF5"),
+    (["scan", *TINY, "--out", "{tmp}/partial.npz", "--overwrite"], "not a readable HDF5"),
+    (["scan", "--task", "teacher-student", "--task-opt", "n_train=0", "--out", "{tmp}/good.h5", "--overwrite"],
+     "train set is empty"),
+    (["plot", "{tmp}/good.h5", "-o", "{tmp}/no/dir/fig.png"], "does not exist"),
+    (["plot", "{tmp}/damaged.h5"], "damaged"),
+    (["info", "{tmp}/damaged.h5"], "damaged"),
+    (["scan", "--config", "{tmp}/types1.toml"], "norms must be a string"),
+    (["scan", "--config", "{tmp}/types2.toml"], "batch_size must be an integer"),
+    (["scan", "--config", "{tmp}/types3.toml"], "absolute must be true or false"),
+    (["scan", "--config", "{tmp}/types4.toml"], "[task_options] must be a table"),
+    (["scan", "--config", "{tmp}/types5.toml"], "seed must be an integer"),
+    (["scan", "--config", "{tmp}/unknown.toml"], "unknown keys"),
 ]
 
 
@@ -152,3 +194,42 @@ def test_bad_input_in_a_real_process_has_no_traceback(env):
     r = subprocess.run([sys.executable, "-m", "landscape", "scan", "--norms", "5:1"], env=env,
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "below START" in r.stderr
+
+
+def test_plot_of_all_diverged_scan_is_refused_cleanly(tmp_path, capsys):
+    out = tmp_path / "d.h5"
+    assert main(["scan", "--task", "tasks_for_tests:explosive", "--norms", "40,50", "--steps", "5", "--quiet",
+                 "--out", str(out)]) == 0
+    assert (read_scan(out)["status"] == 2).all()
+    capsys.readouterr()
+    assert main(["plot", str(out), "-o", str(tmp_path / "d.png")]) == 2
+    assert "no finished scan points" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_a_landscape_file(tmp_path):
+    out = tmp_path / "s.h5"
+    assert main(["scan", *TINY, "--norms", "1,2", "--out", str(out)]) == 0
+    assert main(["scan", *TINY, "--norms", "1,2,3", "--out", str(out), "--overwrite"]) == 0
+    assert len(read_scan(out)["alpha"]) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]  # no temporary file left behind
+
+
+def test_resume_with_equivalent_task_options(tmp_path):
+    """Options given as strings, as TOML values or left at their defaults are the same experiment."""
+    out = tmp_path / "m.h5"
+    base = ["scan", "--task", "modular", "--steps", "3", "--norms", "1,2", "--quiet", "--out", str(out)]
+    assert main([*base, "--task-opt", "p=7"]) == 0
+    cfg = tmp_path / "m.toml"
+    cfg.write_text("[task_options]\np = 7\nseed = 0\n")
+    assert main([*base, "--config", str(cfg)]) == 0
+
+
+def test_info_json_is_strict_json(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "s.h5"
+    assert main(["scan", *TINY, "--norms", "1,2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["info", "--json", str(out)]) == 0
+    data = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert data["scan"]["train_acc"] == [[None], [None]]

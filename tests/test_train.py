@@ -82,6 +82,7 @@ def test_resume_after_real_kill_equals_uninterrupted_run(tmp_path, env):
             continue
         if reached >= 400:
             break
+    assert proc.poll() is None, f"training ended before it was killed: {proc.stderr.read()!r}"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert 400 <= reached < 3000, f"kill came too late or never ({reached}): {proc.stderr.read()!r}"
