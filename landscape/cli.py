@@ -9,12 +9,14 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
+from . import shard as shard_mod
 from .config import ScanConfig, TrainConfig, field_names, load_toml
 
 EXIT_USAGE = 2
@@ -37,6 +39,40 @@ def _as_usage_error(prefix: str = ""):
         if not prefix:
             raise
         raise UsageError(f"{prefix}{type(e).__name__}: {' '.join(str(e).split())}") from None
+
+
+class _Termination:
+    """SIGTERM (a scheduler's time limit) handled so that no file is left half-written.
+
+    ``immediate``: exit at once unless inside ``critical()`` (then right after it);
+    otherwise only set ``requested`` and let the loop checkpoint and stop.
+    """
+
+    def __init__(self, immediate: bool):
+        self.immediate, self.requested, self.signum, self.depth = immediate, False, 0, 0
+
+    def _handler(self, signum, frame):
+        self.requested, self.signum = True, signum
+        if self.immediate and self.depth == 0:
+            raise SystemExit(128 + signum)
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGTERM, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGTERM, self.previous)
+        return False
+
+    @contextlib.contextmanager
+    def critical(self):
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if self.requested and self.immediate and self.depth == 0:
+            raise SystemExit(128 + self.signum)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -143,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", "-o", default="scan.h5", help="HDF5 output; re-running resumes it (default scan.h5)")
     s.add_argument("--overwrite", action="store_true", help="replace an output file that holds another experiment")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary table")
+    s.add_argument("--shard", metavar="I/N|auto", help="compute only shard I of N (interleaved points) into "
+                   "OUT.shard-IIII-of-NNNN.h5; auto: from a Slurm job array or MPI")
 
     t = sub.add_parser("train", help="free-training trajectories (AdamW) stored next to the scan",
                        description="Train with AdamW from a scaled default initialization and log norm, losses and "
@@ -172,6 +210,30 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", "-o", default="scan.h5", help="HDF5 file, shared with the scan (default scan.h5)")
     t.add_argument("--overwrite", action="store_true", help="replace trajectories of the same name with other settings")
     t.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary table")
+    t.add_argument("--shard", metavar="I/N|auto", help="train only shard I of N of the sweep's trajectories "
+                   "into OUT.shard-IIII-of-NNNN.h5; auto: from a Slurm job array or MPI")
+
+    mg = sub.add_parser("merge", help="join shard files into one file",
+                        description="Check that shards hold the same experiment, join their points and "
+                                    "trajectories, report what is missing, and write the result atomically.")
+    mg.add_argument("shards", nargs="+", metavar="SHARD", help="shard files or glob patterns ('scan.shard-*.h5')")
+    mg.add_argument("-o", "--out", required=True, help="merged output file")
+    mg.add_argument("--allow-partial", action="store_true", help="write even with missing points, recording the gaps")
+
+    sb = sub.add_parser("submit", help="launch a sharded scan or sweep on Slurm: job array plus merge job",
+                        description="Submit `landscape scan|train ARGS --shard auto` as a Slurm job array and a "
+                                    "merge job that runs after the whole array succeeds (afterok). Prints both job ids.")
+    sb.add_argument("what", choices=["scan", "train"], help="the command to shard")
+    sb.add_argument("--tasks", type=_positive_int("--tasks"), required=True, help="array tasks (shards)")
+    sb.add_argument("--throttle", type=_positive_int("--throttle"), metavar="K", help="at most K tasks at once (%%K)")
+    sb.add_argument("--time", help="#SBATCH --time, e.g. 02:00:00")
+    sb.add_argument("--partition", help="#SBATCH --partition")
+    sb.add_argument("--cpus-per-task", type=_positive_int("--cpus-per-task"), help="#SBATCH --cpus-per-task")
+    sb.add_argument("--mem", help="#SBATCH --mem, e.g. 4G")
+    sb.add_argument("--account", help="#SBATCH --account")
+    sb.add_argument("--sbatch", default="sbatch", help="sbatch executable (default: sbatch on PATH)")
+    sb.add_argument("--dry-run", action="store_true", help="print the sbatch commands instead of running them")
+    sb.epilog = "Arguments for landscape scan/train follow a lone --, and must include --out FILE."
 
     pl = sub.add_parser("plot", help="draw the L/U figure and the trajectories of a file")
     pl.add_argument("file")
@@ -318,21 +380,48 @@ def cmd_scan(args) -> int:
         plan = scan.make_plan(cfg, task)
         size = cfg.chunk or scan.auto_chunk(plan)
     with _as_usage_error():
-        todo = store.prepare_scan(args.out, cfg, plan, overwrite=args.overwrite)
-    done = plan.n_points - len(todo)
-    if done and not args.quiet:
-        print(f"resuming {args.out}: {done} of {plan.n_points} points already done", file=sys.stderr)
+        shard = shard_mod.resolve(args.shard)
+    out = args.out if shard is None else shard_mod.shard_path(args.out, shard[0], shard[1])
+    with _as_usage_error():
+        todo = store.prepare_scan(out, cfg, plan, overwrite=args.overwrite, shard=shard and shard[:2])
+    mine = plan.n_points if shard is None else len(range(shard[0], plan.n_points, shard[1]))
+    if mine - len(todo) and not args.quiet:
+        print(f"resuming {out}: {mine - len(todo)} of {mine} points already done", file=sys.stderr)
     bar = tqdm(total=len(todo) * cfg.steps, unit="step", unit_scale=True, desc="scan", smoothing=0.1,
                disable=True if args.quiet else None)
-    for chunk in scan.chunks(todo, size):
-        result = scan.run_chunk(plan, chunk, device=cfg.device, engine=cfg.engine, on_progress=bar.update)
-        with _as_usage_error():
-            store.write_chunk(args.out, result, cfg.restarts)
+    with _Termination(immediate=True) as term:
+        for chunk in scan.chunks(todo, size):
+            result = scan.run_chunk(plan, chunk, device=cfg.device, engine=cfg.engine, on_progress=bar.update)
+            with term.critical(), _as_usage_error():
+                store.write_chunk(out, result, cfg.restarts)
     bar.close()
+    if shard is not None and shard[2] == "mpi":
+        _mpi_merge(args.out, shard, args.quiet)
+    if not args.quiet and shard is None:
+        print(summary_table(store.read_scan(out)))
     if not args.quiet:
-        print(summary_table(store.read_scan(args.out)))
-        print(f"wrote {args.out}")
+        print(f"wrote {out}")
     return 0
+
+
+def _mpi_merge(out: str, shard, quiet: bool) -> None:
+    """Under MPI with mpi4py: wait for every rank, then rank 0 merges the shards into ``out``."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        if not quiet:
+            print(f"no mpi4py: merge the shards yourself with `landscape merge ... -o {out}`", file=sys.stderr)
+        return
+    from . import merge
+
+    MPI.COMM_WORLD.Barrier()
+    if shard[0] == 0:
+        paths = [shard_mod.shard_path(out, i, shard[1]) for i in range(shard[1])]
+        with _as_usage_error():
+            merge.merge(paths, out)
+        if not quiet:
+            print(f"rank 0 merged {shard[1]} shards into {out}")
+    MPI.COMM_WORLD.Barrier()
 
 
 def cmd_train(args) -> int:
@@ -349,7 +438,16 @@ def cmd_train(args) -> int:
         plan = train.make_plan(cfg, task)
         size = cfg.chunk or train.members_per_chunk(plan)
     with _as_usage_error():
-        states = store.prepare_trajectories(args.out, cfg, plan, overwrite=args.overwrite)
+        shard = shard_mod.resolve(args.shard)
+    out = args.out
+    if shard is not None:
+        out = shard_mod.shard_path(args.out, shard[0], shard[1])
+        plan.members = shard_mod.shard_items(plan.members, shard[0], shard[1])
+        if not plan.members:
+            print(f"shard {shard[0]}/{shard[1]} has no trajectories (the sweep has fewer members)", file=sys.stderr)
+            return 0
+    with _as_usage_error():
+        states = store.prepare_trajectories(out, cfg, plan, overwrite=args.overwrite)
     # group members by the step they resume from; finished ones are skipped
     groups: dict[int, list] = {}
     for m in plan.members:
@@ -359,28 +457,39 @@ def cmd_train(args) -> int:
             groups.setdefault(start, []).append(m)
     skipped = len(plan.members) - sum(len(g) for g in groups.values())
     if skipped and not args.quiet:
-        print(f"{args.out}: {skipped} of {len(plan.members)} trajectories already finished", file=sys.stderr)
+        print(f"{out}: {skipped} of {len(plan.members)} trajectories already finished", file=sys.stderr)
     total = sum((cfg.steps - start) * ((len(g) + size - 1) // size) for start, g in groups.items())
     bar = tqdm(total=total, unit="step", unit_scale=True, desc="train", smoothing=0.1,
                disable=True if args.quiet else None)
-    for start, group in sorted(groups.items()):
-        for i in range(0, len(group), size):
-            part = group[i:i + size]
+    term = _Termination(immediate=False)
+    with term:
+        batches = [(start, group[i:i + size]) for start, group in sorted(groups.items())
+                   for i in range(0, len(group), size)]
+        for start, part in batches:
             state = train.resume_state(plan, part, [states[m.name] for m in part], start)
             names = [m.name for m in part]
 
             def save(st, log, names=names):
                 a = log.arrays() if len(log) else {k: np.zeros((len(names), 0)) for k in train.Log.NAMES}
-                with _as_usage_error():
-                    store.write_trajectories(args.out, names, st.step, a, log.step, st.theta.cpu().numpy(),
+                with term.critical(), _as_usage_error():
+                    store.write_trajectories(out, names, st.step, a, log.step, st.theta.cpu().numpy(),
                                              st.adam.m.cpu().numpy(), st.adam.v.cpu().numpy(), st.adam.t,
                                              done=st.step >= cfg.steps)
 
-            train.run(plan, part, state, device=cfg.device, on_checkpoint=save, on_progress=bar.update)
+            train.run(plan, part, state, device=cfg.device, on_checkpoint=save, on_progress=bar.update,
+                      should_stop=lambda: term.requested)
+            if term.requested:
+                break
     bar.close()
+    if term.requested:
+        print(f"landscape: terminated; checkpoint written to {out}, rerun the same command to resume",
+              file=sys.stderr)
+        return 128 + term.signum
+    if shard is not None and shard[2] == "mpi":
+        _mpi_merge(args.out, shard, args.quiet)
     if not args.quiet:
-        print(trajectory_table(store.read_trajectories(args.out), [m.name for m in plan.members]))
-        print(f"wrote {args.out}")
+        print(trajectory_table(store.read_trajectories(out), [m.name for m in plan.members]))
+        print(f"wrote {out}")
     return 0
 
 
@@ -527,12 +636,101 @@ def cmd_tasks(args) -> int:
     return 0
 
 
-COMMANDS = {"scan": cmd_scan, "train": cmd_train, "plot": cmd_plot, "info": cmd_info, "tasks": cmd_tasks}
+def cmd_merge(args) -> int:
+    import glob
+
+    from . import merge
+
+    paths = []
+    for pattern in args.shards:
+        found = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not found:
+            raise UsageError(f"merge: no file matches {pattern!r}")
+        paths += found
+    with _as_usage_error():
+        report = merge.merge(paths, args.out, allow_partial=args.allow_partial)
+    line = f"merged {len(report.shards)} shards into {args.out}: {report.points} scan points, " \
+           f"{report.trajectories} trajectories"
+    print(line)
+    if not report.complete:
+        print(f"landscape: warning: {report.describe_missing()} (recorded in the file's 'missing' attribute)",
+              file=sys.stderr)
+    return 0
+
+
+def submit_commands(args) -> list[list[str]]:
+    """The two sbatch command lines: the job array, then the merge job (its dependency filled in later)."""
+    import shlex
+
+    rest = list(args.args)
+    if rest and rest[0] == "--":
+        rest = rest[1:]
+    if "--shard" in rest or any(a.startswith("--shard=") for a in rest):
+        raise UsageError("submit: do not pass --shard; every array task uses --shard auto")
+    out = None
+    for i, a in enumerate(rest):
+        if a in ("--out", "-o") and i + 1 < len(rest):
+            out = rest[i + 1]
+        elif a.startswith("--out="):
+            out = a.split("=", 1)[1]
+    if out is None:
+        raise UsageError(f"submit: pass the {args.what} arguments after --, including --out FILE")
+    out = str(Path(out).resolve())
+    rest = [out if a == out or Path(a).resolve() == Path(out) else a for a in rest]
+    build_parser().parse_args([args.what, *rest])  # validate the arguments now, not on the cluster
+    python = shlex.quote(sys.executable)
+    common = [f"--{k.replace('_', '-')}={v}" for k, v in (("time", args.time), ("partition", args.partition),
+              ("cpus_per_task", args.cpus_per_task), ("mem", args.mem), ("account", args.account)) if v]
+    array = f"0-{args.tasks - 1}" + (f"%{args.throttle}" if args.throttle else "")
+    stem = Path(out)
+    log_dir = stem.parent
+    task_cmd = " ".join([python, "-m", "landscape", args.what, *map(shlex.quote, rest), "--shard", "auto", "--quiet"])
+    width = max(4, len(str(args.tasks - 1)))
+    pattern = f"{stem.stem}.shard-*-of-{args.tasks:0{width}d}{stem.suffix}"
+    merge_cmd = " ".join([python, "-m", "landscape", "merge", shlex.quote(str(log_dir / pattern)),
+                          "-o", shlex.quote(out)])
+    first = [args.sbatch, "--parsable", f"--job-name=landscape-{args.what}", f"--array={array}", *common,
+             f"--output={log_dir / (stem.stem + '.shard-%a.log')}", f"--wrap={task_cmd}"]
+    second = [args.sbatch, "--parsable", f"--job-name=landscape-merge", "--dependency=afterok:{array_job}", *common,
+              f"--output={log_dir / (stem.stem + '.merge.log')}", f"--wrap={merge_cmd}"]
+    return [first, second]
+
+
+def cmd_submit(args) -> int:
+    import shlex
+    import subprocess
+
+    first, second = submit_commands(args)
+    if args.dry_run:
+        for cmd in (first, second):
+            print(" ".join(shlex.quote(c) for c in cmd))
+        return 0
+    ids = []
+    for cmd in (first, second):
+        cmd = [c.replace("{array_job}", ids[0]) if ids else c for c in cmd]
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True)
+        except FileNotFoundError:
+            raise UsageError(f"submit: {cmd[0]!r} not found; is this a Slurm login node?") from None
+        if r.returncode != 0:
+            raise UsageError(f"submit: sbatch failed: {' '.join(r.stderr.split())}")
+        ids.append(r.stdout.strip().split(";")[0])
+    print(f"array job {ids[0]} ({args.tasks} tasks), merge job {ids[1]} (after the array succeeds)")
+    return 0
+
+
+COMMANDS = {"scan": cmd_scan, "train": cmd_train, "merge": cmd_merge, "submit": cmd_submit, "plot": cmd_plot, "info": cmd_info, "tasks": cmd_tasks}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    rest = []
+    if argv[:1] == ["submit"] and "--" in argv:  # everything after -- belongs to the sharded command
+        cut = argv.index("--")
+        argv, rest = argv[:cut], argv[cut + 1:]
     try:
         args = build_parser().parse_args(argv)
+        args.args = rest
         return COMMANDS[args.command](args)
     except UsageError as e:
         msg = str(e)

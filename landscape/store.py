@@ -178,14 +178,17 @@ def scan_identity(config, plan) -> dict:
     return json.loads(_json(ident))
 
 
-def prepare_scan(path: str | Path, config, plan, overwrite: bool = False) -> np.ndarray:
+def prepare_scan(path: str | Path, config, plan, overwrite: bool = False,
+                 shard: tuple[int, int] | None = None) -> np.ndarray:
     """Create or reopen ``path`` for ``plan``; return the point indices still to compute.
 
     An existing file with the same scan is resumed (only pending points are
     returned). A file with another scan, task or data is refused unless
     ``overwrite``, which replaces the whole file -- and only a landscape file:
-    anything else at ``path`` is never deleted.
+    anything else at ``path`` is never deleted. With ``shard = (i, n)`` the file
+    is a shard file and only points ``i, i + n, i + 2n, ...`` are returned.
     """
+    mine = np.arange(plan.n_points) if shard is None else np.arange(shard[0], plan.n_points, shard[1])
     path = Path(path)
     fingerprint = data_fingerprint(plan.task)
     ident = scan_identity(config, plan)
@@ -200,24 +203,28 @@ def prepare_scan(path: str | Path, config, plan, overwrite: bool = False) -> np.
                     if stored != ident:
                         raise StoreError(f"{path}: holds a scan with another configuration ({_diff(stored, ident)}); "
                                          "use --overwrite to replace the file, or another --out")
+                    stored_shard = tuple(int(v) for v in f["scan"].attrs.get("shard", ()))
+                    if stored_shard != (tuple(shard) if shard else ()):
+                        raise StoreError(f"{path}: was written as shard {stored_shard or 'none'}, not "
+                                         f"{tuple(shard) if shard else 'none'}; use another --out")
                     status = f["scan/status"][()].astype(np.int8).ravel()
-                    return np.flatnonzero(status == STATUS_ENUM["pending"])
+                    return mine[status[mine] == STATUS_ENUM["pending"]]
     if path.exists() and not overwrite:
         with open_file(path, "a") as f:
             _set_root_config(f, "scan", config, plan)
-            _create_scan(f, config, plan, ident)
-        return np.arange(plan.n_points)
+            _create_scan(f, config, plan, ident, shard)
+        return mine
     # a new file (or a replacement) is built beside the target and moved into place when complete
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open_file(tmp, "w") as f:
             _root_attrs(f, plan.task, fingerprint)
             _set_root_config(f, "scan", config, plan)
-            _create_scan(f, config, plan, ident)
+            _create_scan(f, config, plan, ident, shard)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return np.arange(plan.n_points)
+    return mine
 
 
 def _set_root_config(f: h5py.File, command: str, config, plan) -> None:
@@ -227,9 +234,13 @@ def _set_root_config(f: h5py.File, command: str, config, plan) -> None:
     f.attrs["config"] = _json(configs)
 
 
-def _create_scan(f: h5py.File, config, plan, ident: dict) -> None:
+def _create_scan(f: h5py.File, config, plan, ident: dict, shard=None) -> None:
     K, R = len(plan.norm), config.restarts
     g = f.create_group("scan")
+    if shard is not None:
+        g.attrs["shard"] = np.array(shard[:2], dtype=np.int64)
+        g.attrs["shard_description"] = ("this file is shard [index, count] of a larger scan: it computes the points "
+                                        "k * R + r = index, index + count, ...; `landscape merge` joins the shards")
     g.attrs["description"] = ("Reduced loss landscape: for each norm, the training loss minimized over parameters "
                               "whose constrained part has that L2 norm, with train and test metrics read at the minimizer.")
     g.attrs["config"] = _json({**dataclasses.asdict(config), "task_options": plan.task.options})
@@ -248,37 +259,22 @@ def _create_scan(f: h5py.File, config, plan, ident: dict) -> None:
     norm.attrs["long_name"] = "L2 norm of the constrained parameters"
     restart = g.create_dataset("restart", data=np.arange(R, dtype=np.int64))
     restart.attrs["long_name"] = "independent initialization index"
-    for ds in (alpha, norm, restart):
-        ds.make_scale(ds.name.rsplit("/", 1)[1])
-
-    def attach(ds, *scales_per_dim):
-        for dim, scales in enumerate(scales_per_dim):
-            for s in scales:
-                ds.dims[dim].attach_scale(s)
-
     for name, desc in METRICS.items():
         ds = g.create_dataset(name, shape=(K, R), dtype=np.float64, fillvalue=np.nan)
         ds.attrs["description"] = desc
-        attach(ds, (norm, alpha), (restart,))
     ds = g.create_dataset("steps", shape=(K, R), dtype=np.int64, fillvalue=-1)
     ds.attrs["description"] = "optimizer steps run (up to divergence for diverged points; -1 = not computed)"
-    attach(ds, (norm, alpha), (restart,))
     ds = g.create_dataset("status", shape=(K, R), dtype=STATUS_DTYPE, fillvalue=0)
     ds.attrs["description"] = "pending = not computed yet, done = finished, diverged = a loss became NaN or inf"
-    attach(ds, (norm, alpha), (restart,))
-
     if config.history:
         from .scan import history_steps
 
         h = g.create_group("history")
-        steps = history_steps(config)
-        st = h.create_dataset("step", data=steps)
+        st = h.create_dataset("step", data=history_steps(config))
         st.attrs["long_name"] = "optimizer step"
-        st.make_scale("step")
         for name in ("train_loss", "test_loss"):
-            ds = h.create_dataset(name, shape=(K, R, len(steps)), dtype=np.float64, fillvalue=np.nan)
+            ds = h.create_dataset(name, shape=(K, R, len(st)), dtype=np.float64, fillvalue=np.nan)
             ds.attrs["description"] = f"full-data {name.replace('_', ' ')} recorded during the constrained optimization"
-            attach(ds, (norm, alpha), (restart,), (st,))
     if config.save_params:
         P = plan.layout.size
         ds = g.create_dataset("params", shape=(K, R, P), dtype=np.float32, fillvalue=np.nan,
@@ -286,8 +282,48 @@ def _create_scan(f: h5py.File, config, plan, ident: dict) -> None:
         ds.attrs["description"] = "constrained minimizers, flattened in the order of the 'names' attribute"
         ds.attrs["names"] = _json(list(plan.layout.names))
         ds.attrs["shapes"] = _json([list(s) for s in plan.layout.shapes])
-        attach(ds, (norm, alpha), (restart,))
         g.create_dataset("constrained", data=plan.layout.mask().numpy().astype(np.int8))
+    attach_scan_scales(g)
+
+
+def _reset_scales(g: h5py.Group) -> None:
+    """Drop dimension-scale bookkeeping (stale after copying a group between files)."""
+    for ds in g.values():
+        if isinstance(ds, h5py.Group):
+            _reset_scales(ds)
+            continue
+        for key in ("DIMENSION_LIST", "REFERENCE_LIST", "DIMENSION_LABELS"):
+            if key in ds.attrs:
+                del ds.attrs[key]
+
+
+def attach_scan_scales(g: h5py.Group) -> None:
+    """Make alpha, norm, restart (and history/step) dimension scales and attach them to every dataset."""
+    _reset_scales(g)
+    alpha, norm, restart = g["alpha"], g["norm"], g["restart"]
+    for ds in (alpha, norm, restart):
+        ds.make_scale(ds.name.rsplit("/", 1)[1])
+    step = None
+    if "history" in g:
+        step = g["history/step"]
+        step.make_scale("step")
+    targets = [g[n] for n in (*METRICS, "steps", "status", "params") if n in g]
+    if step is not None:
+        targets += [g["history"][n] for n in ("train_loss", "test_loss")]
+    for ds in targets:
+        ds.dims[0].attach_scale(norm)
+        ds.dims[0].attach_scale(alpha)
+        ds.dims[1].attach_scale(restart)
+        if ds.ndim == 3 and step is not None and ds.name.startswith(g.name + "/history"):
+            ds.dims[2].attach_scale(step)
+
+
+def attach_trajectory_scales(g: h5py.Group) -> None:
+    """Make ``step`` the dimension scale of every series of a trajectory group."""
+    _reset_scales(g)
+    g["step"].make_scale("step")
+    for name in SERIES:
+        g[name].dims[0].attach_scale(g["step"])
 
 
 def write_chunk(path: str | Path, result, restarts: int) -> None:
@@ -418,13 +454,12 @@ def _create_trajectory(top: h5py.Group, member, config, plan, ident: dict) -> No
     g.attrs["status"] = "running"
     step = g.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
     step.attrs["long_name"] = "optimizer step"
-    step.make_scale("step")
     for name, (units, desc) in SERIES.items():
         ds = g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(256,))
         ds.attrs["description"] = desc
         if units:
             ds.attrs["units"] = units
-        ds.dims[0].attach_scale(step)
+    attach_trajectory_scales(g)
 
 
 def _reopen(g: h5py.Group):

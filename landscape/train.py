@@ -116,11 +116,14 @@ class Log:
 
 def run(plan: TrainPlan, group: list[Member], state: State, device="cpu",
         on_checkpoint: Callable[[State, Log], None] | None = None,
-        on_progress: Callable[[int], None] | None = None) -> State:
+        on_progress: Callable[[int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None) -> State:
     """Train ``group`` from ``state`` to ``config.steps``.
 
     Every ``checkpoint_every`` steps and at the end, ``on_checkpoint(state, log)``
     receives the state and the metrics logged since the previous checkpoint.
+    When ``should_stop()`` turns true, the current state is checkpointed and
+    the run returns early (a resumed run continues exactly from there).
     """
     cfg = plan.config
     device = torch.device(device)
@@ -171,6 +174,11 @@ def run(plan: TrainPlan, group: list[Member], state: State, device="cpu",
         t += 1
         if on_progress is not None:
             on_progress(1)
+        if should_stop is not None and should_stop():
+            if t in logged:
+                record(t, theta)
+            checkpoint(t)
+            return State(t, theta, adam)
     if t in logged:
         record(t, theta)
     checkpoint(t)

@@ -1,0 +1,868 @@
+"""Critical norm, Goldilocks zone and grokking time predicted from the reduced landscape.
+
+Omnigrok's LU mechanism: a run started at a large norm memorizes at once (the
+L's train loss is low there), then the only force left is AdamW's decoupled
+weight decay, which multiplies the norm by ``1 - lr * wd`` per step until the
+norm reaches the U's bottom, where the test loss is low. Grokking time then
+scales as ``1 / wd``. This module reads the plain dicts of
+``landscape.store.read_scan`` and ``read_trajectories`` and computes:
+
+* from a scan: the critical norm w_c (the knee of the L), the norm w* that
+  minimizes the test loss, and the Goldilocks zone around it, each as an
+  :class:`Estimate` with an interval from the grid spacing and the restarts'
+  spread (:func:`analyze_scan`);
+* from each trajectory: the memorization and grokking steps, the constrained
+  norm at both and the delay, and the grokking step predicted by pure weight
+  decay from the norm at memorization to w_c, to w* and to the zone's upper
+  edge (:func:`analyze_trajectory`);
+* for weight-decay sweeps: the log-log slope of the measured grokking step
+  against weight decay, with its standard error (:func:`weight_decay_sweeps`).
+
+:func:`analyze` does all of it, :func:`to_dict` turns the result into strict
+JSON (``None`` for missing numbers, never NaN) and :func:`format_report` into a
+terminal table. Every function is pure (numpy and scipy only; no files, no
+printing). Where the data cannot support an answer the value is ``None`` and
+``reason`` says which criterion failed and why.
+
+Conventions (all defaults live in :class:`Criteria`):
+
+* Norms are absolute L2 norms of the constrained parameters (the scan's
+  ``norm`` axis and the trajectories' ``constrained_norm``), never alpha.
+* Per norm, the scan's *best restart* is the finished (status done) restart
+  with the lowest train loss; its train and test values form the curves.
+  Diverged and pending points are ignored.
+* Between grid points, losses are interpolated linearly in log-loss against
+  log-norm (always, for linear grids too: the L and the U are straight or
+  parabolic on log-log axes); accuracies linearly against log-norm.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+DONE = 1  # scan status of a finished point
+
+TARGETS = {
+    "w_c": "critical norm (knee of the L)",
+    "w_star": "test-loss minimum (bottom of the U)",
+    "zone_high": "upper edge of the Goldilocks zone",
+}
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """Thresholds of every criterion; the defaults below are what ``landscape analyze`` uses.
+
+    ``train_loss``: absolute train-loss threshold for the knee and for
+    memorization on regression tasks. When None (default) it is
+    ``train_loss_rel`` (1e-2) times the best train loss at the smallest
+    scanned norm: the knee is where the L has fallen two decades below its
+    small-norm plateau (for MSE that plateau is about the label variance, the
+    loss of predicting ~0), which makes the default independent of the task's
+    loss scale. Trajectories use the same threshold, so "memorized" means "as
+    low as the landscape is at w_c". A regression trajectory without a scan
+    needs an explicit ``train_loss``.
+
+    ``accuracy``: use accuracies for classification tasks (None = whenever the
+    scan or trajectory says ``classification``): the knee is the smallest norm
+    whose train accuracy reaches ``train_acc`` (0.99), memorization is train
+    accuracy >= ``train_acc`` and grokking is test accuracy >= ``test_acc``
+    (0.9). False forces the loss criteria everywhere.
+
+    ``goldilocks``: the zone is the norms whose test loss is at most this
+    factor (10, one decade) times the scan's minimum test loss; for regression
+    tasks grokking is the trajectory's test loss entering that band (or
+    falling below ``test_loss`` when given, which needs no scan).
+    """
+
+    train_loss: float | None = None
+    train_loss_rel: float = 1e-2
+    train_acc: float = 0.99
+    test_acc: float = 0.9
+    goldilocks: float = 10.0
+    test_loss: float | None = None
+    accuracy: bool | None = None
+
+
+@dataclass
+class Estimate:
+    """A value with an interval ``[low, high]``; ``value`` is None with a ``reason`` when there is no answer.
+
+    ``low`` or ``high`` None means the interval is open on that side (for
+    example a minimum at the grid's edge). ``note`` carries caveats about an
+    answer that exists.
+    """
+
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    reason: str | None = None
+    note: str | None = None
+
+
+@dataclass
+class Zone:
+    """The Goldilocks zone: norms whose test loss is at most ``factor`` times the minimum ``test_loss_min``."""
+
+    low: Estimate
+    high: Estimate
+    factor: float
+    test_loss_min: float | None
+    threshold: float | None
+    touches_low_edge: bool = False
+    touches_high_edge: bool = False
+    reason: str | None = None
+
+
+@dataclass
+class ScanAnalysis:
+    """What the landscape says: w_c, w* and the zone, with the thresholds that produced them."""
+
+    task: str | None
+    w0: float
+    criterion: str  # how the knee was found, in words
+    train_loss_threshold: float | None
+    w_c: Estimate
+    w_star: Estimate
+    zone: Zone
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Event:
+    """A step in a trajectory: the first logged step meeting ``criterion``, and the norm there.
+
+    The event happened after the previous logged step ``step.low`` and no later
+    than ``step.high`` (= ``step.value``).
+    """
+
+    criterion: str
+    step: Estimate
+    norm: float | None = None
+
+
+@dataclass
+class Prediction:
+    """Grokking step predicted by pure weight decay from the norm at memorization to a target norm.
+
+    ``decay_steps = ln(w_mem / target) / -ln(1 - lr * wd)`` (0 when the norm is
+    already at or below the target), ``step = memorization step + decay_steps``
+    and ``ratio = measured grokking step / predicted step``: 1 means exact, above 1
+    means the run grokked later than pure decay predicts.
+    """
+
+    target: str
+    target_norm: float | None
+    decay_steps: Estimate
+    step: Estimate
+    ratio: float | None = None
+    reason: str | None = None
+
+
+@dataclass
+class TrajectoryAnalysis:
+    """Measured events of one trajectory and the predictions of the LU mechanism."""
+
+    name: str
+    weight_decay: float
+    init_scale: float | None
+    seed: int | None
+    lr: float
+    batch_size: int | None
+    last_step: int | None
+    status: str | None
+    memorization: Event
+    grokking: Event
+    delay: Estimate
+    predictions: list[Prediction]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SweepFit:
+    """log(measured grokking step) = slope * log(weight decay) + intercept, least squares.
+
+    ``group`` holds the settings shared by the fitted trajectories, or
+    ``{"pooled": n_groups}`` for the fit with a common slope and one intercept
+    per group. ``predicted_slopes`` are the same fit on each target's
+    predicted steps: the slope the mechanism expects for these very runs,
+    including their memorization steps (close to, not exactly, -1).
+    """
+
+    group: dict[str, Any]
+    names: list[str]
+    weight_decays: list[float]
+    grok_steps: list[float]
+    slope: float | None = None
+    stderr: float | None = None
+    intercept: float | None = None
+    deviation_sigma: float | None = None  # (slope + 1) / stderr
+    predicted_slopes: dict[str, float | None] = field(default_factory=dict)
+    excluded: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None
+
+
+@dataclass
+class Analysis:
+    """Everything :func:`analyze` computes, plus file-level messages."""
+
+    criteria: Criteria
+    scan: ScanAnalysis | None
+    trajectories: list[TrajectoryAnalysis]
+    sweeps: list[SweepFit]
+    messages: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- scan: curves and crossings
+
+@dataclass
+class _Curves:
+    """Per-norm values over the finished restarts: the best restart's, and the min and max."""
+
+    norm: np.ndarray
+    logw: np.ndarray
+    train: np.ndarray  # best restart (lowest train loss)
+    test: np.ndarray
+    train_acc: np.ndarray
+    train_min: np.ndarray
+    train_max: np.ndarray
+    test_min: np.ndarray
+    test_max: np.ndarray
+    acc_min: np.ndarray
+    acc_max: np.ndarray
+    test_per_restart: np.ndarray  # [K, R], NaN where not done
+    dropped: int  # norms without any finished restart
+
+
+def _curves(scan: dict) -> _Curves:
+    ok = (np.asarray(scan["status"]) == DONE) & np.isfinite(scan["train_loss"])
+    keep = ok.any(axis=1)
+    norm = np.asarray(scan["norm"], dtype=float)[keep]
+    ok = ok[keep]
+
+    def masked(name):
+        return np.where(ok, np.asarray(scan[name], dtype=float)[keep], np.nan)
+
+    train, test, acc = masked("train_loss"), masked("test_loss"), masked("train_acc")
+    best = np.argmin(np.where(ok, train, np.inf), axis=1)
+    rows = np.arange(len(norm))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: accuracies of regression tasks
+        return _Curves(norm=norm, logw=np.log(norm), train=train[rows, best], test=test[rows, best],
+                       train_acc=acc[rows, best],
+                       train_min=np.nanmin(train, 1), train_max=np.nanmax(train, 1),
+                       test_min=np.nanmin(test, 1), test_max=np.nanmax(test, 1),
+                       acc_min=np.nanmin(acc, 1), acc_max=np.nanmax(acc, 1),
+                       test_per_restart=test, dropped=int((~keep).sum()))
+
+
+def _log(y: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(np.maximum(np.asarray(y, dtype=float), 1e-300))
+
+
+def _first_crossing(logw: np.ndarray, g: np.ndarray, g_thr: float) -> tuple[float | None, int]:
+    """First index k with ``g[k] <= g_thr`` and the interpolated log-norm of the crossing.
+
+    Returns ``(None, -1)`` if no point qualifies, ``(logw[0], 0)`` if the first
+    one already does (no crossing inside the grid); NaN values never qualify.
+    """
+    hit = np.flatnonzero(np.nan_to_num(g, nan=np.inf) <= g_thr)
+    if hit.size == 0:
+        return None, -1
+    k = int(hit[0])
+    if k == 0:
+        return float(logw[0]), 0
+    return _interp(logw[k - 1], g[k - 1], logw[k], g[k], g_thr), k
+
+
+def _interp(x0: float, g0: float, x1: float, g1: float, g_thr: float) -> float:
+    """x where the straight line through (x0, g0) and (x1, g1) takes the value g_thr."""
+    if not np.isfinite(g0) or g0 == g1:
+        return float(x1)
+    t = (g_thr - g0) / (g1 - g0)
+    return float(x0 + min(max(t, 0.0), 1.0) * (x1 - x0))
+
+
+def _half_step(logw: np.ndarray, k: int) -> tuple[float, float]:
+    """Half the grid's log-spacing below and above index k (the neighbour's where k is an edge)."""
+    d = np.diff(logw)
+    if d.size == 0:
+        return 0.0, 0.0
+    left = d[k - 1] if k > 0 else d[0]
+    right = d[k] if k < d.size else d[-1]
+    return 0.5 * float(left), 0.5 * float(right)
+
+
+def _span(value: float, *candidates: float | None) -> tuple[float, float]:
+    vals = [value, *(c for c in candidates if c is not None)]
+    return min(vals), max(vals)
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+# ---------------------------------------------------------------- scan: w_c, w*, zone
+
+def _use_accuracy(classification: bool, criteria: Criteria) -> bool:
+    return classification if criteria.accuracy is None else bool(criteria.accuracy and classification)
+
+
+def train_loss_threshold(scan: dict, criteria: Criteria = Criteria()) -> tuple[float | None, str]:
+    """The absolute train-loss threshold of the knee and of memorization, and how it was set.
+
+    ``criteria.train_loss`` when given, else ``criteria.train_loss_rel`` times
+    the best train loss at the smallest norm that has a finished point.
+    """
+    if criteria.train_loss is not None:
+        return float(criteria.train_loss), f"train loss <= {criteria.train_loss:.3g}"
+    c = _curves(scan)
+    if c.norm.size == 0:
+        return None, "no finished scan point"
+    thr = criteria.train_loss_rel * float(c.train[0])
+    return thr, (f"train loss <= {thr:.3g} ({criteria.train_loss_rel:g} x the train loss "
+                 f"{c.train[0]:.3g} at the smallest norm {c.norm[0]:.4g})")
+
+
+def critical_norm(scan: dict, criteria: Criteria = Criteria()) -> Estimate:
+    """w_c, the knee of the L: the smallest norm where the best restart's train loss falls below the threshold.
+
+    The threshold is :func:`train_loss_threshold`; on classification tasks
+    (see ``Criteria.accuracy``) it is instead the smallest norm whose train
+    accuracy reaches ``criteria.train_acc``. The crossing is interpolated
+    between the two grid points around it (log-loss, or accuracy, against
+    log-norm). The interval covers both half the local grid step around the
+    value (on the log axis) and the crossings of the restarts' per-norm best
+    and worst curves (the best curve crosses first, the worst last). If the
+    curve dips below the threshold and rises again, the first crossing counts.
+    """
+    c = _curves(scan)
+    if c.norm.size == 0:
+        return Estimate(reason="no finished scan point (all pending or diverged)")
+    if _use_accuracy(bool(scan.get("classification")), criteria):
+        thr, what = criteria.train_acc, f"train accuracy >= {criteria.train_acc:g}"
+        g, g_lo, g_hi, g_thr = -c.train_acc, -c.acc_max, -c.acc_min, -thr
+        best_seen = f"the best train accuracy is {np.nanmax(c.train_acc):.4g}"
+    else:
+        thr, what = train_loss_threshold(scan, criteria)
+        g, g_lo, g_hi, g_thr = _log(c.train), _log(c.train_min), _log(c.train_max), math.log(max(thr, 1e-300))
+        j = int(np.nanargmin(c.train))
+        best_seen = f"the lowest best-restart train loss is {c.train[j]:.3g}, at norm {c.norm[j]:.4g}"
+    x, k = _first_crossing(c.logw, g, g_thr)
+    if k < 0:
+        return Estimate(reason=f"no point meets {what}: {best_seen}; scan larger norms or relax the threshold")
+    if k == 0:
+        return Estimate(high=float(c.norm[0]),
+                        reason=f"{what} already at the smallest scanned norm {c.norm[0]:.4g}: "
+                               "the knee lies below the grid; scan smaller norms")
+    half_lo, _ = _half_step(c.logw, k)  # the crossing lies in the interval (k-1, k)
+    x_min, _ = _first_crossing(c.logw, g_lo, g_thr)
+    x_max, k_max = _first_crossing(c.logw, g_hi, g_thr)
+    lo, hi = _span(x, x - half_lo, x + half_lo, x_min, x_max)
+    note = None
+    if k_max < 0:
+        hi = float(c.logw[-1])
+        note = "some restart never meets the criterion: the upper bound is the largest scanned norm"
+    return Estimate(value=math.exp(x), low=math.exp(lo), high=math.exp(hi), note=note)
+
+
+def test_minimum(scan: dict) -> Estimate:
+    """w*, the norm minimizing the best restart's test loss (the bottom of the U).
+
+    Inside the grid, a parabola through the minimum and its two neighbours in
+    log-loss against log-norm places the vertex between grid points (kept
+    within the neighbours). The interval is half the grid step on each side of
+    the grid minimum, widened to include the vertex and the minimum of every
+    single restart's own test curve. A minimum at the grid's edge gives that
+    edge, an interval open on that side, and a note.
+    """
+    c = _curves(scan)
+    finite = np.isfinite(c.test)
+    if not finite.any():
+        return Estimate(reason="no finished scan point with a finite test loss")
+    y = _log(np.where(finite, c.test, np.inf))
+    k = int(np.argmin(y))
+    x = float(c.logw[k])
+    half_lo, half_hi = _half_step(c.logw, k)
+    note = None
+    if 0 < k < len(y) - 1 and np.isfinite(y[k - 1]) and np.isfinite(y[k + 1]):
+        a, b, _ = np.polyfit(c.logw[k - 1:k + 2], y[k - 1:k + 2], 2)
+        if a > 0:
+            x = float(np.clip(-b / (2 * a), c.logw[k - 1], c.logw[k + 1]))
+    restart_argmins = []
+    for r in range(c.test_per_restart.shape[1]):
+        col = c.test_per_restart[:, r]
+        if np.isfinite(col).any():
+            restart_argmins.append(float(c.logw[int(np.nanargmin(col))]))
+    lo, hi = _span(x, c.logw[k] - half_lo, c.logw[k] + half_hi, *restart_argmins)
+    low, high = math.exp(lo), math.exp(hi)
+    if len(y) == 1:
+        note = "a single scanned norm: no minimum can be located"
+        low = high = None
+    elif k == 0:
+        low, note = None, f"test loss lowest at the smallest scanned norm {c.norm[0]:.4g}: the minimum may lie below"
+    elif k == len(y) - 1:
+        high, note = None, f"test loss lowest at the largest scanned norm {c.norm[-1]:.4g}: the minimum may lie above"
+    return Estimate(value=math.exp(x), low=low, high=high, note=note)
+
+
+def _zone_edges(logw, y, k, y_thr):
+    """Log-norm edges of the run of points with ``y <= y_thr`` around index k, and whether they hit the grid ends."""
+    if not y[k] <= y_thr:
+        return None
+    i = k
+    while i > 0 and y[i - 1] <= y_thr:
+        i -= 1
+    j = k
+    while j < len(y) - 1 and y[j + 1] <= y_thr:
+        j += 1
+    lo = float(logw[0]) if i == 0 else _interp(logw[i], y[i], logw[i - 1], y[i - 1], y_thr)
+    hi = float(logw[-1]) if j == len(y) - 1 else _interp(logw[j], y[j], logw[j + 1], y[j + 1], y_thr)
+    return lo, hi, i, j
+
+
+def goldilocks_zone(scan: dict, factor: float = Criteria.goldilocks) -> Zone:
+    """Norms whose test loss (best restart) is at most ``factor`` times its minimum over the grid.
+
+    The zone is the contiguous run of grid points around the minimum below
+    that threshold (a second, separate dip does not join it); each edge is
+    interpolated between the last point inside and the first outside (log-log).
+    Each edge's interval covers half the local grid step and the same edge on
+    the restarts' per-norm lowest and highest test curves. An edge at the end
+    of the grid is flagged (``touches_low_edge`` / ``touches_high_edge``): the
+    true zone extends beyond it, so that side of the interval is open.
+    """
+    c = _curves(scan)
+    finite = np.isfinite(c.test)
+    if not finite.any():
+        nothing = Estimate(reason="no finished scan point with a finite test loss")
+        return Zone(nothing, nothing, factor, None, None, reason=nothing.reason)
+    y = _log(np.where(finite, c.test, np.inf))
+    k = int(np.argmin(y))
+    m = float(c.test[k])
+    thr = factor * m
+    y_thr = math.log(max(thr, 1e-300))
+    lo, hi, i, j = _zone_edges(c.logw, y, k, y_thr)
+    others = [_zone_edges(c.logw, _log(curve), k, y_thr) for curve in (c.test_min, c.test_max)]
+    others = [o for o in others if o is not None]
+
+    def edge(x, idx, side, at_end):
+        if at_end:
+            where = "smallest" if side == 0 else "largest"
+            bound = float(c.norm[0] if side == 0 else c.norm[-1])
+            return Estimate(value=bound, low=None if side == 0 else bound, high=bound if side == 0 else None,
+                            note=f"the zone reaches the {where} scanned norm: its edge lies beyond the grid")
+        half = _half_step(c.logw, idx)[side]
+        a, b = _span(x, x - half, x + half, *(o[side] for o in others))
+        return Estimate(value=math.exp(x), low=math.exp(a), high=math.exp(b))
+
+    touch_lo, touch_hi = i == 0, j == len(y) - 1
+    return Zone(edge(lo, i, 0, touch_lo), edge(hi, j, 1, touch_hi), factor, m, thr, touch_lo, touch_hi)
+
+
+def analyze_scan(scan: dict, criteria: Criteria = Criteria()) -> ScanAnalysis:
+    """w_c, w* and the Goldilocks zone of a ``read_scan`` dict."""
+    c = _curves(scan)
+    notes = []
+    if c.dropped:
+        notes.append(f"{c.dropped} norm(s) without a finished restart (pending or diverged) ignored")
+    thr, how = train_loss_threshold(scan, criteria) if c.norm.size else (None, "no finished scan point")
+    criterion = (f"train accuracy >= {criteria.train_acc:g}"
+                 if _use_accuracy(bool(scan.get("classification")), criteria) else how)
+    return ScanAnalysis(task=scan.get("task"), w0=float(scan.get("w0", float("nan"))), criterion=criterion,
+                        train_loss_threshold=thr, w_c=critical_norm(scan, criteria), w_star=test_minimum(scan),
+                        zone=goldilocks_zone(scan, criteria.goldilocks), notes=notes)
+
+
+# ---------------------------------------------------------------- trajectories
+
+def incompatibility(scan: dict, trajectory: dict) -> str | None:
+    """Why ``scan`` cannot serve as the landscape of ``trajectory`` (another task, data or norm), or None.
+
+    Compares task, task options and the constrained parameter set (``--constrain``:
+    otherwise ``constrained_norm`` is not the scan's norm axis). Keys missing
+    from either dict are not compared.
+    """
+    s_cfg, t_cfg = scan.get("config") or {}, trajectory.get("config") or {}
+    s_task, t_task = scan.get("task", s_cfg.get("task")), t_cfg.get("task")
+    if s_task is not None and t_task is not None and s_task != t_task:
+        return f"the scan is of task {s_task}, trajectory {trajectory.get('name')} of task {t_task}"
+    s_opt, t_opt = s_cfg.get("task_options"), t_cfg.get("task_options")
+    if s_opt is not None and t_opt is not None and s_opt != t_opt:
+        return f"the scan's task options {s_opt} differ from trajectory {trajectory.get('name')}'s {t_opt}"
+    s_con, t_con = s_cfg.get("constrain"), t_cfg.get("constrain")
+    if s_con is not None and t_con is not None and s_con != t_con:
+        return (f"the scan constrains {s_con!r} but trajectory {trajectory.get('name')} logs the norm of {t_con!r}: "
+                "its constrained_norm is not the scan's norm axis")
+    return None
+
+
+def first_step(trajectory: dict, series: str, threshold: float, above: bool, criterion: str) -> Event:
+    """The first logged step where ``series`` is >= ``threshold`` (``above``) or <= it, with the norm there."""
+    steps = np.asarray(trajectory["step"])
+    values = np.asarray(trajectory[series], dtype=float)
+    ok = np.nan_to_num(values, nan=-np.inf if above else np.inf)
+    hit = np.flatnonzero(ok >= threshold if above else ok <= threshold)
+    if hit.size == 0:
+        if steps.size == 0:
+            why = "nothing logged yet"
+        elif not np.isfinite(values).any():
+            why = f"{series} is never finite"
+        else:
+            j = int(np.nanargmax(values) if above else np.nanargmin(values))
+            best = "highest" if above else "lowest"
+            why = f"{best} {series.replace('_', ' ')} {values[j]:.4g} at step {int(steps[j])}"
+            if trajectory.get("status") == "running":
+                why += f"; still running (last logged step {int(steps[-1])})"
+            else:
+                why += f"; stopped at step {int(steps[-1])}"
+        return Event(criterion, Estimate(reason=f"never reaches {criterion}: {why}"))
+    k = int(hit[0])
+    s = float(steps[k])
+    norm = float(trajectory["constrained_norm"][k])
+    return Event(criterion, Estimate(value=s, low=float(steps[k - 1]) if k else s, high=s), norm)
+
+
+def decay_steps(w_from: float, w_to: float, lr: float, weight_decay: float) -> float:
+    """Steps for AdamW's decoupled decay alone to shrink a norm from ``w_from`` to ``w_to``.
+
+    Each step multiplies the parameters by ``1 - lr * wd``, so the answer is
+    ``ln(w_from / w_to) / -ln(1 - lr * wd)`` (0 if ``w_from <= w_to``).
+    Raises ``ValueError`` unless ``0 < lr * wd < 1``.
+    """
+    q = lr * weight_decay
+    if not 0 < q < 1:
+        raise ValueError(f"lr * weight_decay must lie in (0, 1), got {q:g}")
+    if w_from <= w_to:
+        return 0.0
+    return math.log(w_from / w_to) / -math.log1p(-q)
+
+
+def predict(memorization: Event, target: str, target_norm: Estimate, lr: float, weight_decay: float,
+            measured: Event | None = None) -> Prediction:
+    """The grokking step predicted by decay from the norm at memorization to ``target_norm``.
+
+    The interval follows the target's: its upper end gives the fewest steps.
+    """
+    none = Estimate()
+    if target_norm.value is None:
+        why = f"no {TARGETS.get(target, target)}: {target_norm.reason}"
+        return Prediction(target, None, none, none, reason=why)
+    if memorization.step.value is None:
+        return Prediction(target, target_norm.value, none, none,
+                          reason=f"no memorization step to start from ({memorization.step.reason})")
+    if not 0 < lr * weight_decay < 1:
+        why = ("weight decay 0: decay never shrinks the norm, the mechanism predicts no grokking"
+               if weight_decay == 0 else f"lr * weight_decay = {lr * weight_decay:g} is outside (0, 1)")
+        return Prediction(target, target_norm.value, none, none, reason=why)
+    w_mem, t_mem = memorization.norm, memorization.step.value
+
+    def steps(w):
+        return None if w is None else decay_steps(w_mem, w, lr, weight_decay)
+
+    d = Estimate(steps(target_norm.value), steps(target_norm.high), steps(target_norm.low))
+    if w_mem <= target_norm.value:
+        d.note = f"the norm at memorization ({w_mem:.4g}) is already at or below the target ({target_norm.value:.4g})"
+    p = Estimate(t_mem + d.value, None if d.low is None else t_mem + d.low, None if d.high is None else t_mem + d.high,
+                 note=d.note)
+    ratio = None
+    if measured is not None and measured.step.value is not None and p.value > 0:
+        ratio = measured.step.value / p.value
+    return Prediction(target, target_norm.value, d, p, ratio)
+
+
+def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
+                       criteria: Criteria = Criteria()) -> TrajectoryAnalysis:
+    """Memorization, grokking, delay and predictions for one ``read_trajectories`` dict.
+
+    ``scan`` is the :func:`analyze_scan` result of a compatible landscape (see
+    :func:`incompatibility`; pass None otherwise). It supplies the regression
+    thresholds (train loss at the knee, ``goldilocks`` x the test minimum) and
+    the prediction targets. Memorization and grokking are the first logged
+    steps meeting their criterion; the delay is grokking minus memorization.
+    """
+    t = trajectory
+    notes: list[str] = []
+    lr, wd = float(t["lr"]), float(t["weight_decay"])
+    acc = _use_accuracy(bool(t.get("classification")), criteria)
+    if acc:
+        mem = first_step(t, "train_acc", criteria.train_acc, True, f"train accuracy >= {criteria.train_acc:g}")
+        grok = first_step(t, "test_acc", criteria.test_acc, True, f"test accuracy >= {criteria.test_acc:g}")
+    else:
+        thr = criteria.train_loss
+        if thr is None and scan is not None:
+            thr = scan.train_loss_threshold
+        if thr is None:
+            mem = Event("train loss below threshold", Estimate(
+                reason="no train-loss threshold: give one (train_loss) or a compatible scan to take the knee's from"))
+        else:
+            mem = first_step(t, "train_loss", thr, False, f"train loss <= {thr:.3g}")
+        if criteria.test_loss is not None:
+            grok = first_step(t, "test_loss", criteria.test_loss, False, f"test loss <= {criteria.test_loss:.3g}")
+        elif scan is not None and scan.zone.threshold is not None:
+            z = scan.zone
+            grok = first_step(t, "test_loss", z.threshold, False,
+                              f"test loss <= {z.threshold:.3g} ({z.factor:g} x the scan's minimum {z.test_loss_min:.3g})")
+        else:
+            grok = Event("test loss in the Goldilocks band", Estimate(
+                reason="no test-loss threshold: give one (test_loss) or a compatible scan for its test minimum"))
+    delay = Estimate(reason="needs both a memorization and a grokking step")
+    m, g = mem.step, grok.step
+    if m.value is not None and g.value is not None:
+        delay = Estimate(g.value - m.value, g.low - m.high, g.high - m.low)
+        if g.value <= m.value:
+            delay.note = "generalizes no later than it memorizes: no grokking delay"
+    preds = []
+    if scan is None:
+        preds = [Prediction(k, None, Estimate(), Estimate(), reason="no compatible scan") for k in TARGETS]
+    else:
+        for key, est in (("w_c", scan.w_c), ("w_star", scan.w_star), ("zone_high", scan.zone.high)):
+            if key == "zone_high" and scan.zone.touches_high_edge:
+                est = Estimate(reason="the zone reaches the largest scanned norm: its upper edge is unknown")
+            preds.append(predict(mem, key, est, lr, wd, grok))
+    steps = np.asarray(t["step"])
+    return TrajectoryAnalysis(
+        name=str(t["name"]), weight_decay=wd, init_scale=_num(t.get("init_scale")), seed=_int(t.get("seed")),
+        lr=lr, batch_size=_int(t.get("batch_size")), last_step=int(steps[-1]) if steps.size else None,
+        status=t.get("status"), memorization=mem, grokking=grok, delay=delay, predictions=preds, notes=notes)
+
+
+def _num(x) -> float | None:
+    return None if x is None else float(x)
+
+
+def _int(x) -> int | None:
+    return None if x is None else int(x)
+
+
+# ---------------------------------------------------------------- weight-decay sweeps
+
+def fit_loglog(x, y, groups=None) -> tuple[float, float | None, float]:
+    """Least-squares slope of log y on log x, its standard error and the intercept.
+
+    With ``groups`` (one label per point), every group gets its own intercept
+    and the slope is shared (the returned intercept is then the first
+    group's). The standard error is None with no residual degrees of freedom.
+    """
+    lx, ly = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
+    if groups is None or len(set(groups)) == 1:
+        if len(lx) > 2:
+            r = stats.linregress(lx, ly)
+            return float(r.slope), float(r.stderr), float(r.intercept)
+        slope = float((ly[1] - ly[0]) / (lx[1] - lx[0]))
+        return slope, None, float(ly[0] - slope * lx[0])
+    labels = sorted(set(groups), key=list(groups).index)
+    design = np.column_stack([lx] + [np.array([g == lab for g in groups], dtype=float) for lab in labels])
+    coef, *_ = np.linalg.lstsq(design, ly, rcond=None)
+    dof = len(ly) - design.shape[1]
+    if dof <= 0:
+        return float(coef[0]), None, float(coef[1])
+    resid = ly - design @ coef
+    cov = (resid @ resid / dof) * np.linalg.inv(design.T @ design)
+    return float(coef[0]), float(math.sqrt(max(cov[0, 0], 0.0))), float(coef[1])
+
+
+def _fit(group, members: list[TrajectoryAnalysis], excluded: dict[str, str], pooled_labels=None) -> SweepFit:
+    wds = [m.weight_decay for m in members]
+    grok = [m.grokking.step.value for m in members]
+    fit = SweepFit(group=group, names=[m.name for m in members], weight_decays=wds, grok_steps=grok,
+                   excluded=excluded)
+    if len(set(wds)) < 2:
+        fit.reason = (f"needs grokking steps at 2 or more weight decays; has {len(set(wds))}"
+                      + (f" ({len(excluded)} trajectory(ies) excluded)" if excluded else ""))
+        return fit
+    if min(grok) <= 0:
+        fit.reason = "a grokking step of 0 has no logarithm"
+        return fit
+    fit.slope, fit.stderr, fit.intercept = fit_loglog(wds, grok, pooled_labels)
+    if fit.stderr:
+        fit.deviation_sigma = (fit.slope + 1) / fit.stderr
+    for key in TARGETS:
+        pred = [next((p.step.value for p in m.predictions if p.target == key), None) for m in members]
+        ok = all(v is not None and v > 0 for v in pred)
+        fit.predicted_slopes[key] = fit_loglog(wds, pred, pooled_labels)[0] if ok else None
+    return fit
+
+
+def weight_decay_sweeps(results: list[TrajectoryAnalysis]) -> list[SweepFit]:
+    """Slope of log(measured grokking step) against log(weight decay), per sweep and pooled.
+
+    A sweep is the trajectories that share ``(init_scale, seed, lr,
+    batch_size)`` and differ in weight decay; each with two or more weight
+    decays gets its own fit (scipy's ``linregress``; the error needs three).
+    When several sweeps qualify, a pooled fit with one shared slope and one
+    intercept per sweep follows (seeds and init scales shift the grokking time,
+    the mechanism says they do not change the exponent). Trajectories that
+    never grok or have no weight decay are excluded, with the reason.
+    The mechanism predicts a slope of -1 (slightly shallower in practice,
+    since the measured step includes the memorization step).
+    """
+    groups: dict[tuple, list[TrajectoryAnalysis]] = {}
+    for r in results:
+        groups.setdefault((r.init_scale, r.seed, r.lr, r.batch_size), []).append(r)
+    fits, pooled, pooled_excluded, labels = [], [], {}, []
+    for (init, seed, lr, bs), members in groups.items():
+        if len({m.weight_decay for m in members}) < 2:
+            continue  # not a sweep
+        usable, excluded = [], {}
+        for m in sorted(members, key=lambda m: m.weight_decay):
+            if m.weight_decay <= 0:
+                excluded[m.name] = "weight decay 0 has no logarithm"
+            elif m.grokking.step.value is None:
+                excluded[m.name] = m.grokking.step.reason or "no grokking step"
+            else:
+                usable.append(m)
+        group = {"init_scale": init, "seed": seed, "lr": lr, "batch_size": bs}
+        fit = _fit(group, usable, excluded)
+        fits.append(fit)
+        if fit.slope is not None:
+            pooled += usable
+            labels += [len(fits)] * len(usable)
+            pooled_excluded.update(excluded)
+    if len(set(labels)) > 1:
+        fits.append(_fit({"pooled": len(set(labels))}, pooled, pooled_excluded, labels))
+    return fits
+
+
+# ---------------------------------------------------------------- everything, JSON, table
+
+def analyze(scan: dict | None, trajectories: list[dict], criteria: Criteria = Criteria()) -> Analysis:
+    """Analyze a file's scan and trajectories (``read_scan`` and ``read_trajectories`` output).
+
+    Either may be missing (None, or an empty list); what can be computed
+    still is, and ``messages`` says what could not and why. A trajectory whose
+    task, data options or constrained set differ from the scan's is analyzed
+    without the scan (see :func:`incompatibility`).
+    """
+    messages = []
+    s = None
+    if scan is None:
+        messages.append("no scan: w_c, w*, the Goldilocks zone and the predictions need one")
+    elif not ((np.asarray(scan["status"]) == DONE) & np.isfinite(scan["train_loss"])).any():
+        messages.append("the scan has no finished point (all pending or diverged): nothing to read from it")
+    else:
+        s = analyze_scan(scan, criteria)
+    if not trajectories:
+        messages.append("no trajectories: nothing to compare the landscape's predictions with")
+    results = []
+    for t in trajectories:
+        why = incompatibility(scan, t) if s is not None else None
+        r = analyze_trajectory(t, None if why else s, criteria)
+        if why:
+            r.notes.append(f"scan not used: {why}")
+            messages.append(f"{t['name']}: scan not used: {why}")
+        results.append(r)
+    sweeps = weight_decay_sweeps(results)
+    if results and not sweeps:
+        messages.append("no weight-decay sweep (trajectories sharing init scale, seed, lr and batch size "
+                        "at two or more weight decays): no slope")
+    return Analysis(criteria, s, results, sweeps, messages)
+
+
+def _jsonable(obj):
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def to_dict(analysis: Analysis) -> dict[str, Any]:
+    """The analysis as plain JSON types: dataclasses become dicts, NaN and infinities None."""
+    out = _jsonable(analysis)
+    out["targets"] = dict(TARGETS)
+    return out
+
+
+def _w(x: float | None, w0: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.4g}" if not w0 or not math.isfinite(w0) else f"{x:.4g} ({x / w0:.3g} w0)"
+
+
+def _interval(e: Estimate, w0: float | None = None) -> str:
+    if e.value is None:
+        return f"none: {e.reason}"
+    lo = "-inf" if e.low is None else _w(e.low, None)
+    hi = "+inf" if e.high is None else _w(e.high, None)
+    text = f"{_w(e.value, w0)}  [{lo}, {hi}]"
+    return text + (f"  ({e.note})" if e.note else "")
+
+
+def _steps(e: Estimate) -> str:
+    return "-" if e.value is None else f"{e.value:.0f}"
+
+
+def format_report(analysis: Analysis) -> str:
+    """A readable plain-text report: the landscape, one row per trajectory, the sweep slopes, and messages."""
+    lines = []
+    s = analysis.scan
+    w0 = s.w0 if s is not None else None
+    if s is not None:
+        z = s.zone
+        lines += [f"landscape ({s.task}, w0 = {s.w0:.4g}; norms are L2 norms of the constrained parameters)",
+                  f"  knee criterion      {s.criterion}",
+                  f"  critical norm w_c   {_interval(s.w_c, w0)}",
+                  f"  test minimum w*     {_interval(s.w_star, w0)}"]
+        if z.reason:
+            lines.append(f"  Goldilocks zone     none: {z.reason}")
+        else:
+            lines.append(f"  Goldilocks zone     test loss <= {z.threshold:.3g} ({z.factor:g} x min {z.test_loss_min:.3g}): "
+                         f"{_w(z.low.value, w0)} .. {_w(z.high.value, w0)}")
+            lines.append(f"    lower edge        {_interval(z.low)}")
+            lines.append(f"    upper edge        {_interval(z.high)}")
+        lines += [f"  note: {n}" for n in s.notes]
+    if analysis.trajectories:
+        lines.append("")
+        lines.append(f"{'trajectory':<24} {'wd':>7} {'mem step':>9} {'w_mem':>8} {'grok step':>9} {'w_grok':>8} "
+                     f"{'delay':>7} {'pred w_c':>9} {'ratio':>6} {'pred w*':>8} {'ratio':>6} {'pred zone':>9} {'ratio':>6}")
+        for r in analysis.trajectories:
+            row = (f"{r.name:<24} {r.weight_decay:7.3g} {_steps(r.memorization.step):>9} {_fmt(r.memorization.norm):>8} "
+                   f"{_steps(r.grokking.step):>9} {_fmt(r.grokking.norm):>8} {_steps(r.delay):>7}")
+            for p in r.predictions:
+                width = 9 if p.target != "w_star" else 8
+                row += f" {_steps(p.step):>{width}} {'-' if p.ratio is None else f'{p.ratio:.2f}':>6}"
+            lines.append(row)
+        lines.append("pred X: memorization step + ln(w_mem / X) / -ln(1 - lr wd); ratio = measured / predicted "
+                     "grokking step")
+        for r in analysis.trajectories:
+            why = [f"memorization: {r.memorization.step.reason}" if r.memorization.step.reason else None,
+                   f"grokking: {r.grokking.step.reason}" if r.grokking.step.reason else None,
+                   r.delay.note, *r.notes]
+            why += [f"prediction to {p.target}: {p.reason}" for p in r.predictions if p.reason]
+            lines += [f"  {r.name}: {w}" for w in why if w]
+        crit = analysis.trajectories[0]
+        lines.append(f"memorization: {crit.memorization.criterion}; grokking: {crit.grokking.criterion}")
+    for f in analysis.sweeps:
+        lines.append("")
+        label = (f"pooled over {f.group['pooled']} sweeps (shared slope)" if "pooled" in f.group else
+                 f"sweep init {_fmt(f.group['init_scale'])}, seed {f.group['seed']}, lr {f.group['lr']:g}")
+        if f.slope is None:
+            lines.append(f"{label}: no slope: {f.reason}")
+        else:
+            err = "no error (2 points)" if f.stderr is None else f"+- {f.stderr:.3f}"
+            pred = ", ".join(f"{k} {v:.3f}" for k, v in f.predicted_slopes.items() if v is not None)
+            lines.append(f"{label}: d log(grokking step) / d log(wd) = {f.slope:.3f} {err} "
+                         f"over wd {', '.join(f'{w:g}' for w in f.weight_decays)} (mechanism: -1"
+                         + (f"; predicted for these runs: {pred})" if pred else ")"))
+        lines += [f"  excluded {n}: {why}" for n, why in f.excluded.items()]
+    if analysis.messages:
+        lines.append("")
+        lines += analysis.messages
+    return "\n".join(lines).lstrip("\n")

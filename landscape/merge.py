@@ -1,0 +1,204 @@
+"""Join shard files into one file, as if the whole scan or sweep had run in one process.
+
+Checks that every shard holds the same experiment (task, data, scan and training
+settings), takes each scan point and each trajectory from the shard that
+finished it, reports overlaps that disagree and points or trajectories that no
+shard finished, and writes the result atomically (a temporary file renamed into
+place). Merging the same shards again gives the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .store import (STATUS_ENUM, StoreError, _damaged_as_error, _json, attach_scan_scales,
+                    attach_trajectory_scales, open_file)
+
+PENDING = STATUS_ENUM["pending"]
+SCAN_VALUES = ("train_loss", "test_loss", "train_acc", "test_acc", "grad_norm", "steps")
+
+
+@dataclass
+class Report:
+    """What a merge found: missing scan points as (alpha, restart), missing trajectory names."""
+
+    shards: list[str]
+    points: int = 0
+    missing_points: list[tuple[float, int]] = field(default_factory=list)
+    trajectories: int = 0
+    missing_trajectories: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing_points and not self.missing_trajectories
+
+    def describe_missing(self, limit: int = 8) -> str:
+        parts = []
+        if self.missing_points:
+            pts = ", ".join(f"(alpha={a:.4g}, restart {r})" for a, r in self.missing_points[:limit])
+            more = len(self.missing_points) - limit
+            parts.append(f"{len(self.missing_points)} scan points missing: {pts}" + (f" and {more} more" if more > 0 else ""))
+        if self.missing_trajectories:
+            names = ", ".join(self.missing_trajectories[:limit])
+            more = len(self.missing_trajectories) - limit
+            parts.append(f"{len(self.missing_trajectories)} trajectories unfinished: {names}"
+                         + (f" and {more} more" if more > 0 else ""))
+        return "; ".join(parts)
+
+
+def _identity(f: h5py.File) -> dict:
+    """What must agree across shards."""
+    out = {"task": f.attrs.get("task"), "task_options": json.loads(f.attrs.get("task_options", "{}")),
+           "data_fingerprint": f.attrs.get("data_fingerprint")}
+    if "scan" in f:
+        out["scan"] = json.loads(f["scan"].attrs["identity"])
+    configs = json.loads(f.attrs.get("config", "{}"))
+    if "trajectories" in f and "train" in configs:
+        train = dict(configs["train"])
+        for key in ("checkpoint_every", "chunk", "device", "task_options"):
+            train.pop(key, None)
+        out["train"] = train
+    return out
+
+
+def _first_difference(a: dict, b: dict) -> str:
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+                return f"{key}.{_first_difference(a[key], b[key])}"
+            return f"{key}: {a.get(key)!r} vs {b.get(key)!r}"
+    return ""
+
+
+def _sweep_names(train: dict) -> list[str]:
+    from .train import Member
+
+    return [Member(float(wd), float(a), int(s)).name
+            for wd in train["weight_decay"] for a in train["init_scale"] for s in train["seeds"]]
+
+
+def merge(paths: list[str | Path], out: str | Path, allow_partial: bool = False) -> Report:
+    """Merge ``paths`` into ``out``; raises ``StoreError`` with one line when it cannot."""
+    paths = [Path(p) for p in dict.fromkeys(str(p) for p in paths)]
+    out = Path(out)
+    if not paths:
+        raise StoreError("merge: no shard files given")
+    if any(p.resolve() == out.resolve() for p in paths):
+        raise StoreError(f"merge: the output {out} is also one of the inputs")
+    files = [open_file(p, "r") for p in paths]
+    try:
+        with _damaged_as_error(paths[0]):
+            idents = [_identity(f) for f in files]
+        for p, ident in zip(paths[1:], idents[1:]):
+            if ident != idents[0]:
+                raise StoreError(f"merge: {p} holds another experiment than {paths[0]} "
+                                 f"({_first_difference(idents[0], ident)})")
+        report = Report([str(p) for p in paths])
+        if out.exists():
+            with open_file(out, "r") as f, _damaged_as_error(out):
+                if _identity(f) != idents[0]:
+                    raise StoreError(f"merge: {out} exists and holds another experiment "
+                                     f"({_first_difference(_identity(f), idents[0])}); choose another -o")
+        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+        try:
+            with h5py.File(tmp, "w") as dst:
+                for key, value in files[0].attrs.items():
+                    dst.attrs[key] = value
+                dst.attrs["merged_from"] = _json([p.name for p in paths])
+                if "scan" in idents[0]:
+                    _merge_scan(files, paths, dst, report)
+                if "train" in idents[0]:
+                    _merge_trajectories(files, paths, dst, report, _sweep_names(idents[0]["train"]))
+                if not report.complete:
+                    if not allow_partial:
+                        raise StoreError(f"merge: {report.describe_missing()}; rerun the failed shards, or pass "
+                                         "--allow-partial to record the gaps")
+                    dst.attrs["missing"] = report.describe_missing(limit=10**9)
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return report
+    finally:
+        for f in files:
+            f.close()
+
+
+def _merge_scan(files, paths, dst: h5py.File, report: Report) -> None:
+    holders = [(f, p) for f, p in zip(files, paths) if "scan" in f]
+    src, _ = holders[0]
+    src.copy(src["scan"], dst, name="scan")
+    g = dst["scan"]
+    for key in ("shard", "shard_description"):
+        if key in g.attrs:
+            del g.attrs[key]
+    status = np.full(g["status"].shape, PENDING, dtype=np.int8)
+    values = {k: np.full(g[k].shape, g[k].fillvalue, dtype=g[k].dtype) for k in SCAN_VALUES}
+    extra = [k for k in ("history/train_loss", "history/test_loss", "params") if k in g]
+    extras = {k: np.full(g[k].shape, g[k].fillvalue, dtype=g[k].dtype) for k in extra}
+    owner = np.full(status.shape, -1)
+    for j, (f, p) in enumerate(holders):
+        s = f["scan/status"][()].astype(np.int8)
+        done = s != PENDING
+        if not done.any():
+            continue
+        vals = {k: f["scan"][k][()] for k in SCAN_VALUES}
+        ex = {k: f["scan"][k][()] for k in extra}
+        clash = done & (owner >= 0)
+        for k, r in zip(*np.nonzero(clash)):
+            same = s[k, r] == status[k, r] and all(
+                np.array_equal(vals[n][k, r], values[n][k, r], equal_nan=True) for n in SCAN_VALUES)
+            if not same:
+                alpha = float(g["alpha"][k])
+                raise StoreError(f"merge: point (alpha={alpha:.4g}, restart {r}) was computed by both "
+                                 f"{holders[owner[k, r]][1]} and {p} with different results")
+        take = done & (owner < 0)
+        status[take] = s[take]
+        owner[take] = j
+        for n in SCAN_VALUES:
+            values[n][take] = vals[n][take]
+        for n in extra:
+            extras[n][take] = ex[n][take]
+    for n in SCAN_VALUES:
+        g[n][...] = values[n]
+    for n in extra:
+        g[n][...] = extras[n]
+    g["status"][...] = status
+    attach_scan_scales(g)
+    alpha = g["alpha"][()]
+    report.points = int((status != PENDING).sum())
+    report.missing_points = [(float(alpha[k]), int(r)) for k, r in zip(*np.nonzero(status == PENDING))]
+
+
+def _merge_trajectories(files, paths, dst: h5py.File, report: Report, names: list[str]) -> None:
+    top = dst.create_group("trajectories")
+    top.attrs["description"] = "free-training runs (AdamW), one group per trajectory"
+    for name in names:
+        best = None
+        for f, p in zip(files, paths):
+            if "trajectories" not in f or name not in f["trajectories"]:
+                continue
+            g = f["trajectories"][name]
+            rank = (g.attrs["status"] == "done", int(g.attrs["checkpoint_step"]))
+            if best is None or rank > best[0]:
+                best = (rank, f, g)
+            elif rank[0] and best[0][0]:
+                same = all(np.array_equal(g[k][()], best[2][k][()], equal_nan=True)
+                           for k in ("step", "train_loss", "test_loss", "norm"))
+                if not same:
+                    raise StoreError(f"merge: trajectory {name} was finished by two shards with different results "
+                                     f"({best[1].filename} and {p})")
+        if best is None:
+            report.missing_trajectories.append(name)
+            continue
+        best[1].copy(best[2], top, name=name)
+        attach_trajectory_scales(top[name])
+        if best[0][0]:
+            report.trajectories += 1
+        else:
+            report.missing_trajectories.append(name)
