@@ -677,7 +677,14 @@ def submit_commands(args) -> list[list[str]]:
         raise UsageError(f"submit: pass the {args.what} arguments after --, including --out FILE")
     out = str(Path(out).resolve())
     rest = [out if a == out or Path(a).resolve() == Path(out) else a for a in rest]
-    build_parser().parse_args([args.what, *rest])  # validate the arguments now, not on the cluster
+    parsed = build_parser().parse_args([args.what, *rest])  # validate the arguments now, not on the cluster
+    if args.what == "scan":
+        from .grid import parse_norms
+
+        with _as_usage_error():
+            parse_norms(_scan_config(parsed).norms)
+    else:
+        _train_config(parsed)
     python = shlex.quote(sys.executable)
     common = [f"--{k.replace('_', '-')}={v}" for k, v in (("time", args.time), ("partition", args.partition),
               ("cpus_per_task", args.cpus_per_task), ("mem", args.mem), ("account", args.account)) if v]

@@ -53,7 +53,7 @@ class Report:
 
 
 def _identity(f: h5py.File) -> dict:
-    """What must agree across shards."""
+    """What must agree across shards: the task and data, and each part's settings."""
     out = {"task": f.attrs.get("task"), "task_options": json.loads(f.attrs.get("task_options", "{}")),
            "data_fingerprint": f.attrs.get("data_fingerprint")}
     if "scan" in f:
@@ -65,6 +65,18 @@ def _identity(f: h5py.File) -> dict:
             train.pop(key, None)
         out["train"] = train
     return out
+
+
+def _compatible(a: dict, b: dict) -> str:
+    """'' when two identities can be merged (same task and data; same settings for parts both hold)."""
+    for key in ("task", "task_options", "data_fingerprint", "scan", "train"):
+        if key in ("scan", "train") and (key not in a or key not in b):
+            continue
+        if a.get(key) != b.get(key):
+            if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+                return f"{key}.{_first_difference(a[key], b[key])}"
+            return f"{key}: {a.get(key)!r} vs {b.get(key)!r}"
+    return ""
 
 
 def _first_difference(a: dict, b: dict) -> str:
@@ -84,7 +96,13 @@ def _sweep_names(train: dict) -> list[str]:
 
 
 def merge(paths: list[str | Path], out: str | Path, allow_partial: bool = False) -> Report:
-    """Merge ``paths`` into ``out``; raises ``StoreError`` with one line when it cannot."""
+    """Merge ``paths`` into ``out``; raises ``StoreError`` with one line when it cannot.
+
+    Scan shards and training shards of one experiment may be merged together or
+    one after the other: when ``out`` already holds the same task and data, the
+    parts the shards do not provide (say, its scan when merging training shards)
+    are kept.
+    """
     paths = [Path(p) for p in dict.fromkeys(str(p) for p in paths)]
     out = Path(out)
     if not paths:
@@ -95,38 +113,68 @@ def merge(paths: list[str | Path], out: str | Path, allow_partial: bool = False)
     try:
         with _damaged_as_error(paths[0]):
             idents = [_identity(f) for f in files]
-        for p, ident in zip(paths[1:], idents[1:]):
-            if ident != idents[0]:
-                raise StoreError(f"merge: {p} holds another experiment than {paths[0]} "
-                                 f"({_first_difference(idents[0], ident)})")
+        for p, ident in zip(paths, idents):
+            for q, other in zip(paths, idents):
+                why = _compatible(ident, other)
+                if why:
+                    raise StoreError(f"merge: {q} holds another experiment than {p} ({why})")
+        parts = {k for ident in idents for k in ("scan", "train") if k in ident}
+        whole = dict(idents[0])
+        for ident in idents:
+            whole.update({k: ident[k] for k in ("scan", "train") if k in ident})
         report = Report([str(p) for p in paths])
-        if out.exists():
-            with open_file(out, "r") as f, _damaged_as_error(out):
-                if _identity(f) != idents[0]:
-                    raise StoreError(f"merge: {out} exists and holds another experiment "
-                                     f"({_first_difference(_identity(f), idents[0])}); choose another -o")
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+        existing = open_file(out, "r") if out.exists() else None
         try:
+            tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+            if existing is not None:
+                with _damaged_as_error(out):
+                    why = _compatible(_identity(existing), whole)
+                if why:
+                    raise StoreError(f"merge: {out} exists and holds another experiment ({why}); choose another -o")
             with h5py.File(tmp, "w") as dst:
-                for key, value in files[0].attrs.items():
-                    dst.attrs[key] = value
-                dst.attrs["merged_from"] = _json([p.name for p in paths])
-                if "scan" in idents[0]:
-                    _merge_scan(files, paths, dst, report)
-                if "train" in idents[0]:
-                    _merge_trajectories(files, paths, dst, report, _sweep_names(idents[0]["train"]))
+                _root(dst, files, existing, paths)
+                if "scan" in parts:
+                    _merge_scan([f for f, i in zip(files, idents) if "scan" in i],
+                                [p for p, i in zip(paths, idents) if "scan" in i], dst, report)
+                elif existing is not None and "scan" in existing:
+                    existing.copy(existing["scan"], dst, name="scan")
+                    attach_scan_scales(dst["scan"])
+                if "train" in parts:
+                    _merge_trajectories(files, paths, dst, report, _sweep_names(whole["train"]))
+                if existing is not None and "trajectories" in existing:
+                    top = dst.require_group("trajectories")
+                    for name, g in existing["trajectories"].items():
+                        if name not in top:
+                            existing.copy(g, top, name=name)
+                            attach_trajectory_scales(top[name])
                 if not report.complete:
                     if not allow_partial:
                         raise StoreError(f"merge: {report.describe_missing()}; rerun the failed shards, or pass "
                                          "--allow-partial to record the gaps")
                     dst.attrs["missing"] = report.describe_missing(limit=10**9)
+            if existing is not None:
+                existing.close()
+                existing = None
             os.replace(tmp, out)
         finally:
+            if existing is not None:
+                existing.close()
             tmp.unlink(missing_ok=True)
         return report
     finally:
         for f in files:
             f.close()
+
+
+def _root(dst: h5py.File, files, existing, paths) -> None:
+    """Root attributes of the first shard; ``config`` joins every command's configuration."""
+    configs = {}
+    for f in ([existing] if existing is not None else []) + list(files):
+        configs.update(json.loads(f.attrs.get("config", "{}")))
+    for key, value in files[0].attrs.items():
+        dst.attrs[key] = value
+    dst.attrs["config"] = _json(configs)
+    dst.attrs["merged_from"] = _json([p.name for p in paths])
 
 
 def _merge_scan(files, paths, dst: h5py.File, report: Report) -> None:
@@ -176,7 +224,7 @@ def _merge_scan(files, paths, dst: h5py.File, report: Report) -> None:
 
 
 def _merge_trajectories(files, paths, dst: h5py.File, report: Report, names: list[str]) -> None:
-    top = dst.create_group("trajectories")
+    top = dst.require_group("trajectories")
     top.attrs["description"] = "free-training runs (AdamW), one group per trajectory"
     for name in names:
         best = None
