@@ -374,7 +374,7 @@ def critical_norm(scan: dict, criteria: Criteria = Criteria()) -> Estimate:
     return Estimate(value=math.exp(x), low=math.exp(lo), high=math.exp(hi), note=note)
 
 
-def test_minimum(scan: dict) -> Estimate:
+def min_test_loss_norm(scan: dict) -> Estimate:
     """w*, the norm minimizing the best restart's test loss (the bottom of the U).
 
     Inside the grid, a parabola through the minimum and its two neighbours in
@@ -390,13 +390,14 @@ def test_minimum(scan: dict) -> Estimate:
         return Estimate(reason="no finished scan point with a finite test loss")
     y = _log(np.where(finite, c.test, np.inf))
     k = int(np.argmin(y))
-    x = float(c.logw[k])
+    x, value = float(c.logw[k]), float(c.norm[k])
     half_lo, half_hi = _half_step(c.logw, k)
     note = None
     if 0 < k < len(y) - 1 and np.isfinite(y[k - 1]) and np.isfinite(y[k + 1]):
         a, b, _ = np.polyfit(c.logw[k - 1:k + 2], y[k - 1:k + 2], 2)
         if a > 0:
             x = float(np.clip(-b / (2 * a), c.logw[k - 1], c.logw[k + 1]))
+            value = math.exp(x)
     restart_argmins = []
     for r in range(c.test_per_restart.shape[1]):
         col = c.test_per_restart[:, r]
@@ -411,7 +412,7 @@ def test_minimum(scan: dict) -> Estimate:
         low, note = None, f"test loss lowest at the smallest scanned norm {c.norm[0]:.4g}: the minimum may lie below"
     elif k == len(y) - 1:
         high, note = None, f"test loss lowest at the largest scanned norm {c.norm[-1]:.4g}: the minimum may lie above"
-    return Estimate(value=math.exp(x), low=low, high=high, note=note)
+    return Estimate(value=value, low=low, high=high, note=note)
 
 
 def _zone_edges(logw, y, k, y_thr):
@@ -478,7 +479,7 @@ def analyze_scan(scan: dict, criteria: Criteria = Criteria()) -> ScanAnalysis:
     criterion = (f"train accuracy >= {criteria.train_acc:g}"
                  if _use_accuracy(bool(scan.get("classification")), criteria) else how)
     return ScanAnalysis(task=scan.get("task"), w0=float(scan.get("w0", float("nan"))), criterion=criterion,
-                        train_loss_threshold=thr, w_c=critical_norm(scan, criteria), w_star=test_minimum(scan),
+                        train_loss_threshold=thr, w_c=critical_norm(scan, criteria), w_star=min_test_loss_norm(scan),
                         zone=goldilocks_zone(scan, criteria.goldilocks), notes=notes)
 
 
@@ -557,8 +558,7 @@ def predict(memorization: Event, target: str, target_norm: Estimate, lr: float, 
         why = f"no {TARGETS.get(target, target)}: {target_norm.reason}"
         return Prediction(target, None, none, none, reason=why)
     if memorization.step.value is None:
-        return Prediction(target, target_norm.value, none, none,
-                          reason=f"no memorization step to start from ({memorization.step.reason})")
+        return Prediction(target, target_norm.value, none, none, reason="no memorization step to start from")
     if not 0 < lr * weight_decay < 1:
         why = ("weight decay 0: decay never shrinks the norm, the mechanism predicts no grokking"
                if weight_decay == 0 else f"lr * weight_decay = {lr * weight_decay:g} is outside (0, 1)")
@@ -609,8 +609,8 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
             grok = first_step(t, "test_loss", criteria.test_loss, False, f"test loss <= {criteria.test_loss:.3g}")
         elif scan is not None and scan.zone.threshold is not None:
             z = scan.zone
-            grok = first_step(t, "test_loss", z.threshold, False,
-                              f"test loss <= {z.threshold:.3g} ({z.factor:g} x the scan's minimum {z.test_loss_min:.3g})")
+            what = f"test loss <= {z.threshold:.3g} ({z.factor:g} x the scan's minimum {z.test_loss_min:.3g})"
+            grok = first_step(t, "test_loss", z.threshold, False, what)
         else:
             grok = Event("test loss in the Goldilocks band", Estimate(
                 reason="no test-loss threshold: give one (test_loss) or a compatible scan for its test minimum"))
@@ -622,7 +622,8 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
             delay.note = "generalizes no later than it memorizes: no grokking delay"
     preds = []
     if scan is None:
-        preds = [Prediction(k, None, Estimate(), Estimate(), reason="no compatible scan") for k in TARGETS]
+        preds = [Prediction(k, None, Estimate(), Estimate(), reason="no scan to take the target norm from")
+                 for k in TARGETS]
     else:
         for key, est in (("w_c", scan.w_c), ("w_star", scan.w_star), ("zone_high", scan.zone.high)):
             if key == "zone_high" and scan.zone.touches_high_edge:
@@ -823,18 +824,20 @@ def format_report(analysis: Analysis) -> str:
         if z.reason:
             lines.append(f"  Goldilocks zone     none: {z.reason}")
         else:
-            lines.append(f"  Goldilocks zone     test loss <= {z.threshold:.3g} ({z.factor:g} x min {z.test_loss_min:.3g}): "
-                         f"{_w(z.low.value, w0)} .. {_w(z.high.value, w0)}")
+            lines.append(f"  Goldilocks zone     test loss <= {z.threshold:.3g} ({z.factor:g} x min "
+                         f"{z.test_loss_min:.3g}): {_w(z.low.value, w0)} .. {_w(z.high.value, w0)}")
             lines.append(f"    lower edge        {_interval(z.low)}")
             lines.append(f"    upper edge        {_interval(z.high)}")
         lines += [f"  note: {n}" for n in s.notes]
     if analysis.trajectories:
         lines.append("")
         lines.append(f"{'trajectory':<24} {'wd':>7} {'mem step':>9} {'w_mem':>8} {'grok step':>9} {'w_grok':>8} "
-                     f"{'delay':>7} {'pred w_c':>9} {'ratio':>6} {'pred w*':>8} {'ratio':>6} {'pred zone':>9} {'ratio':>6}")
+                     f"{'delay':>7} {'pred w_c':>9} {'ratio':>6} {'pred w*':>8} {'ratio':>6} "
+                     f"{'pred zone':>9} {'ratio':>6}")
         for r in analysis.trajectories:
-            row = (f"{r.name:<24} {r.weight_decay:7.3g} {_steps(r.memorization.step):>9} {_fmt(r.memorization.norm):>8} "
-                   f"{_steps(r.grokking.step):>9} {_fmt(r.grokking.norm):>8} {_steps(r.delay):>7}")
+            row = (f"{r.name:<24} {r.weight_decay:7.3g} {_steps(r.memorization.step):>9} "
+                   f"{_fmt(r.memorization.norm):>8} {_steps(r.grokking.step):>9} {_fmt(r.grokking.norm):>8} "
+                   f"{_steps(r.delay):>7}")
             for p in r.predictions:
                 width = 9 if p.target != "w_star" else 8
                 row += f" {_steps(p.step):>{width}} {'-' if p.ratio is None else f'{p.ratio:.2f}':>6}"
@@ -845,7 +848,11 @@ def format_report(analysis: Analysis) -> str:
             why = [f"memorization: {r.memorization.step.reason}" if r.memorization.step.reason else None,
                    f"grokking: {r.grokking.step.reason}" if r.grokking.step.reason else None,
                    r.delay.note, *r.notes]
-            why += [f"prediction to {p.target}: {p.reason}" for p in r.predictions if p.reason]
+            reasons = [p.reason for p in r.predictions if p.reason]
+            if len(reasons) == len(r.predictions) and len(set(reasons)) == 1:
+                why.append(f"no prediction: {reasons[0]}")
+            else:
+                why += [f"prediction to {p.target}: {p.reason}" for p in r.predictions if p.reason]
             lines += [f"  {r.name}: {w}" for w in why if w]
         crit = analysis.trajectories[0]
         lines.append(f"memorization: {crit.memorization.criterion}; grokking: {crit.grokking.criterion}")
