@@ -138,6 +138,24 @@ def _int_list(text):
     return values
 
 
+def _fraction(name):
+    def parse(text):
+        v = _positive_float(name)(text)
+        if v > 1:
+            raise argparse.ArgumentTypeError(f"{name} must be in (0, 1], got {text!r}")
+        return v
+    return parse
+
+
+def _factor(name):
+    def parse(text):
+        v = _positive_float(name)(text)
+        if v < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be at least 1, got {text!r}")
+        return v
+    return parse
+
+
 def _task_opt(text):
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -240,6 +258,29 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("-o", "--out", help="figure path; .png, .pdf or .svg (default FILE with .png); "
                                         "with trajectories a second figure NAME-grokking.SUFFIX is written")
     pl.add_argument("--trajectories", metavar="NAMES", help="comma list of trajectory names to draw (default all)")
+
+    an = sub.add_parser("analyze", help="critical norm, Goldilocks zone, predicted vs measured grokking time",
+                        description="Read the scan and the trajectories of FILE, print the critical norm w_c, the "
+                                    "test-minimizing norm, the Goldilocks zone and, per trajectory, memorization and "
+                                    "grokking steps beside the steps weight decay needs to reach each norm; store the "
+                                    "result under /analysis.")
+    an.add_argument("file")
+    an.add_argument("--json", action="store_true", help="print the result as JSON")
+    an.add_argument("--train-loss", type=_positive_float("--train-loss"), metavar="L",
+                    help="absolute train-loss threshold for the knee and for memorization (regression)")
+    an.add_argument("--train-loss-rel", type=_positive_float("--train-loss-rel"), metavar="F",
+                    help="default threshold: F x the train loss at the smallest norm (default 0.01)")
+    an.add_argument("--train-acc", type=_fraction("--train-acc"), metavar="A",
+                    help="memorized/knee when train accuracy >= A (classification; default 0.99)")
+    an.add_argument("--test-acc", type=_fraction("--test-acc"), metavar="A",
+                    help="grokked when test accuracy >= A (classification; default 0.9)")
+    an.add_argument("--goldilocks", type=_factor("--goldilocks"), metavar="F",
+                    help="zone: norms whose test loss is within F x the minimum; regression runs grok on entering it "
+                         "(default 10)")
+    an.add_argument("--test-loss", type=_positive_float("--test-loss"), metavar="L",
+                    help="absolute test-loss threshold for grokking (regression)")
+    an.add_argument("--no-accuracy", action="store_true", help="use loss criteria even for classification tasks")
+    an.add_argument("--no-write", action="store_true", help="do not store the result in the file")
 
     i = sub.add_parser("info", help="summarize a landscape file")
     i.add_argument("file")
@@ -550,6 +591,7 @@ def cmd_plot(args) -> int:
     with _as_usage_error():
         scan = store.read_scan(args.file)
         trajs = store.read_trajectories(args.file)
+        result = store.read_analysis(args.file)
     if args.trajectories:
         wanted = [n.strip() for n in args.trajectories.split(",") if n.strip()]
         known = [t["name"] for t in trajs]
@@ -566,11 +608,18 @@ def cmd_plot(args) -> int:
     if scan is not None:
         fig = plot.scan_figure(scan)
         plot.overlay_trajectories(fig, trajs)
+        if result is not None:
+            plot.annotate_analysis(fig, result)
         plot.save(fig, out)
         written.append(out)
     if trajs:
         path = out if scan is None else out.with_name(f"{out.stem}-grokking{out.suffix}")
         plot.save(plot.grokking_figure(trajs), path)
+        written.append(path)
+    fig = plot.prediction_figure(result) if result is not None else None
+    if fig is not None:
+        path = out.with_name(f"{out.stem}-prediction{out.suffix}")
+        plot.save(fig, path)
         written.append(path)
     for path in written:
         print(f"wrote {path}")
@@ -633,6 +682,33 @@ def cmd_tasks(args) -> int:
     for name, text in describe():
         print(f"{name:16s} {text}")
     print(f"{'pkg.module:func':16s} your own factory returning landscape.tasks.Task")
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from . import analysis, store
+
+    with _as_usage_error():
+        scan = store.read_scan(args.file)
+        trajs = store.read_trajectories(args.file)
+    if scan is not None and not (scan["status"] == 1).any():
+        print(f"{args.file}: the scan has no finished points; analyzing the trajectories alone", file=sys.stderr)
+        scan = None
+    if scan is None and not trajs:
+        raise UsageError(f"{args.file}: holds neither finished scan points nor trajectories to analyze")
+    opts = {"train_loss": args.train_loss, "train_loss_rel": args.train_loss_rel, "train_acc": args.train_acc,
+            "test_acc": args.test_acc, "goldilocks": args.goldilocks, "test_loss": args.test_loss}
+    criteria = analysis.Criteria(**{k: v for k, v in opts.items() if v is not None},
+                                 accuracy=False if args.no_accuracy else None)
+    result = analysis.analyze(scan, [t for t in trajs if len(t["step"])], criteria)
+    data = analysis.to_dict(result)
+    if args.json:
+        print(json.dumps(data, indent=1, allow_nan=False))
+    else:
+        print(analysis.format_report(result))
+    if not args.no_write:
+        with _as_usage_error():
+            store.write_analysis(args.file, data)
     return 0
 
 
@@ -726,7 +802,7 @@ def cmd_submit(args) -> int:
     return 0
 
 
-COMMANDS = {"scan": cmd_scan, "train": cmd_train, "merge": cmd_merge, "submit": cmd_submit, "plot": cmd_plot, "info": cmd_info, "tasks": cmd_tasks}
+COMMANDS = {"scan": cmd_scan, "train": cmd_train, "analyze": cmd_analyze, "merge": cmd_merge, "submit": cmd_submit, "plot": cmd_plot, "info": cmd_info, "tasks": cmd_tasks}
 
 
 def main(argv: list[str] | None = None) -> int:

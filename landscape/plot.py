@@ -54,6 +54,7 @@ def scan_figure(scan: dict) -> Figure:
     if panels == 2:
         series.append(("train_acc", "test_acc", "accuracy", False))
     for ax, (tr, te, label, logy) in zip(axes, series):
+        ax.set_label("landscape")
         for key, color, name in ((tr, TRAIN, "train"), (te, TEST, "test")):
             _band(ax, w, scan[key], scan["status"], color)
             ax.plot(w, _pick(scan[key], best), "o-", color=color, ms=4, label=name)
@@ -163,4 +164,70 @@ def grokking_figure(trajs: list[dict]) -> Figure:
     labels.append("weight norm (right axis)")
     fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
     fig.suptitle("Free training (AdamW)", fontsize=10)
+    return fig
+
+
+def annotate_analysis(fig: Figure, result: dict) -> None:
+    """Mark w_c (line, interval shaded) and the Goldilocks zone (shaded) on every L/U panel."""
+    scan = result.get("scan") or {}
+    w_c, zone = scan.get("w_c") or {}, scan.get("zone") or {}
+    lo, hi = (zone.get("low") or {}).get("value"), (zone.get("high") or {}).get("value")
+    handles, labels = [], []
+    for ax in fig.axes:
+        if ax.get_label() != "landscape":
+            continue
+        if lo is not None and hi is not None:
+            h = ax.axvspan(lo, hi, color=TEST, alpha=0.08, lw=0)
+            if not handles or labels[-1] != "Goldilocks zone":
+                handles.append(h)
+                labels.append(f"Goldilocks zone (test loss < {zone.get('factor', 10):g} x min)")
+        if w_c.get("value") is not None:
+            if w_c.get("low") is not None and w_c.get("high") is not None:
+                ax.axvspan(w_c["low"], w_c["high"], color=TRAIN, alpha=0.12, lw=0)
+            h = ax.axvline(w_c["value"], color=TRAIN, ls=":", lw=1.5)
+            if "critical norm" not in " ".join(labels):
+                handles.append(h)
+                labels.append(f"critical norm $w_c$ = {w_c['value']:.3g}")
+    if fig.legends:
+        old = fig.legends[0]
+        handles = list(old.legend_handles) + handles
+        labels = [t.get_text() for t in old.get_texts()] + labels
+        old.remove()
+        fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
+
+
+def prediction_figure(result: dict) -> Figure | None:
+    """Measured grokking step against weight decay (log-log), beside the decay-time predictions."""
+    trajs = [t for t in result.get("trajectories") or [] if t["grokking"]["step"]["value"] is not None]
+    if not trajs:
+        return None
+    fig = Figure(figsize=(6.4, 5.0), layout="constrained")
+    ax = fig.subplots()
+    wd = np.array([t["weight_decay"] for t in trajs], dtype=float)
+    measured = np.array([t["grokking"]["step"]["value"] for t in trajs], dtype=float)
+    ax.plot(wd, measured, "o", color="black", ms=7, label="measured grokking step", zorder=5)
+    styles = {"w_c": (TRAIN, "s", "predicted: decay to $w_c$"), "w_star": (TEST, "^", "predicted: decay to $w^*$"),
+              "zone_high": ("#009E73", "D", "predicted: decay into the Goldilocks zone")}
+    for i, p in enumerate(trajs[0]["predictions"]):
+        color, marker, label = styles.get(p["target"], (MARK, "x", f"predicted: {p['target']}"))
+        steps = np.array([t["predictions"][i]["step"]["value"] or np.nan for t in trajs], dtype=float)
+        ax.plot(wd, steps, marker, color=color, mfc="none", ms=7, label=label)
+    fits = [s for s in result.get("sweeps") or [] if s.get("slope") is not None]
+    title = "Grokking time against weight decay"
+    if fits:
+        s = fits[-1]
+        err = f" ± {s['stderr']:.2f}" if s.get("stderr") is not None else ""
+        title += f": slope {s['slope']:.2f}{err} (mechanism: -1)"
+    if len(set(wd.tolist())) > 1:
+        ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FormatStrFormatter("%g"))
+        axis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("weight decay")
+    ax.set_ylabel("training step")
+    fig.suptitle(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both", lw=0.5)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     return fig
