@@ -1,0 +1,548 @@
+"""How close do the scan and the training sweeps run to the machine's arithmetic limit? (issue 6)
+
+One run measures, on the same machine and in the same session:
+
+1. peak     float32 ``torch.matmul`` of two large square matrices (best of a few
+            repetitions after warm-up): the machine's matrix-multiply peak, in GFLOP/s.
+2. scan     the scan's ``vmap`` engine against the one-point-at-a-time ``loop``
+            engine (same ScanConfig, same seeds, so the same arithmetic) at
+            K = 8, 32, 64 norms (R = 1) on teacher-student and digits (1000 train
+            samples, full batch): seconds, point-steps/s, the ratio of time per
+            point-step (loop / vmap) and the largest relative difference of the
+            final train loss between the engines (float tolerance, ~1e-6).
+            The loop engine runs at most ``--loop-points`` evenly spaced points of
+            each grid (its time per point-step does not depend on K); the table
+            says how many.
+3. flops    achieved GFLOP/s of those runs from an analytic count of the matrix
+            work, and its fraction of the peak of section 1.
+4. sweep    a 12-member training sweep (weight decay 0.03, 0.1, 0.3 x seeds 0-3,
+            teacher-student, init scale 8, lr 0.003, full batch) as one ensemble
+            against the same 12 members trained one after the other
+            (``train.run`` on a group of one each): seconds, speed-up, and the
+            largest relative difference of the final logged train loss.
+5. scaling  seconds per step of the vmap scan (one chunk of K points) for
+            K = 1, 2, 4, ..., 128 on both tasks, with point-steps/s and GFLOP/s,
+            so the turn from overhead-bound to compute-bound shows.
+6. memory   the peak resident memory (ru_maxrss) of every case above, plus a
+            digits scan at K = 128 run the way the CLI runs it when ``--chunk``
+            is not given (chunks of ``scan.auto_chunk(plan)`` points).
+7. targets  issue 6's targets with the measured value and PASS/FAIL.
+
+Every case (one engine on one configuration) runs in its own fresh process,
+forked from a clean server process that has only imported torch, landscape and
+scikit-learn (``multiprocessing`` "forkserver"), so each case's peak resident
+memory is its own; it includes what the imports cost (the case's "baseline",
+about 275 MiB with torch 2.13 on CPU). Each
+case does a short warm-up run (2 steps, same points) before the timed one.
+Timings include the final evaluation of each scan point and the logging of
+each training run, i.e. what the tool actually does.
+
+FLOP count. The models of teacher-student (5-100-100-5, tanh) and digits
+(64-200-200-10, ReLU) are MLPs of ``nn.Linear`` layers; the layer sizes
+n0..nL are read from the 2-D weight shapes in ``plan.layout.shapes`` (a model
+that is not such a chain is refused). With S = sum_i n_i * n_{i+1} and N samples:
+forward = 2*N*S flops per member; backward = weight gradients (2*N*S) plus
+input gradients of every layer but the first (2*N*(S - n0*n1): the data need no
+gradient, and neither engine computes it); so one gradient step costs
+2*N*(3*S - n0*n1). A scan point adds, at the end, a train forward, a test
+forward and one train gradient (for the reported gradient norm). Biases,
+activations, the loss and the optimizer update are not counted (they are not
+matrix work), so the figure is a slight underestimate of the work done.
+
+Usage (from the repository root)::
+
+    python benchmarks/performance.py                   # everything, default settings (see --help), CPU
+    python benchmarks/performance.py --quick           # smoke run with tiny settings (< 1 min)
+    python benchmarks/performance.py --only scan,flops --ks 32 --json perf.json
+    python benchmarks/performance.py --device cuda     # the same on a GPU
+
+Run it on an otherwise idle machine: when another process keeps a core busy,
+torch's default threads (one per core) wait on each other and every figure
+drops several-fold; ``--threads 1`` is then the steadier choice (``--quick``
+uses it unless told otherwise). The full default run takes a few minutes on a
+2-core CPU; each case is announced on stderr as it runs.
+
+Sections: peak, scan, flops, sweep, scaling, memory, targets (``--only``
+runs what the chosen sections need: flops needs peak and the scan runs,
+targets needs everything but scaling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import sys
+import time
+
+import numpy as np
+import torch
+
+from landscape import scan, train
+from landscape.config import ScanConfig, TrainConfig
+from landscape.tasks import get_task
+
+SECTIONS = ("peak", "scan", "flops", "sweep", "scaling", "memory", "targets")
+TASKS = {"teacher-student": {}, "digits": {"n_train": 1000}}
+SHORT = {"teacher-student": "ts", "digits": "digits"}
+
+FULL = dict(ks="8,32,64", scaling_ks="1,2,4,8,16,32,64,128", ts_steps=100, digits_steps=30, loop_points=32,
+            sweep_steps=1000, memory_k=128, memory_steps=10, peak_size=2048, peak_reps=10)
+QUICK = dict(ks="2,4", scaling_ks="1,2,4,8", ts_steps=10, digits_steps=3, loop_points=4,
+             sweep_steps=20, memory_k=16, memory_steps=2, peak_size=512, peak_reps=3)
+
+# Targets of issue 6 (2-core CPU, float32).
+TARGET_K = 32
+TARGET_SCAN_RATIO = 15.0
+TARGET_PEAK_FRACTION = 0.5
+TARGET_SWEEP_SPEEDUP = 8.0
+TARGET_MEMORY_K = 128
+TARGET_MEMORY_MIB = 2048.0
+
+
+# --------------------------------------------------------------------------- cases (run in a child process)
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def mlp_sizes(layout) -> list[int]:
+    """Layer widths n0..nL of a chain of Linear layers, from the 2-D weight shapes ``(out, in)``."""
+    weights = [s for s in layout.shapes if len(s) == 2]
+    sizes = [weights[0][1]] + [w[0] for w in weights]
+    if any(w[1] != n for w, n in zip(weights, sizes)):
+        raise ValueError(f"the model is not a chain of Linear layers (weight shapes {weights}); "
+                         "the FLOP count assumes an MLP")
+    return sizes
+
+
+def gradient_flop(sizes: list[int], n: int) -> int:
+    """Matrix flops of one member's loss gradient on n samples: forward + weight grads + input grads (not layer 1)."""
+    s = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return 2 * n * (3 * s - sizes[0] * sizes[1])
+
+
+def forward_flop(sizes: list[int], n: int) -> int:
+    return 2 * n * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def scan_flop(plan, points: int) -> int:
+    """Matrix flops of a scan of ``points`` points: every step's gradient plus the final evaluation."""
+    sizes, cfg, task = mlp_sizes(plan.layout), plan.config, plan.task
+    n_step = min(cfg.batch_size or len(task.x_train), len(task.x_train))
+    per_point = (cfg.steps * gradient_flop(sizes, n_step) + forward_flop(sizes, len(task.x_train))
+                 + forward_flop(sizes, len(task.x_test)) + gradient_flop(sizes, len(task.x_train)))
+    return points * per_point
+
+
+def case_peak(spec: dict) -> dict:
+    device, n = spec["device"], spec["n"]
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(device)
+    b = torch.randn(n, n, generator=g).to(device)
+    for _ in range(2):
+        torch.matmul(a, b)
+    sync(device)
+    times = []
+    for _ in range(spec["reps"]):
+        t0 = time.perf_counter()
+        torch.matmul(a, b)
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    flop = 2 * n ** 3
+    return {"n": n, "reps": spec["reps"], "times": times, "seconds": sum(times), "gflops_best": flop / min(times) / 1e9,
+            "gflops_median": flop / float(np.median(times)) / 1e9}
+
+
+def scan_points(k: int, limit: int | None) -> np.ndarray:
+    """All K points, or at most ``limit`` evenly spaced ones (small to large norms alike)."""
+    if not limit or limit >= k:
+        return np.arange(k)
+    return np.unique(np.linspace(0, k - 1, limit).round().astype(np.int64))
+
+
+def norm_grid(k: int) -> str:
+    """K log-spaced norms from 0.1 to 10 w0 (the default scan's range); K = 1 is w0 itself."""
+    return f"0.1:10:{k}:log" if k > 1 else "1"
+
+
+def case_scan(spec: dict) -> dict:
+    device, name = spec["device"], spec["task"]
+    task = get_task(name, TASKS[name])
+    cfg = ScanConfig(task=name, task_options=TASKS[name], norms=norm_grid(spec["k"]),
+                     steps=spec["steps"], engine=spec["engine"], device=device)
+    plan = scan.make_plan(cfg, task)
+    points = scan_points(plan.n_points, spec.get("points"))
+    chunk = scan.auto_chunk(plan) if spec.get("chunk") == "auto" else len(points)
+    parts = scan.chunks(points, chunk)
+    warm = scan.make_plan(dataclasses.replace(cfg, steps=2), task)
+    scan.run_chunk(warm, parts[0], device=device, engine=spec["engine"])
+    sync(device)
+    t0 = time.perf_counter()
+    results = [scan.run_chunk(plan, part, device=device, engine=spec["engine"]) for part in parts]
+    sync(device)
+    seconds = time.perf_counter() - t0
+    res = scan.concat(results)
+    return {"seconds": seconds, "points": len(points), "k": plan.n_points, "steps": cfg.steps,
+            "chunk": chunk, "chunks": len(parts), "point_steps": len(points) * cfg.steps,
+            "flop": scan_flop(plan, len(points)), "sizes": mlp_sizes(plan.layout),
+            "index": res.index.tolist(), "train_loss": res.train_loss.tolist()}
+
+
+def sweep_config(steps: int, device: str) -> TrainConfig:
+    return TrainConfig(task="teacher-student", init_scale=[8.0], weight_decay=[0.03, 0.1, 0.3],
+                       seeds=[0, 1, 2, 3], lr=0.003, steps=steps, device=device)
+
+
+def train_group(plan, group, device) -> np.ndarray:
+    """Train ``group`` from scratch; the final logged train loss of each member."""
+    logs = []
+    train.run(plan, group, train.State.fresh(plan, group), device=device,
+              on_checkpoint=lambda state, log: logs.append(log))
+    last = [log for log in logs if len(log)][-1]
+    return last.arrays()["train_loss"][:, -1]
+
+
+def case_sweep(spec: dict) -> dict:
+    device = spec["device"]
+    task = get_task("teacher-student")
+    plan = train.make_plan(sweep_config(spec["steps"], device), task)
+    warm = train.make_plan(sweep_config(2, device), task)
+    groups = [plan.members] if spec["mode"] == "ensemble" else [[m] for m in plan.members]
+    train_group(warm, groups[0], device)
+    sync(device)
+    t0 = time.perf_counter()
+    losses = np.concatenate([train_group(plan, g, device) for g in groups])
+    sync(device)
+    return {"seconds": time.perf_counter() - t0, "members": len(plan.members), "runs": len(groups),
+            "steps": spec["steps"], "names": [m.name for m in plan.members], "train_loss": losses.tolist()}
+
+
+CASES = {"peak": case_peak, "scan": case_scan, "sweep": case_sweep}
+
+
+def run_case(spec: dict) -> dict:
+    """Entry point of a child process: run one case and add its peak memory."""
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out = CASES[spec["kind"]](spec)
+    out["baseline_mib"] = baseline  # the process before the case: Python, torch, landscape, sklearn
+    out["maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    out["threads"] = torch.get_num_threads()
+    if spec["device"].startswith("cuda"):
+        out["cuda_max_allocated_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    return out
+
+
+# --------------------------------------------------------------------------- the parent: cases, tables
+
+class Runner:
+    """Runs each distinct case once, in a fresh child process, and remembers the result."""
+
+    def __init__(self, args):
+        self.args = args
+        self.results: dict[str, dict] = {}
+        self.ctx = multiprocessing.get_context("forkserver")
+        # torch._dynamo: the first gradient under torch.func imports it (~2 s), once per process otherwise.
+        self.ctx.set_forkserver_preload(["torch", "torch._dynamo", "numpy", "landscape.scan", "landscape.train",
+                                         "sklearn.datasets"])
+
+    def case(self, name: str, **spec) -> dict:
+        spec.update(device=self.args.device, threads=self.args.threads)
+        key = json.dumps(spec, sort_keys=True)
+        if key not in self.results:
+            sys.stdout.flush()
+            print(f"  running {name} ...", end="", flush=True, file=sys.stderr)
+            with self.ctx.Pool(1) as pool:
+                out = pool.apply(run_case, (spec,))
+            print(f" {out['seconds']:.2f} s", file=sys.stderr)
+            self.results[key] = {"name": name, "spec": spec, **out}
+        return self.results[key]
+
+    def peak(self):
+        a = self.args
+        return self.case("matmul peak", kind="peak", n=a.peak_size, reps=a.peak_reps)
+
+    def scan(self, task, k, engine, points=None, chunk=None, steps=None):
+        steps = steps or self.steps(task)
+        label = f"scan {SHORT[task]} K={k} {engine}"
+        if points and points < k:
+            label += f" ({points} pts)"
+        if chunk:
+            label += " auto-chunk"
+        return self.case(label, kind="scan", task=task, k=k, engine=engine, steps=steps,
+                         points=points if points and points < k else None, chunk=chunk)
+
+    def sweep(self, mode):
+        return self.case(f"sweep {mode}", kind="sweep", mode=mode, steps=self.args.sweep_steps)
+
+    def steps(self, task):
+        return self.args.ts_steps if task == "teacher-student" else self.args.digits_steps
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def heading(title: str) -> None:
+    print(f"\n== {title}")
+
+
+def rel_diff(a, b) -> tuple[float, int]:
+    """Largest |a-b|/|b| over points where both are finite, and the count of points where either is not."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if not ok.any():
+        return float("nan"), int((~ok).sum())
+    return float(np.max(np.abs(a[ok] - b[ok]) / np.maximum(np.abs(b[ok]), 1e-30))), int((~ok).sum())
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine(args) -> dict:
+    info = {"torch": torch.__version__, "python": platform.python_version(), "cpu": cpu_model(),
+            "cores": os.cpu_count(), "threads": args.threads or torch.get_num_threads(), "device": args.device}
+    if args.device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(torch.device(args.device))
+        info["tf32"] = torch.backends.cuda.matmul.allow_tf32
+    return info
+
+
+def section_peak(run: Runner, report: dict) -> None:
+    heading("1. machine: float32 matmul peak")
+    info, p = report["machine"], run.peak()
+    print(f"torch {info['torch']}, {info['threads']} threads, CPU {info['cpu']} ({info['cores']} cores), "
+          f"device {info['device']}" + (f" ({info['gpu']}, tf32 {info['tf32']})" if "gpu" in info else ""))
+    print(f"torch.matmul {p['n']}x{p['n']} float32, {p['reps']} reps after 2 warm-up: "
+          f"best {p['gflops_best']:.1f} GFLOP/s, median {p['gflops_median']:.1f} GFLOP/s (peak = best)")
+    report["peak"] = {k: p[k] for k in ("n", "reps", "gflops_best", "gflops_median", "times", "maxrss_mib")}
+
+
+def scan_pair(run: Runner, task: str, k: int) -> dict:
+    v = run.scan(task, k, "vmap")
+    lp = run.scan(task, k, "loop", points=run.args.loop_points)
+    sel = {i: j for j, i in enumerate(v["index"])}
+    diff, bad = rel_diff([v["train_loss"][sel[i]] for i in lp["index"]], lp["train_loss"])
+    t_v, t_l = v["seconds"] / v["point_steps"], lp["seconds"] / lp["point_steps"]
+    return {"task": task, "k": k, "steps": v["steps"], "vmap_s": v["seconds"], "vmap_pts_per_s": 1 / t_v,
+            "loop_points": lp["points"], "loop_s": lp["seconds"], "loop_pts_per_s": 1 / t_l,
+            "ratio": t_l / t_v, "max_rel_diff": diff, "nonfinite": bad}
+
+
+def section_scan(run: Runner, report: dict) -> None:
+    heading("2. scan: vmap engine vs loop engine (same config and seeds, R = 1, full batch)")
+    rows, out = [], []
+    for task in TASKS:
+        for k in run.args.ks:
+            r = scan_pair(run, task, k)
+            out.append(r)
+            rows.append([SHORT[task], k, r["steps"], f"{r['vmap_s']:.2f}", f"{r['vmap_pts_per_s']:.0f}",
+                         f"{r['loop_points']}/{k}", f"{r['loop_s']:.2f}", f"{r['loop_pts_per_s']:.0f}",
+                         f"{r['ratio']:.1f}x", f"{r['max_rel_diff']:.1e}" + (f" ({r['nonfinite']} nan)" if r["nonfinite"] else "")])
+    print(table(["task", "K", "steps", "vmap s", "vmap pt-steps/s", "loop pts", "loop s", "loop pt-steps/s",
+                 "loop/vmap", "max rel diff"], rows))
+    print(f"norms 0.1:10:K:log x w0; loop engine on at most {run.args.loop_points} evenly spaced points per K "
+          "(its time per point-step does not depend on K); ratio = loop s per point-step / vmap s per point-step;\n"
+          "max rel diff = largest |vmap - loop| / |loop| of the final train loss over the loop's points.")
+    report["scan"] = out
+
+
+def flop_row(c: dict, peak: float) -> dict:
+    gflops = c["flop"] / c["seconds"] / 1e9
+    return {"case": c["name"], "sizes": c["sizes"], "gflop": c["flop"] / 1e9, "seconds": c["seconds"],
+            "gflops": gflops, "fraction_of_peak": gflops / peak}
+
+
+def section_flops(run: Runner, report: dict) -> None:
+    heading("3. achieved GFLOP/s of the scan (analytic count of the matrix work)")
+    peak = run.peak()["gflops_best"]
+    rows, out = [], []
+    for task in TASKS:
+        for k in run.args.ks:
+            for c in (run.scan(task, k, "vmap"), run.scan(task, k, "loop", points=run.args.loop_points)):
+                r = flop_row(c, peak)
+                out.append(r)
+                rows.append([r["case"], "-".join(map(str, r["sizes"])), f"{r['gflop']:.2f}", f"{r['seconds']:.2f}",
+                             f"{r['gflops']:.1f}", f"{100 * r['fraction_of_peak']:.0f}%"])
+    print(table(["case", "MLP", "GFLOP", "s", "GFLOP/s", "of peak"], rows))
+    print(f"peak = {peak:.1f} GFLOP/s (section 1). Per gradient: 2N(3S - n0 n1) with S = sum n_i n_i+1 "
+          "(forward, weight grads, input grads but the first layer's); plus the final train forward, test forward "
+          "and train gradient.")
+    report["flops"] = {"peak_gflops": peak, "rows": out}
+
+
+def section_sweep(run: Runner, report: dict) -> None:
+    heading("4. training sweep: 12 members as one ensemble vs 12 separate runs")
+    e, s = run.sweep("ensemble"), run.sweep("separate")
+    diff, bad = rel_diff(e["train_loss"], s["train_loss"])
+    work = e["members"] * e["steps"]
+    print(table(["mode", "runs", "members", "steps", "s", "member-steps/s"],
+                [["one ensemble", e["runs"], e["members"], e["steps"], f"{e['seconds']:.2f}", f"{work / e['seconds']:.0f}"],
+                 ["separate runs", s["runs"], s["members"], s["steps"], f"{s['seconds']:.2f}", f"{work / s['seconds']:.0f}"]]))
+    speedup = s["seconds"] / e["seconds"]
+    print(f"teacher-student, init scale 8, lr 0.003, weight decay 0.03,0.1,0.3 x seeds 0-3, full batch; "
+          f"speed-up {speedup:.1f}x; final logged train loss max rel diff {diff:.1e}"
+          + (f" ({bad} non-finite)" if bad else ""))
+    report["sweep"] = {"ensemble_s": e["seconds"], "separate_s": s["seconds"], "speedup": speedup,
+                       "members": e["members"], "steps": e["steps"], "max_rel_diff": diff, "nonfinite": bad}
+
+
+def section_scaling(run: Runner, report: dict) -> None:
+    heading("5. scaling: vmap scan, one chunk of K points")
+    peak = run.peak()["gflops_best"] if "peak" in run.args.needed else None
+    rows, out = [], []
+    for task in TASKS:
+        for k in run.args.scaling_ks:
+            c = run.scan(task, k, "vmap")
+            gflops = c["flop"] / c["seconds"] / 1e9
+            r = {"task": task, "k": k, "steps": c["steps"], "seconds": c["seconds"],
+                 "ms_per_step": 1e3 * c["seconds"] / c["steps"], "pts_per_s": c["point_steps"] / c["seconds"],
+                 "gflops": gflops, "fraction_of_peak": gflops / peak if peak else None, "maxrss_mib": c["maxrss_mib"]}
+            out.append(r)
+            rows.append([SHORT[task], k, r["steps"], f"{r['seconds']:.2f}", f"{r['ms_per_step']:.2f}",
+                         f"{r['pts_per_s']:.0f}", f"{gflops:.1f}", f"{100 * r['fraction_of_peak']:.0f}%" if peak else "-",
+                         f"{r['maxrss_mib']:.0f}"])
+    print(table(["task", "K", "steps", "s", "ms/step", "pt-steps/s", "GFLOP/s", "of peak", "RSS MiB"], rows))
+    print("ms/step includes the final evaluation spread over the steps. Overhead-bound: ms/step flat in K, "
+          "pt-steps/s grows ~K; compute-bound: ms/step grows ~K, pt-steps/s flat.")
+    report["scaling"] = out
+
+
+def memory_case(run: Runner) -> dict:
+    return run.scan("digits", run.args.memory_k, "vmap", chunk="auto", steps=run.args.memory_steps)
+
+
+def section_memory(run: Runner, report: dict) -> None:
+    heading("6. peak resident memory of each case (ru_maxrss of its own process)")
+    m = memory_case(run)
+    cuda = run.args.device.startswith("cuda")
+    rows = []
+    for c in run.results.values():
+        rows.append([c["name"], f"{c['seconds']:.2f}", f"{c['maxrss_mib']:.0f}"]
+                    + ([f"{c['cuda_max_allocated_mib']:.0f}"] if cuda else []))
+    print(table(["case", "s", "peak RSS MiB"] + (["CUDA max alloc MiB"] if cuda else []), rows))
+    print(f"digits K={m['k']} with automatic chunking: scan.auto_chunk(plan) = {m['chunk']} points "
+          f"-> {m['chunks']} chunk(s), {m['steps']} steps, {m['seconds']:.2f} s, peak RSS {m['maxrss_mib']:.0f} MiB, "
+          f"of which {m['baseline_mib']:.0f} MiB is the process before the case (Python, torch, landscape, sklearn).")
+    report["memory"] = {"cases": [{"case": c["name"], "maxrss_mib": c["maxrss_mib"],
+                                   **({"cuda_max_allocated_mib": c["cuda_max_allocated_mib"]} if cuda else {})}
+                                  for c in run.results.values()],
+                        "auto_chunk": {"k": m["k"], "chunk": m["chunk"], "chunks": m["chunks"],
+                                       "maxrss_mib": m["maxrss_mib"], "seconds": m["seconds"]}}
+
+
+def target_k(ks: list[int]) -> int:
+    return TARGET_K if TARGET_K in ks else max(ks)
+
+
+def section_targets(run: Runner, report: dict) -> None:
+    heading("7. targets (issue 6; 2-core CPU, float32)")
+    a, rows, out = run.args, [], []
+
+    def add(what, value, shown, need, ok):
+        out.append({"target": what, "value": value, "required": need, "pass": bool(ok)})
+        rows.append([what, shown, need, "PASS" if ok else "FAIL"])
+
+    k = target_k(a.ks)
+    r = scan_pair(run, "teacher-student", k)
+    add(f"teacher-student scan K={k}: loop/vmap per point-step", r["ratio"], f"{r['ratio']:.1f}x",
+        f">= {TARGET_SCAN_RATIO:g}x", r["ratio"] >= TARGET_SCAN_RATIO)
+    f = flop_row(run.scan("digits", k, "vmap"), run.peak()["gflops_best"])
+    add(f"digits scan K={k} full batch: fraction of matmul peak", f["fraction_of_peak"],
+        f"{100 * f['fraction_of_peak']:.0f}% ({f['gflops']:.1f} GFLOP/s)", f">= {100 * TARGET_PEAK_FRACTION:.0f}%",
+        f["fraction_of_peak"] >= TARGET_PEAK_FRACTION)
+    e, s = run.sweep("ensemble"), run.sweep("separate")
+    sp = s["seconds"] / e["seconds"]
+    add("12-member sweep: separate / ensemble time", sp, f"{sp:.1f}x", f">= {TARGET_SWEEP_SPEEDUP:g}x",
+        sp >= TARGET_SWEEP_SPEEDUP)
+    m = memory_case(run)
+    add(f"digits scan K={m['k']} auto chunk ({m['chunk']}): peak RSS", m["maxrss_mib"], f"{m['maxrss_mib']:.0f} MiB",
+        f"<= {TARGET_MEMORY_MIB:.0f} MiB", m["maxrss_mib"] <= TARGET_MEMORY_MIB)
+    print(table(["target", "measured", "required", ""], rows))
+    if k != TARGET_K or m["k"] != TARGET_MEMORY_K or a.quick:
+        print(f"note: not the target settings (K={k}, memory K={m['k']}, quick={a.quick}); the verdicts are indicative only.")
+    report["targets"] = out
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="defaults (full / --quick): " + ", ".join(
+                                    f"{k.replace('_', '-')} {FULL[k]} / {QUICK[k]}" for k in FULL))
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    p.add_argument("--quick", action="store_true", help="tiny settings for a smoke run (under a minute; 1 thread unless --threads)")
+    p.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of sections: {','.join(SECTIONS)}")
+    p.add_argument("--json", metavar="PATH", help="also write every number to PATH as JSON")
+    p.add_argument("--threads", type=int, default=0, help="torch threads in each case (default: torch's default)")
+    p.add_argument("--ks", help="K for the vmap-vs-loop comparison (and the targets' K=32)")
+    p.add_argument("--scaling-ks", help="K for the scaling table")
+    p.add_argument("--ts-steps", type=int, help="scan steps on teacher-student")
+    p.add_argument("--digits-steps", type=int, help="scan steps on digits")
+    p.add_argument("--loop-points", type=int, help="run the loop engine on at most this many points per K (0: all)")
+    p.add_argument("--sweep-steps", type=int, help="training steps of the sweep")
+    p.add_argument("--memory-k", type=int, help="K of the automatically chunked digits scan (memory target)")
+    p.add_argument("--memory-steps", type=int, help="steps of that scan")
+    p.add_argument("--peak-size", type=int, help="matrix size for the matmul peak")
+    p.add_argument("--peak-reps", type=int, help="timed matmul repetitions")
+    args = p.parse_args(argv)
+    if args.quick and not args.threads:
+        args.threads = 1  # a smoke run stays fast when another process shares the cores
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.ks = [int(k) for k in str(args.ks).split(",")]
+    args.scaling_ks = [int(k) for k in str(args.scaling_ks).split(",")]
+    args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(args.sections) - set(SECTIONS))
+    if unknown:
+        p.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    needed = set(args.sections)
+    if needed & {"flops", "targets"}:
+        needed.add("peak")
+    args.needed = needed
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    run = Runner(args)
+    report = {"machine": machine(args), "settings": {k: v for k, v in vars(args).items() if k != "needed"}}
+    print(f"landscape performance, device {args.device}" + (" (quick settings)" if args.quick else ""))
+    funcs = {"peak": section_peak, "scan": section_scan, "flops": section_flops, "sweep": section_sweep,
+             "scaling": section_scaling, "memory": section_memory, "targets": section_targets}
+    for name in SECTIONS:
+        if name in args.sections or (name == "peak" and "peak" in args.needed):
+            funcs[name](run, report)
+    total = time.perf_counter() - t0
+    print(f"\ntotal {total:.0f} s")
+    report["total_seconds"] = total
+    report["cases"] = list(run.results.values())
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
