@@ -446,7 +446,11 @@ def cmd_scan(args) -> int:
 
 
 def _mpi_merge(out: str, shard, quiet: bool) -> None:
-    """Under MPI with mpi4py: wait for every rank, then rank 0 merges the shards into ``out``."""
+    """Under MPI with mpi4py: wait for every rank, then rank 0 merges the shards into ``out``.
+
+    Every rank reaches both barriers, and a failed merge is broadcast so all ranks
+    exit with the same one-line error instead of waiting for ever.
+    """
     try:
         from mpi4py import MPI
     except ImportError:
@@ -455,14 +459,21 @@ def _mpi_merge(out: str, shard, quiet: bool) -> None:
         return
     from . import merge
 
-    MPI.COMM_WORLD.Barrier()
+    comm = MPI.COMM_WORLD
+    comm.Barrier()
+    error = None
     if shard[0] == 0:
-        paths = [shard_mod.shard_path(out, i, shard[1]) for i in range(shard[1])]
-        with _as_usage_error():
+        paths = [p for p in (shard_mod.shard_path(out, i, shard[1]) for i in range(shard[1])) if p.exists()]
+        try:
             merge.merge(paths, out)
-        if not quiet:
-            print(f"rank 0 merged {shard[1]} shards into {out}")
-    MPI.COMM_WORLD.Barrier()
+        except ValueError as e:
+            error = " ".join(str(e).split())
+        if error is None and not quiet:
+            print(f"rank 0 merged {len(paths)} shards into {out}")
+    error = comm.bcast(error, root=0)
+    comm.Barrier()
+    if error is not None:
+        raise UsageError(error)
 
 
 def cmd_train(args) -> int:
@@ -486,6 +497,8 @@ def cmd_train(args) -> int:
         plan.members = shard_mod.shard_items(plan.members, shard[0], shard[1])
         if not plan.members:
             print(f"shard {shard[0]}/{shard[1]} has no trajectories (the sweep has fewer members)", file=sys.stderr)
+            if shard[2] == "mpi":
+                _mpi_merge(args.out, shard, args.quiet)
             return 0
     with _as_usage_error():
         states = store.prepare_trajectories(out, cfg, plan, overwrite=args.overwrite)
@@ -592,8 +605,10 @@ def cmd_plot(args) -> int:
         scan = store.read_scan(args.file)
         trajs = store.read_trajectories(args.file)
         result = store.read_analysis(args.file)
-    if args.trajectories:
+    if args.trajectories is not None:
         wanted = [n.strip() for n in args.trajectories.split(",") if n.strip()]
+        if not wanted:
+            raise UsageError("--trajectories: give one or more names separated by commas")
         known = [t["name"] for t in trajs]
         unknown = [n for n in wanted if n not in known]
         if unknown:
@@ -723,7 +738,7 @@ def cmd_merge(args) -> int:
         if not found:
             raise UsageError(f"merge: no file matches {pattern!r}")
         paths += found
-    with _as_usage_error():
+    with _Termination(immediate=True) as term, term.critical(), _as_usage_error():
         report = merge.merge(paths, args.out, allow_partial=args.allow_partial)
     line = f"merged {len(report.shards)} shards into {args.out}: {report.points} scan points, " \
            f"{report.trajectories} trajectories"
@@ -754,13 +769,18 @@ def submit_commands(args) -> list[list[str]]:
     out = str(Path(out).resolve())
     rest = [out if a == out or Path(a).resolve() == Path(out) else a for a in rest]
     parsed = build_parser().parse_args([args.what, *rest])  # validate the arguments now, not on the cluster
+    from .tasks import get_task
+
     if args.what == "scan":
         from .grid import parse_norms
 
+        cfg = _scan_config(parsed)
         with _as_usage_error():
-            parse_norms(_scan_config(parsed).norms)
+            parse_norms(cfg.norms)
     else:
-        _train_config(parsed)
+        cfg = _train_config(parsed)
+    with _as_usage_error():
+        get_task(cfg.task, cfg.task_options)
     python = shlex.quote(sys.executable)
     common = [f"--{k.replace('_', '-')}={v}" for k, v in (("time", args.time), ("partition", args.partition),
               ("cpus_per_task", args.cpus_per_task), ("mem", args.mem), ("account", args.account)) if v]

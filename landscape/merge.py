@@ -103,16 +103,21 @@ def merge(paths: list[str | Path], out: str | Path, allow_partial: bool = False)
     parts the shards do not provide (say, its scan when merging training shards)
     are kept.
     """
-    paths = [Path(p) for p in dict.fromkeys(str(p) for p in paths)]
+    paths = list({Path(p).resolve(): Path(p) for p in paths}.values())
     out = Path(out)
     if not paths:
         raise StoreError("merge: no shard files given")
+    if not out.parent.is_dir():
+        raise StoreError(f"merge: directory {str(out.parent)!r} of the output does not exist")
     if any(p.resolve() == out.resolve() for p in paths):
         raise StoreError(f"merge: the output {out} is also one of the inputs")
     files = [open_file(p, "r") for p in paths]
     try:
         with _damaged_as_error(paths[0]):
             idents = [_identity(f) for f in files]
+        for p, f, ident in zip(paths, files, idents):
+            if "format" not in f.attrs or ("scan" not in ident and "train" not in ident):
+                raise StoreError(f"merge: {p} holds neither a scan nor trajectories of a landscape run")
         for p, ident in zip(paths, idents):
             for q, other in zip(paths, idents):
                 why = _compatible(ident, other)
@@ -133,14 +138,19 @@ def merge(paths: list[str | Path], out: str | Path, allow_partial: bool = False)
                     raise StoreError(f"merge: {out} exists and holds another experiment ({why}); choose another -o")
             with h5py.File(tmp, "w") as dst:
                 _root(dst, files, existing, paths)
+                # the output's own finished results count as one more holder: nothing done is dropped
+                holders = [(f, p, i) for f, p, i in zip(files, paths, idents)]
+                if existing is not None:
+                    holders.append((existing, out, _identity(existing)))
                 if "scan" in parts:
-                    _merge_scan([f for f, i in zip(files, idents) if "scan" in i],
-                                [p for p, i in zip(paths, idents) if "scan" in i], dst, report)
+                    _merge_scan([f for f, _, i in holders if "scan" in i],
+                                [p for _, p, i in holders if "scan" in i], dst, report)
                 elif existing is not None and "scan" in existing:
                     existing.copy(existing["scan"], dst, name="scan")
                     attach_scan_scales(dst["scan"])
                 if "train" in parts:
-                    _merge_trajectories(files, paths, dst, report, _sweep_names(whole["train"]))
+                    _merge_trajectories([f for f, _, _ in holders], [p for _, p, _ in holders], dst, report,
+                                        _sweep_names(whole["train"]))
                 if existing is not None and "trajectories" in existing:
                     top = dst.require_group("trajectories")
                     for name, g in existing["trajectories"].items():

@@ -43,17 +43,31 @@ def from_environment(env=None) -> tuple[int, int, str]:
     looked for when neither is present.
     """
     env = os.environ if env is None else env
+
+    def integer(name, default=None):
+        text = env.get(name, default)
+        try:
+            return int(text)
+        except (TypeError, ValueError):
+            raise ValueError(f"--shard auto: {name}={text!r} is not an integer") from None
+
     if all(v in env for v in SLURM_VARS):
-        tid, tmin, count = (int(env[v]) for v in SLURM_VARS)
-        step = int(env.get("SLURM_ARRAY_TASK_STEP", "1") or 1)
+        tid, tmin, count = (integer(v) for v in SLURM_VARS)
+        step = integer("SLURM_ARRAY_TASK_STEP", env.get("SLURM_ARRAY_TASK_STEP") or "1")
+        if step < 1 or count < 1 or (tid - tmin) % step:
+            raise ValueError(f"--shard auto: inconsistent Slurm array (task {tid}, min {tmin}, step {step}, "
+                             f"count {count})")
         index = (tid - tmin) // step
         if not 0 <= index < count:
-            raise ValueError(f"Slurm array task {tid} (min {tmin}, step {step}) is outside the array's "
-                             f"{count} tasks")
+            raise ValueError(f"--shard auto: Slurm array task {tid} (min {tmin}, step {step}) is outside the "
+                             f"array's {count} tasks")
         return index, count, "slurm"
     for rank_var, size_var in MPI_VARS:
         if rank_var in env and size_var in env:
-            return int(env[rank_var]), int(env[size_var]), "mpi"
+            rank, size = integer(rank_var), integer(size_var)
+            if size < 1 or not 0 <= rank < size:
+                raise ValueError(f"--shard auto: MPI rank {rank} of size {size} ({rank_var}, {size_var}) is invalid")
+            return rank, size, "mpi"
     try:
         from mpi4py import MPI  # noqa: PLC0415 -- optional extra
 

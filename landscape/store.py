@@ -472,8 +472,14 @@ def _reopen(g: h5py.Group):
         g[name].resize((keep,))
     if step < 0:
         return None
-    c = g["checkpoint"]
-    return step, c["theta"][()], c["m"][()], c["v"][()], int(c.attrs["adam_t"])
+    for slot in CHECKPOINT_SLOTS:
+        if slot in g and int(g[slot].attrs["step"]) == step:
+            c = g[slot]
+            return step, c["theta"][()], c["m"][()], c["v"][()], int(c.attrs["adam_t"])
+    raise StoreError(f"trajectory {g.name}: no checkpoint matches checkpoint_step {step}")
+
+
+CHECKPOINT_SLOTS = ("checkpoint_a", "checkpoint_b")
 
 
 def write_trajectories(path: str | Path, names: list[str], step: int, log: dict[str, np.ndarray],
@@ -492,14 +498,20 @@ def write_trajectories(path: str | Path, names: list[str], step: int, log: dict[
             g["step"][n0:n1] = log_steps
             for key in SERIES:
                 g[key][n0:n1] = log[key][j]
-            c = g.require_group("checkpoint")
-            c.attrs["description"] = "state to resume from: parameters and AdamW moments at checkpoint_step"
+            # write the slot that does not hold the current checkpoint: a kill mid-write leaves that one intact
+            current = int(g.attrs["checkpoint_step"])
+            slot = next(n for n in CHECKPOINT_SLOTS if n not in g or int(g[n].attrs["step"]) != current)
+            c = g.require_group(slot)
+            c.attrs["description"] = ("state to resume from: parameters and AdamW moments after 'step' steps; "
+                                      "the slot whose step equals the trajectory's checkpoint_step is current")
+            c.attrs["step"] = -1
             for key, value in (("theta", theta[j]), ("m", m[j]), ("v", v[j])):
                 if key in c:
                     c[key][...] = value
                 else:
                     c.create_dataset(key, data=value)
             c.attrs["adam_t"] = adam_t
+            c.attrs["step"] = step
         f.flush()
         for name in names:
             g = f["trajectories"][name]

@@ -30,11 +30,13 @@ def _datasets(path):
 
 
 def _assert_same_content(a, b, skip=()):
+    """Every dataset equal (NaN == NaN), except those whose path starts with one of ``skip``."""
+    keep = lambda names: sorted(n for n in names if not any(n.startswith(s) for s in skip))  # noqa: E731
     da, db = _datasets(a), _datasets(b)
-    assert sorted(da) == sorted(db)
-    for name in da:
-        if not any(name.startswith(s) for s in skip):
-            assert np.array_equal(da[name], db[name], equal_nan=True), name
+    assert keep(da) == keep(db)
+    assert keep(da), "nothing compared"
+    for name in keep(da):
+        assert np.array_equal(da[name], db[name], equal_nan=True), name
 
 
 def test_parse_and_paths():
@@ -211,8 +213,8 @@ def test_sigterm_checkpoints_training_and_resume_equals_uninterrupted(tmp_path, 
     assert all(0 < s < 4000 for s in steps), steps  # a checkpoint was written at the signal, mid-run
     subprocess.run(cmd, env=env, check=True)
     subprocess.run([*cmd[:-1], str(tmp_path / "clean.h5")], env=env, check=True)
-    _assert_same_content(out, tmp_path / "clean.h5", skip=("trajectories/wd0.1_init1_seed0/checkpoint",
-                                                         "trajectories/wd1_init1_seed0/checkpoint"))
+    _assert_same_content(out, tmp_path / "clean.h5", skip=("trajectories/wd0.1_init1_seed0/checkpoint_",
+                                                         "trajectories/wd1_init1_seed0/checkpoint_"))
 
 
 def test_submit_dry_run_builds_array_and_dependent_merge(tmp_path, capsys):
@@ -235,3 +237,102 @@ def test_submit_dry_run_builds_array_and_dependent_merge(tmp_path, capsys):
 def test_submit_bad_input(argv, fragment, capsys):
     assert main(argv) == 2
     assert fragment in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("env, fragment", [
+    ({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "2",
+      "SLURM_ARRAY_TASK_STEP": "0"}, "inconsistent"),
+    ({"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "3",
+      "SLURM_ARRAY_TASK_STEP": "2"}, "inconsistent"),
+    ({"SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "3"}, "SLURM_ARRAY_TASK_ID"),
+    ({"SLURM_ARRAY_TASK_ID": "9", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_COUNT": "3"}, "outside"),
+    ({"PMI_RANK": "0", "PMI_SIZE": "0"}, "invalid"),
+    ({"PMI_RANK": "5", "PMI_SIZE": "2"}, "invalid"),
+    ({"PMI_RANK": "-1", "PMI_SIZE": "2"}, "invalid"),
+])
+def test_auto_refuses_inconsistent_environment(env, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        shard.from_environment(env)
+
+
+def test_merge_into_partial_output_keeps_its_finished_points(tmp_path):
+    out = tmp_path / "s.h5"
+    for i in range(3):
+        assert main([*SCAN, "--out", str(out), "--shard", f"{i}/3"]) == 0
+    failed = shard.shard_path(out, 1, 3)
+    failed.rename(tmp_path / "aside.h5")
+    assert main(["merge", str(tmp_path / "s.shard-*.h5"), "-o", str(out), "--allow-partial"]) == 0
+    assert (store.read_scan(out)["status"] != 0).sum() == 7
+    # merging a single shard into it adds, never removes
+    (tmp_path / "aside.h5").rename(failed)
+    assert main(["merge", str(failed), "-o", str(out)]) == 0
+    assert (store.read_scan(out)["status"] != 0).sum() == 10
+    assert main([*SCAN, "--out", str(tmp_path / "whole.h5")]) == 0
+    _assert_same_content(out, tmp_path / "whole.h5")
+
+
+def test_merge_refuses_empty_inputs_and_missing_directories(tmp_path, capsys):
+    out = tmp_path / "s.h5"
+    assert main([*SCAN, "--out", str(out), "--shard", "0/1"]) == 0
+    h5py.File(tmp_path / "empty.h5", "w").close()
+    capsys.readouterr()
+    assert main(["merge", str(tmp_path / "empty.h5"), "-o", str(tmp_path / "m.h5")]) == 2
+    assert "neither a scan nor trajectories" in capsys.readouterr().err
+    assert main(["merge", str(shard.shard_path(out, 0, 1)), "-o", str(tmp_path / "no" / "m.h5")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    same = [str(shard.shard_path(out, 0, 1)), str(tmp_path / "." / shard.shard_path(out, 0, 1).name)]
+    assert main(["merge", *same, "-o", str(tmp_path / "m.h5")]) == 0
+    assert "merged 1 shards" in capsys.readouterr().out
+
+
+def test_interrupted_checkpoint_write_leaves_the_previous_checkpoint_usable(tmp_path):
+    """A kill while a checkpoint is being written must not corrupt the resume (two slots)."""
+    from landscape import train
+    from landscape.config import TrainConfig
+    from landscape.tasks import get_task
+
+    args = ["train", *TINY, "--weight-decay", "0.1,0.3", "--steps", "300", "--checkpoint-every", "100",
+            "--log-every", "20"]
+    out = tmp_path / "k.h5"
+    cfg = TrainConfig(task="tasks_for_tests:tiny", weight_decay=[0.1, 0.3], steps=300, checkpoint_every=100,
+                      log_every=20)
+    task = get_task(cfg.task)
+    cfg.task_options = task.options
+    plan = train.make_plan(cfg, task)
+    store.prepare_trajectories(out, cfg, plan)
+    names = [m.name for m in plan.members]
+    calls = []
+
+    def save(st, log):
+        calls.append(st.step)
+        a = log.arrays() if len(log) else {k: np.zeros((len(names), 0)) for k in train.Log.NAMES}
+        store.write_trajectories(out, names, st.step, a, log.step, st.theta.numpy(), st.adam.m.numpy(),
+                                 st.adam.v.numpy(), st.adam.t, done=False)
+
+    train.run(plan, plan.members, train.State.fresh(plan, plan.members), on_checkpoint=save,
+              should_stop=lambda: len(calls) >= 2)  # checkpoints at 100 and 200, then one at the stop
+    # now a third checkpoint write is "killed" halfway: the inactive slot is overwritten, the step never set
+    with h5py.File(out, "r+") as f:
+        for name in names:
+            g = f["trajectories"][name]
+            current = g.attrs["checkpoint_step"]
+            assert 200 <= current < 300
+            stale = [s for s in store.CHECKPOINT_SLOTS if g[s].attrs["step"] != current][0]
+            g[stale].attrs["step"] = -1
+            g[stale]["theta"][...] = np.nan
+    assert main([*args, "--out", str(out)]) == 0
+    assert main([*args, "--out", str(tmp_path / "clean.h5")]) == 0
+    _assert_same_content(out, tmp_path / "clean.h5", skip=tuple(f"trajectories/{n}/checkpoint_" for n in names))
+
+
+def test_plot_with_empty_trajectory_list_is_refused(tmp_path, capsys):
+    out = tmp_path / "t.h5"
+    assert main([*TRAIN, "--steps", "10", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["plot", str(out), "--trajectories", " , "]) == 2
+    assert "one or more names" in capsys.readouterr().err
+
+
+def test_submit_checks_the_task_before_submitting(capsys):
+    assert main(["submit", "train", "--tasks", "3", "--dry-run", "--", "--task", "nosuch", "--out", "x.h5"]) == 2
+    assert "unknown task" in capsys.readouterr().err
