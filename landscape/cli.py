@@ -407,21 +407,28 @@ def _check_device(device: str) -> None:
         raise UsageError(f"--device {device!r}: expected cpu, cuda or cuda:N")
 
 
-def cmd_scan(args) -> int:
-    from tqdm import tqdm
-
-    from . import scan, store
+def _plan(args, cfg, make_plan, auto_chunk):
+    """Resolve the task, the plan, the chunk size and the shard: every failure is bad input (exit 2)."""
     from .tasks import get_task
 
-    cfg = _scan_config(args)
     with _as_usage_error():
         task = get_task(cfg.task, cfg.task_options)
         cfg.task_options = task.options
     with _as_usage_error(f"task {cfg.task!r}: "):
-        plan = scan.make_plan(cfg, task)
-        size = cfg.chunk or scan.auto_chunk(plan)
+        plan = make_plan(cfg, task)
+        size = cfg.chunk or auto_chunk(plan)
     with _as_usage_error():
         shard = shard_mod.resolve(args.shard)
+    return plan, size, shard
+
+
+def cmd_scan(args) -> int:
+    from tqdm import tqdm
+
+    from . import scan, store
+
+    cfg = _scan_config(args)
+    plan, size, shard = _plan(args, cfg, scan.make_plan, scan.auto_chunk)
     out = args.out if shard is None else shard_mod.shard_path(args.out, shard[0], shard[1])
     with _as_usage_error():
         todo = store.prepare_scan(out, cfg, plan, overwrite=args.overwrite, shard=shard and shard[:2])
@@ -480,17 +487,9 @@ def cmd_train(args) -> int:
     from tqdm import tqdm
 
     from . import store, train
-    from .tasks import get_task
 
     cfg = _train_config(args)
-    with _as_usage_error():
-        task = get_task(cfg.task, cfg.task_options)
-        cfg.task_options = task.options
-    with _as_usage_error(f"task {cfg.task!r}: "):
-        plan = train.make_plan(cfg, task)
-        size = cfg.chunk or train.members_per_chunk(plan)
-    with _as_usage_error():
-        shard = shard_mod.resolve(args.shard)
+    plan, size, shard = _plan(args, cfg, train.make_plan, train.members_per_chunk)
     out = args.out
     if shard is not None:
         out = shard_mod.shard_path(args.out, shard[0], shard[1])
