@@ -163,6 +163,20 @@ def _task_opt(text):
     return key.strip(), value.strip()
 
 
+def _add_run_options(p: argparse.ArgumentParser, shard_help: str) -> None:
+    """Options that scan and train share: preset, task, device, output file, progress, shard."""
+    p.add_argument("--config", metavar="FILE.toml", help="preset whose values the flags override")
+    p.add_argument("--task", help="built-in task or package.module:function (default teacher-student)")
+    p.add_argument("--task-opt", type=_task_opt, action="append", metavar="KEY=VALUE",
+                   help="task option, repeatable (e.g. p=97, path=data.npz)")
+    p.add_argument("--device", help="cpu (default), cuda or cuda:N")
+    p.add_argument("--out", "-o", default="scan.h5", help="HDF5 file shared by scan and train; re-running resumes "
+                   "it (default scan.h5)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary table")
+    p.add_argument("--shard", metavar="I/N|auto", help=f"{shard_help} into OUT.shard-IIII-of-NNNN.h5; "
+                   "auto: from a Slurm job array or MPI")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="landscape", description="Reduced loss landscapes (Omnigrok's L/U curves) for grokking studies.")
     p.add_argument("--version", action="version", version=f"landscape {__version__}")
@@ -173,10 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Minimize the training loss on spheres ||theta|| = w for a grid of norms "
                                    "and store train/test metrics at each constrained minimizer.")
     d = ScanConfig()
-    s.add_argument("--config", metavar="FILE.toml", help="preset whose values the flags below override")
-    s.add_argument("--task", help=f"built-in task or package.module:function (default {d.task})")
-    s.add_argument("--task-opt", type=_task_opt, action="append", metavar="KEY=VALUE",
-                   help="task option, repeatable (e.g. p=97, path=data.npz)")
+    _add_run_options(s, "compute only shard I of N (interleaved points)")
     s.add_argument("--norms", metavar="SPEC", help=f"START:STOP[:NUM[:log]] or A,B,C (default {d.norms}; NUM 11)")
     s.add_argument("--absolute", action="store_true", default=None,
                    help="norms are raw L2 norms instead of multiples alpha of the default-init norm w0")
@@ -193,21 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--save-params", action="store_true", default=None, help="store the constrained minimizers")
     s.add_argument("--chunk", type=_positive_int("--chunk"), help="points per batched computation (default: from memory)")
     s.add_argument("--engine", choices=["vmap", "loop"], help="vmap: batched ensemble (default); loop: one point at a time")
-    s.add_argument("--device", help="cpu (default), cuda or cuda:N")
-    s.add_argument("--out", "-o", default="scan.h5", help="HDF5 output; re-running resumes it (default scan.h5)")
     s.add_argument("--overwrite", action="store_true", help="replace an output file that holds another experiment")
-    s.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary table")
-    s.add_argument("--shard", metavar="I/N|auto", help="compute only shard I of N (interleaved points) into "
-                   "OUT.shard-IIII-of-NNNN.h5; auto: from a Slurm job array or MPI")
 
     t = sub.add_parser("train", help="free-training trajectories (AdamW) stored next to the scan",
                        description="Train with AdamW from a scaled default initialization and log norm, losses and "
                                    "accuracies over steps. Lists sweep: every (weight decay, init scale, seed) "
                                    "combination is one trajectory, all trained as one ensemble.")
     d = TrainConfig()
-    t.add_argument("--config", metavar="FILE.toml", help="preset whose values the flags below override")
-    t.add_argument("--task", help=f"built-in task or package.module:function (default {d.task})")
-    t.add_argument("--task-opt", type=_task_opt, action="append", metavar="KEY=VALUE", help="task option, repeatable")
+    _add_run_options(t, "train only shard I of N of the sweep's trajectories")
     t.add_argument("--init-scale", type=_float_list("--init-scale"), metavar="A[,A...]",
                    help="multiply the default initialization by alpha (default 1)")
     t.add_argument("--weight-decay", type=_float_list("--weight-decay"), metavar="WD[,WD...]",
@@ -224,12 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=_positive_int("--checkpoint-every"), metavar="N",
                    help=f"write logs and a resumable checkpoint every N steps (default {d.checkpoint_every})")
     t.add_argument("--chunk", type=_positive_int("--chunk"), help="trajectories per batched computation")
-    t.add_argument("--device", help="cpu (default), cuda or cuda:N")
-    t.add_argument("--out", "-o", default="scan.h5", help="HDF5 file, shared with the scan (default scan.h5)")
     t.add_argument("--overwrite", action="store_true", help="replace trajectories of the same name with other settings")
-    t.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary table")
-    t.add_argument("--shard", metavar="I/N|auto", help="train only shard I of N of the sweep's trajectories "
-                   "into OUT.shard-IIII-of-NNNN.h5; auto: from a Slurm job array or MPI")
 
     mg = sub.add_parser("merge", help="join shard files into one file",
                         description="Check that shards hold the same experiment, join their points and "
@@ -316,19 +315,7 @@ def _scan_config(args) -> ScanConfig:
 
 def _train_config(args) -> TrainConfig:
     cfg = _merge(args, TrainConfig)
-    _check_types(cfg)
-    for name in ("steps", "log_points", "checkpoint_every"):
-        v = getattr(cfg, name)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise UsageError(f"{name} must be a positive integer, got {v!r}")
-    for name in ("log_every",):
-        v = getattr(cfg, name)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise UsageError(f"{name} must be an integer >= 0, got {v!r}")
-    for name in ("batch_size", "chunk"):
-        v = getattr(cfg, name)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            raise UsageError(f"{name} must be a positive integer, got {v!r}")
+    _check_common(cfg)
     for name in ("init_scale", "weight_decay", "seeds"):
         v = getattr(cfg, name)
         if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -341,12 +328,9 @@ def _train_config(args) -> TrainConfig:
             raise UsageError(f"{name} values must be finite and non-negative, got {v!r}")
     if 0 in cfg.init_scale or 0.0 in cfg.init_scale:
         raise UsageError("init_scale must be positive")
-    if not isinstance(cfg.lr, (int, float)) or not 0 < cfg.lr < float("inf"):
-        raise UsageError(f"lr must be a positive number, got {cfg.lr!r}")
     names = [f"{wd:g}/{a:g}/{s}" for wd in cfg.weight_decay for a in cfg.init_scale for s in cfg.seeds]
     if len(set(names)) != len(names):
         raise UsageError("the sweep lists the same (weight decay, init scale, seed) twice")
-    _check_device(cfg.device)
     return cfg
 
 
@@ -373,25 +357,29 @@ def _check_types(cfg) -> None:
             raise UsageError(f"{name} must be {expected}, got {value!r}")
 
 
+MINIMUM = {"restarts": 1, "steps": 1, "history": 0, "batch_size": 1, "chunk": 1, "log_every": 0, "log_points": 1,
+           "checkpoint_every": 1}
+
+
+def _check_common(cfg) -> None:
+    """Types, integer ranges, learning rate and device: what scan and train configs share."""
+    _check_types(cfg)
+    for name in field_names(type(cfg)):
+        v = getattr(cfg, name)
+        if name in MINIMUM and v is not None and v < MINIMUM[name]:
+            raise UsageError(f"{name} must be an integer >= {MINIMUM[name]}, got {v!r}")
+    if not 0 < cfg.lr < float("inf"):
+        raise UsageError(f"lr must be a positive number, got {cfg.lr!r}")
+    _check_device(cfg.device)
+
+
 def _check_config(cfg: ScanConfig) -> None:
     """Validate values that may come from a TOML file (flags are checked by argparse)."""
-    _check_types(cfg)
-    ints = {"restarts": 1, "steps": 1, "history": 0}
-    for name, low in ints.items():
-        v = getattr(cfg, name)
-        if not isinstance(v, int) or isinstance(v, bool) or v < low:
-            raise UsageError(f"{name} must be an integer >= {low}, got {v!r}")
-    for name in ("batch_size", "chunk"):
-        v = getattr(cfg, name)
-        if v is not None and (not isinstance(v, int) or v < 1):
-            raise UsageError(f"{name} must be a positive integer, got {v!r}")
-    if not isinstance(cfg.lr, (int, float)) or not 0 < cfg.lr < float("inf"):
-        raise UsageError(f"lr must be a positive number, got {cfg.lr!r}")
+    _check_common(cfg)
     if cfg.method not in ("riemannian", "project"):
         raise UsageError(f"method must be riemannian or project, got {cfg.method!r}")
     if cfg.engine not in ("vmap", "loop"):
         raise UsageError(f"engine must be vmap or loop, got {cfg.engine!r}")
-    _check_device(cfg.device)
 
 
 def _check_device(device: str) -> None:
@@ -793,7 +781,7 @@ def submit_commands(args) -> list[list[str]]:
                           "-o", shlex.quote(out)])
     first = [args.sbatch, "--parsable", f"--job-name=landscape-{args.what}", f"--array={array}", *common,
              f"--output={log_dir / (stem.stem + '.shard-%a.log')}", f"--wrap={task_cmd}"]
-    second = [args.sbatch, "--parsable", f"--job-name=landscape-merge", "--dependency=afterok:{array_job}", *common,
+    second = [args.sbatch, "--parsable", "--job-name=landscape-merge", "--dependency=afterok:{array_job}", *common,
               f"--output={log_dir / (stem.stem + '.merge.log')}", f"--wrap={merge_cmd}"]
     return [first, second]
 
