@@ -9,6 +9,7 @@ import time
 import h5py
 import numpy as np
 import pytest
+from processes import watch
 
 from landscape import shard, store
 from landscape.cli import main
@@ -166,15 +167,7 @@ def test_shard_resume_is_refused_for_other_layout(tmp_path, capsys):
 
 
 def _wait_for(predicate, proc, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if predicate():
-                return True
-        except (OSError, KeyError, ValueError):
-            pass
-        time.sleep(0.1)
-    return False
+    return bool(watch(proc, predicate, bool, timeout))
 
 
 def test_sigterm_keeps_finished_scan_points_and_resume_completes(tmp_path, env):

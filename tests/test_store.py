@@ -2,11 +2,11 @@ import hashlib
 import signal
 import subprocess
 import sys
-import time
 
 import h5py
 import numpy as np
 import pytest
+from processes import watch
 
 from landscape import scan, store
 from landscape.config import ScanConfig
@@ -88,17 +88,12 @@ def _scan_cmd(path, *extra):
 def test_resume_after_real_kill_equals_uninterrupted_run(tmp_path, env):
     killed, clean = tmp_path / "killed.h5", tmp_path / "clean.h5"
     proc = subprocess.Popen(_scan_cmd(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    done = 0
-    while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-        try:
-            with h5py.File(killed, "r") as f:
-                done = int((f["scan/status"][()] != 0).sum())
-        except (OSError, KeyError):
-            continue
-        if done >= 2:
-            break
+
+    def finished():
+        with h5py.File(killed, "r") as f:
+            return int((f["scan/status"][()] != 0).sum())
+
+    done = watch(proc, finished, lambda n: n >= 2) or 0
     assert proc.poll() is None, f"the scan ended before it was killed: {proc.stderr.read()!r}"
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -1,11 +1,11 @@
 import signal
 import subprocess
 import sys
-import time
 
 import h5py
 import numpy as np
 import pytest
+from processes import watch
 
 from landscape import store, train
 from landscape.cli import main
@@ -71,17 +71,13 @@ def _train_cmd(path, *extra):
 def test_resume_after_real_kill_equals_uninterrupted_run(tmp_path, env):
     killed, clean = tmp_path / "killed.h5", tmp_path / "clean.h5"
     proc = subprocess.Popen(_train_cmd(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    reached = -1
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.1)
-        try:
-            with h5py.File(killed, "r") as f:
-                reached = min(int(g.attrs["checkpoint_step"]) for g in f["trajectories"].values())
-        except (OSError, KeyError, ValueError):
-            continue
-        if reached >= 400:
-            break
+
+    def checkpointed():
+        with h5py.File(killed, "r") as f:
+            return min(int(g.attrs["checkpoint_step"]) for g in f["trajectories"].values())
+
+    reached = watch(proc, checkpointed, lambda step: step >= 400)
+    reached = -1 if reached is None else reached
     assert proc.poll() is None, f"training ended before it was killed: {proc.stderr.read()!r}"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
