@@ -33,8 +33,8 @@ def _as_usage_error(prefix: str = ""):
         yield
     except UsageError:
         raise
-    except ValueError as e:
-        raise UsageError(prefix + " ".join(str(e).split())) from None
+    except ValueError as e:  # our own validation messages say what was wrong
+        raise UsageError(" ".join(str(e).split())) from None
     except Exception as e:  # noqa: BLE001 -- user-supplied task code can raise anything
         if not prefix:
             raise
