@@ -4,12 +4,14 @@ One run measures, on the same machine and in the same session:
 
 1. peak     float32 ``torch.matmul`` of two large square matrices (best of a few
             repetitions after warm-up): the machine's matrix-multiply peak, in GFLOP/s.
-2. scan     the scan's ``vmap`` engine against the one-point-at-a-time ``loop``
+2. scan     the scan's ensemble engines against the one-point-at-a-time ``loop``
             engine (same ScanConfig, same seeds, so the same arithmetic) at
             K = 8, 32, 64 norms (R = 1) on teacher-student and digits (1000 train
-            samples, full batch): seconds, point-steps/s, the ratio of time per
-            point-step (loop / vmap) and the largest relative difference of the
-            final train loss between the engines (float tolerance, ~1e-6).
+            samples, full batch): ``mlp`` (hand-batched MLP kernel; what the
+            default ``--engine auto`` runs on these tasks) and ``vmap``
+            (``torch.func``, any model). Seconds, point-steps/s, the ratio of
+            time per point-step (loop / ensemble) and the largest relative
+            difference of the final train loss from the loop engine.
             The loop engine runs at most ``--loop-points`` evenly spaced points of
             each grid (its time per point-step does not depend on K); the table
             says how many.
@@ -18,9 +20,12 @@ One run measures, on the same machine and in the same session:
 4. sweep    a 12-member training sweep (weight decay 0.03, 0.1, 0.3 x seeds 0-3,
             teacher-student, init scale 8, lr 0.003, full batch) as one ensemble
             against the same 12 members trained one after the other
-            (``train.run`` on a group of one each): seconds, speed-up, and the
-            largest relative difference of the final logged train loss.
-5. scaling  seconds per step of the vmap scan (one chunk of K points) for
+            (``train.run`` on a group of one each): with the ``loop`` engine
+            (plain autograd on the module, as a training script would do it;
+            the target's reference) and with the ``mlp`` engine on an ensemble
+            of one. Seconds, speed-ups, and the largest relative difference of
+            the final logged train loss.
+5. scaling  seconds per step of the mlp-engine scan (one chunk of K points) for
             K = 1, 2, 4, ..., 128 on both tasks, with point-steps/s and GFLOP/s,
             so the turn from overhead-bound to compute-bound shows.
 6. memory   the peak resident memory (ru_maxrss) of every case above, plus a
@@ -89,6 +94,7 @@ from landscape.tasks import get_task
 SECTIONS = ("peak", "scan", "flops", "sweep", "scaling", "memory", "targets")
 TASKS = {"teacher-student": {}, "digits": {"n_train": 1000}}
 SHORT = {"teacher-student": "ts", "digits": "digits"}
+ENSEMBLE_ENGINES = ("mlp", "vmap")  # mlp: what --engine auto runs on these MLP tasks
 
 FULL = dict(ks="8,32,64", scaling_ks="1,2,4,8,16,32,64,128", ts_steps=100, digits_steps=30, loop_points=32,
             sweep_steps=1000, memory_k=128, memory_steps=10, peak_size=2048, peak_reps=10)
@@ -199,10 +205,10 @@ def sweep_config(steps: int, device: str) -> TrainConfig:
                        seeds=[0, 1, 2, 3], lr=0.003, steps=steps, device=device)
 
 
-def train_group(plan, group, device) -> np.ndarray:
+def train_group(plan, group, device, engine) -> np.ndarray:
     """Train ``group`` from scratch; the final logged train loss of each member."""
     logs = []
-    train.run(plan, group, train.State.fresh(plan, group), device=device,
+    train.run(plan, group, train.State.fresh(plan, group), device=device, engine=engine,
               on_checkpoint=lambda state, log: logs.append(log))
     last = [log for log in logs if len(log)][-1]
     return last.arrays()["train_loss"][:, -1]
@@ -214,10 +220,10 @@ def case_sweep(spec: dict) -> dict:
     plan = train.make_plan(sweep_config(spec["steps"], device), task)
     warm = train.make_plan(sweep_config(2, device), task)
     groups = [plan.members] if spec["mode"] == "ensemble" else [[m] for m in plan.members]
-    train_group(warm, groups[0], device)
+    train_group(warm, groups[0], device, spec["engine"])
     sync(device)
     t0 = time.perf_counter()
-    losses = np.concatenate([train_group(plan, g, device) for g in groups])
+    losses = np.concatenate([train_group(plan, g, device, spec["engine"]) for g in groups])
     sync(device)
     return {"seconds": time.perf_counter() - t0, "members": len(plan.members), "runs": len(groups),
             "steps": spec["steps"], "names": [m.name for m in plan.members], "train_loss": losses.tolist()}
@@ -279,8 +285,8 @@ class Runner:
         return self.case(label, kind="scan", task=task, k=k, engine=engine, steps=steps,
                          points=points if points and points < k else None, chunk=chunk)
 
-    def sweep(self, mode):
-        return self.case(f"sweep {mode}", kind="sweep", mode=mode, steps=self.args.sweep_steps)
+    def sweep(self, mode, engine="mlp"):
+        return self.case(f"sweep {mode} {engine}", kind="sweep", mode=mode, engine=engine, steps=self.args.sweep_steps)
 
     def steps(self, task):
         return self.args.ts_steps if task == "teacher-student" else self.args.digits_steps
@@ -337,32 +343,36 @@ def section_peak(run: Runner, report: dict) -> None:
     report["peak"] = {k: p[k] for k in ("n", "reps", "gflops_best", "gflops_median", "times", "maxrss_mib")}
 
 
-def scan_pair(run: Runner, task: str, k: int) -> dict:
-    v = run.scan(task, k, "vmap")
+def scan_pair(run: Runner, task: str, k: int, engine: str = "mlp") -> dict:
+    """One ensemble engine against the loop engine on the same points."""
+    v = run.scan(task, k, engine)
     lp = run.scan(task, k, "loop", points=run.args.loop_points)
     sel = {i: j for j, i in enumerate(v["index"])}
     diff, bad = rel_diff([v["train_loss"][sel[i]] for i in lp["index"]], lp["train_loss"])
     t_v, t_l = v["seconds"] / v["point_steps"], lp["seconds"] / lp["point_steps"]
-    return {"task": task, "k": k, "steps": v["steps"], "vmap_s": v["seconds"], "vmap_pts_per_s": 1 / t_v,
-            "loop_points": lp["points"], "loop_s": lp["seconds"], "loop_pts_per_s": 1 / t_l,
-            "ratio": t_l / t_v, "max_rel_diff": diff, "nonfinite": bad}
+    return {"task": task, "k": k, "engine": engine, "steps": v["steps"], "ensemble_s": v["seconds"],
+            "ensemble_pts_per_s": 1 / t_v, "loop_points": lp["points"], "loop_s": lp["seconds"],
+            "loop_pts_per_s": 1 / t_l, "ratio": t_l / t_v, "max_rel_diff": diff, "nonfinite": bad}
 
 
 def section_scan(run: Runner, report: dict) -> None:
-    heading("2. scan: vmap engine vs loop engine (same config and seeds, R = 1, full batch)")
+    heading("2. scan: ensemble engines (mlp, vmap) vs loop engine (same config and seeds, R = 1, full batch)")
     rows, out = [], []
     for task in TASKS:
         for k in run.args.ks:
-            r = scan_pair(run, task, k)
-            out.append(r)
-            rows.append([SHORT[task], k, r["steps"], f"{r['vmap_s']:.2f}", f"{r['vmap_pts_per_s']:.0f}",
-                         f"{r['loop_points']}/{k}", f"{r['loop_s']:.2f}", f"{r['loop_pts_per_s']:.0f}",
-                         f"{r['ratio']:.1f}x", f"{r['max_rel_diff']:.1e}" + (f" ({r['nonfinite']} nan)" if r["nonfinite"] else "")])
-    print(table(["task", "K", "steps", "vmap s", "vmap pt-steps/s", "loop pts", "loop s", "loop pt-steps/s",
-                 "loop/vmap", "max rel diff"], rows))
+            for engine in ENSEMBLE_ENGINES:
+                r = scan_pair(run, task, k, engine)
+                out.append(r)
+                rows.append([SHORT[task], k, engine, r["steps"], f"{r['ensemble_s']:.2f}",
+                             f"{r['ensemble_pts_per_s']:.0f}", f"{r['loop_points']}/{k}", f"{r['loop_s']:.2f}",
+                             f"{r['loop_pts_per_s']:.0f}", f"{r['ratio']:.1f}x",
+                             f"{r['max_rel_diff']:.1e}" + (f" ({r['nonfinite']} nan)" if r["nonfinite"] else "")])
+    print(table(["task", "K", "engine", "steps", "s", "pt-steps/s", "loop pts", "loop s", "loop pt-steps/s",
+                 "loop/engine", "max rel diff"], rows))
     print(f"norms 0.1:10:K:log x w0; loop engine on at most {run.args.loop_points} evenly spaced points per K "
-          "(its time per point-step does not depend on K); ratio = loop s per point-step / vmap s per point-step;\n"
-          "max rel diff = largest |vmap - loop| / |loop| of the final train loss over the loop's points.")
+          "(its time per point-step does not depend on K); ratio = loop s per point-step / engine s per point-step;\n"
+          "max rel diff = largest |engine - loop| / |loop| of the final train loss over the loop's points. "
+          "mlp is what --engine auto runs on these tasks.")
     report["scan"] = out
 
 
@@ -378,7 +388,8 @@ def section_flops(run: Runner, report: dict) -> None:
     rows, out = [], []
     for task in TASKS:
         for k in run.args.ks:
-            for c in (run.scan(task, k, "vmap"), run.scan(task, k, "loop", points=run.args.loop_points)):
+            cases = [run.scan(task, k, e) for e in ENSEMBLE_ENGINES]
+            for c in cases + [run.scan(task, k, "loop", points=run.args.loop_points)]:
                 r = flop_row(c, peak)
                 out.append(r)
                 rows.append([r["case"], "-".join(map(str, r["sizes"])), f"{r['gflop']:.2f}", f"{r['seconds']:.2f}",
@@ -392,27 +403,34 @@ def section_flops(run: Runner, report: dict) -> None:
 
 def section_sweep(run: Runner, report: dict) -> None:
     heading("4. training sweep: 12 members as one ensemble vs 12 separate runs")
-    e, s = run.sweep("ensemble"), run.sweep("separate")
-    diff, bad = rel_diff(e["train_loss"], s["train_loss"])
+    e = run.sweep("ensemble")
+    rows, out = [], {}
     work = e["members"] * e["steps"]
-    print(table(["mode", "runs", "members", "steps", "s", "member-steps/s"],
-                [["one ensemble", e["runs"], e["members"], e["steps"], f"{e['seconds']:.2f}", f"{work / e['seconds']:.0f}"],
-                 ["separate runs", s["runs"], s["members"], s["steps"], f"{s['seconds']:.2f}", f"{work / s['seconds']:.0f}"]]))
-    speedup = s["seconds"] / e["seconds"]
-    print(f"teacher-student, init scale 8, lr 0.003, weight decay 0.03,0.1,0.3 x seeds 0-3, full batch; "
-          f"speed-up {speedup:.1f}x; final logged train loss max rel diff {diff:.1e}"
-          + (f" ({bad} non-finite)" if bad else ""))
-    report["sweep"] = {"ensemble_s": e["seconds"], "separate_s": s["seconds"], "speedup": speedup,
-                       "members": e["members"], "steps": e["steps"], "max_rel_diff": diff, "nonfinite": bad}
+    rows.append(["one ensemble (mlp)", e["runs"], e["members"], e["steps"], f"{e['seconds']:.2f}",
+                 f"{work / e['seconds']:.0f}", "1.0x", "-"])
+    for engine, label in (("loop", "separate runs, loop (reference)"), ("mlp", "separate runs, mlp engine")):
+        s = run.sweep("separate", engine)
+        diff, bad = rel_diff(e["train_loss"], s["train_loss"])
+        speedup = s["seconds"] / e["seconds"]
+        rows.append([label, s["runs"], s["members"], s["steps"], f"{s['seconds']:.2f}", f"{work / s['seconds']:.0f}",
+                     f"{speedup:.1f}x", f"{diff:.1e}" + (f" ({bad} nan)" if bad else "")])
+        out[engine] = {"separate_s": s["seconds"], "speedup": speedup, "max_rel_diff": diff, "nonfinite": bad}
+    print(table(["mode", "runs", "members", "steps", "s", "member-steps/s", "speed-up of the ensemble",
+                 "max rel diff"], rows))
+    print("teacher-student, init scale 8, lr 0.003, weight decay 0.03,0.1,0.3 x seeds 0-3, full batch, with logging. "
+          "Separate runs train one member at a time: with the loop engine (plain autograd on the nn.Module, "
+          "as a training script does; the target's reference) or with the mlp engine on an ensemble of one. "
+          "max rel diff: final logged train loss against the ensemble.")
+    report["sweep"] = {"ensemble_s": e["seconds"], "members": e["members"], "steps": e["steps"], "separate": out}
 
 
 def section_scaling(run: Runner, report: dict) -> None:
-    heading("5. scaling: vmap scan, one chunk of K points")
+    heading("5. scaling: mlp-engine scan, one chunk of K points")
     peak = run.peak()["gflops_best"] if "peak" in run.args.needed else None
     rows, out = [], []
     for task in TASKS:
         for k in run.args.scaling_ks:
-            c = run.scan(task, k, "vmap")
+            c = run.scan(task, k, "mlp")
             gflops = c["flop"] / c["seconds"] / 1e9
             r = {"task": task, "k": k, "steps": c["steps"], "seconds": c["seconds"],
                  "ms_per_step": 1e3 * c["seconds"] / c["steps"], "pts_per_s": c["point_steps"] / c["seconds"],
@@ -428,7 +446,7 @@ def section_scaling(run: Runner, report: dict) -> None:
 
 
 def memory_case(run: Runner) -> dict:
-    return run.scan("digits", run.args.memory_k, "vmap", chunk="auto", steps=run.args.memory_steps)
+    return run.scan("digits", run.args.memory_k, "mlp", chunk="auto", steps=run.args.memory_steps)
 
 
 def section_memory(run: Runner, report: dict) -> None:
@@ -464,15 +482,15 @@ def section_targets(run: Runner, report: dict) -> None:
 
     k = target_k(a.ks)
     r = scan_pair(run, "teacher-student", k)
-    add(f"teacher-student scan K={k}: loop/vmap per point-step", r["ratio"], f"{r['ratio']:.1f}x",
+    add(f"teacher-student scan K={k}: loop/mlp per point-step", r["ratio"], f"{r['ratio']:.1f}x",
         f">= {TARGET_SCAN_RATIO:g}x", r["ratio"] >= TARGET_SCAN_RATIO)
-    f = flop_row(run.scan("digits", k, "vmap"), run.peak()["gflops_best"])
+    f = flop_row(run.scan("digits", k, "mlp"), run.peak()["gflops_best"])
     add(f"digits scan K={k} full batch: fraction of matmul peak", f["fraction_of_peak"],
         f"{100 * f['fraction_of_peak']:.0f}% ({f['gflops']:.1f} GFLOP/s)", f">= {100 * TARGET_PEAK_FRACTION:.0f}%",
         f["fraction_of_peak"] >= TARGET_PEAK_FRACTION)
-    e, s = run.sweep("ensemble"), run.sweep("separate")
+    e, s = run.sweep("ensemble"), run.sweep("separate", "loop")
     sp = s["seconds"] / e["seconds"]
-    add("12-member sweep: separate / ensemble time", sp, f"{sp:.1f}x", f">= {TARGET_SWEEP_SPEEDUP:g}x",
+    add("12-member sweep: 12 separate loop runs / one ensemble", sp, f"{sp:.1f}x", f">= {TARGET_SWEEP_SPEEDUP:g}x",
         sp >= TARGET_SWEEP_SPEEDUP)
     m = memory_case(run)
     add(f"digits scan K={m['k']} auto chunk ({m['chunk']}): peak RSS", m["maxrss_mib"], f"{m['maxrss_mib']:.0f} MiB",

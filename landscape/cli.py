@@ -203,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also record train and test loss every N steps")
     s.add_argument("--save-params", action="store_true", default=None, help="store the constrained minimizers")
     s.add_argument("--chunk", type=_positive_int("--chunk"), help="points per batched computation (default: from memory)")
-    s.add_argument("--engine", choices=["vmap", "loop"], help="vmap: batched ensemble (default); loop: one point at a time")
+    s.add_argument("--engine", choices=["auto", "mlp", "vmap", "loop"],
+                   help="auto (default): mlp for plain MLPs, else vmap; mlp: hand-batched MLP ensemble; "
+                        "vmap: torch.func ensemble, any model; loop: one point at a time (the reference)")
     s.add_argument("--overwrite", action="store_true", help="replace an output file that holds another experiment")
 
     t = sub.add_parser("train", help="free-training trajectories (AdamW) stored next to the scan",
@@ -228,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=_positive_int("--checkpoint-every"), metavar="N",
                    help=f"write logs and a resumable checkpoint every N steps (default {d.checkpoint_every})")
     t.add_argument("--chunk", type=_positive_int("--chunk"), help="trajectories per batched computation")
+    t.add_argument("--engine", choices=["auto", "mlp", "vmap", "loop"],
+                   help="auto (default): mlp for plain MLPs, else vmap; mlp: hand-batched MLP ensemble; "
+                        "vmap: torch.func ensemble, any model; loop: one trajectory at a time (the reference)")
     t.add_argument("--overwrite", action="store_true", help="replace trajectories of the same name with other settings")
 
     mg = sub.add_parser("merge", help="join shard files into one file",
@@ -316,6 +321,8 @@ def _scan_config(args) -> ScanConfig:
 def _train_config(args) -> TrainConfig:
     cfg = _merge(args, TrainConfig)
     _check_common(cfg)
+    if cfg.engine not in ("auto", "mlp", "vmap", "loop"):
+        raise UsageError(f"engine must be auto, mlp, vmap or loop, got {cfg.engine!r}")
     for name in ("init_scale", "weight_decay", "seeds"):
         v = getattr(cfg, name)
         if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -378,8 +385,8 @@ def _check_config(cfg: ScanConfig) -> None:
     _check_common(cfg)
     if cfg.method not in ("riemannian", "project"):
         raise UsageError(f"method must be riemannian or project, got {cfg.method!r}")
-    if cfg.engine not in ("vmap", "loop"):
-        raise UsageError(f"engine must be vmap or loop, got {cfg.engine!r}")
+    if cfg.engine not in ("auto", "mlp", "vmap", "loop"):
+        raise UsageError(f"engine must be auto, mlp, vmap or loop, got {cfg.engine!r}")
 
 
 def _check_device(device: str) -> None:
@@ -478,6 +485,8 @@ def cmd_train(args) -> int:
 
     cfg = _train_config(args)
     plan, size, shard = _plan(args, cfg, train.make_plan, train.members_per_chunk)
+    if cfg.engine == "loop":
+        size = 1  # separate runs, one trajectory after the other
     out = args.out
     if shard is not None:
         out = shard_mod.shard_path(args.out, shard[0], shard[1])
@@ -517,7 +526,7 @@ def cmd_train(args) -> int:
                                              st.adam.m.cpu().numpy(), st.adam.v.cpu().numpy(), st.adam.t,
                                              done=st.step >= cfg.steps)
 
-            train.run(plan, part, state, device=cfg.device, on_checkpoint=save, on_progress=bar.update,
+            train.run(plan, part, state, device=cfg.device, engine=cfg.engine, on_checkpoint=save, on_progress=bar.update,
                       should_stop=lambda: term.requested)
             if term.requested:
                 break

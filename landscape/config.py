@@ -33,7 +33,7 @@ class ScanConfig:
     save_params: bool = False
     # execution only
     chunk: int | None = None
-    engine: str = "vmap"
+    engine: str = "auto"
     device: str = "cpu"
 
     EXECUTION = ("chunk", "engine", "device")
@@ -62,9 +62,10 @@ class TrainConfig:
     # execution only
     checkpoint_every: int = 1000
     chunk: int | None = None
+    engine: str = "auto"
     device: str = "cpu"
 
-    EXECUTION = ("checkpoint_every", "chunk", "device", "init_scale", "weight_decay", "seeds")
+    EXECUTION = ("checkpoint_every", "chunk", "engine", "device", "init_scale", "weight_decay", "seeds")
 
     def identity(self) -> dict[str, Any]:
         """Settings shared by every trajectory of the sweep (per-member values are stored apart)."""

@@ -6,6 +6,13 @@ parameters. ``functional_call`` runs the model with those parameters and
 ``vmap`` batches it over members, so one forward and one backward serve the
 whole ensemble. The constrained scan and free training both use this engine: a
 sweep over norms, restarts, weight decays or seeds is just a larger ensemble.
+
+When the model is a plain MLP (``landscape.mlp.chain_of``), the same batched
+computation is written out by hand instead (``kernel="mlp"``), which avoids
+``vmap``'s and autograd's per-call overhead; ``kernel="auto"`` picks it when it
+applies. ``kernel="loop"`` is the reference the others are checked against:
+one member at a time with ordinary autograd, as a training script would do it.
+All give the same numbers to float rounding.
 """
 
 from __future__ import annotations
@@ -19,7 +26,10 @@ import numpy as np
 import torch
 from torch.func import functional_call, grad_and_value, vmap
 
+from . import mlp
 from .tasks import Task
+
+KERNELS = ("auto", "mlp", "vmap", "loop")
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,10 @@ class Layout:
         """``[P]`` tensor: 1 on constrained coordinates, 0 on free ones."""
         parts = [torch.full((n,), float(c)) for n, c in zip(self.numels, self.constrained)]
         return torch.cat(parts).to(device=device, dtype=dtype)
+
+    def sphere_mask(self, device=None) -> torch.Tensor | None:
+        """The mask for ``landscape.sphere``: None when every coordinate is constrained (its fast path)."""
+        return None if all(self.constrained) else self.mask(device)
 
     def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """Views of one member's flat vector, keyed by parameter name."""
@@ -141,31 +155,91 @@ def batches(stream: BatchStream | None, steps: int, device) -> Iterator[torch.Te
                 yield block[:, t]
 
 
-class Ensemble:
-    """Batched loss, gradient and metrics of one model architecture over ``theta: [M, P]``."""
+def check_kernel(module: torch.nn.Module, layout: Layout, kernel: str) -> None:
+    """Raise ``ValueError`` when ``kernel`` cannot run this model."""
+    if kernel == "mlp" and mlp.chain_of(module, layout) is None:
+        raise ValueError(f"the mlp engine needs a plain MLP (nn.Sequential of nn.Linear layers and "
+                         f"{', '.join(a.__name__ for a in mlp.ACTIVATIONS)}); use --engine vmap or auto")
+
+
+class _Vmap:
+    """Any model: ``vmap(grad_and_value(functional_call))`` over the members."""
 
     def __init__(self, task: Task, module: torch.nn.Module, layout: Layout):
-        self.task, self.module, self.layout = task, module, layout
-
         def loss(flat, x, y):
-            out = functional_call(module, layout.unflatten(flat), (x,))
-            return task.loss(out, y)
+            return task.loss(functional_call(module, layout.unflatten(flat), (x,)), y)
 
         def metrics(flat, x, y):
             out = functional_call(module, layout.unflatten(flat), (x,))
             acc = task.accuracy(out, y) if task.accuracy is not None else torch.zeros(())
             return task.loss(out, y), acc
 
-        self._grad_shared = vmap(grad_and_value(loss), in_dims=(0, None, None))
-        self._grad_batched = vmap(grad_and_value(loss), in_dims=(0, 0, 0))
+        self._grad = {True: vmap(grad_and_value(loss), in_dims=(0, None, None)),
+                      False: vmap(grad_and_value(loss), in_dims=(0, 0, 0))}
         self._metrics = vmap(metrics, in_dims=(0, None, None))
+
+    def grad(self, theta, x, y, shared=True):
+        return self._grad[shared](theta, x, y)
+
+    def metrics(self, theta, x, y):
+        return self._metrics(theta, x, y)
+
+
+class _Loop:
+    """The reference: one member at a time, ordinary autograd on the ``nn.Module``."""
+
+    def __init__(self, task: Task, module: torch.nn.Module, layout: Layout):
+        self.task, self.module, self.layout = task, module, layout
+        params = dict(module.named_parameters())
+        self.ordered = [params[n] for n in layout.names]
+
+    def grad(self, theta, x, y, shared=True):
+        grads, losses = [], []
+        for j in range(theta.shape[0]):
+            load_flat(self.module, self.layout, theta[j])
+            for p in self.ordered:
+                p.grad = None
+            loss = self.task.loss(self.module(x if shared else x[j]), y if shared else y[j])
+            loss.backward()
+            grads.append(torch.cat([p.grad.reshape(-1) for p in self.ordered]))
+            losses.append(loss.detach())
+        return torch.stack(grads), torch.stack(losses)
+
+    def metrics(self, theta, x, y):
+        losses, accs = [], []
+        for j in range(theta.shape[0]):
+            load_flat(self.module, self.layout, theta[j])
+            out = self.module(x)
+            losses.append(self.task.loss(out, y))
+            accs.append(self.task.accuracy(out, y) if self.task.accuracy is not None else torch.zeros(()))
+        return torch.stack(losses), torch.stack(accs)
+
+
+class Ensemble:
+    """Loss, gradient and metrics of one model architecture over ``theta: [M, P]``.
+
+    ``kernel``: ``"mlp"`` (hand-batched, plain MLPs only, ``landscape.mlp``),
+    ``"vmap"`` (``torch.func``, any model), ``"auto"`` (``mlp`` when the model
+    qualifies, else ``vmap``) or ``"loop"`` (one member after the other with
+    ordinary autograd: the reference). ``self.kernel`` says which one runs.
+    """
+
+    def __init__(self, task: Task, module: torch.nn.Module, layout: Layout, kernel: str = "auto"):
+        self.task, self.module, self.layout = task, module, layout
+        check_kernel(module, layout, kernel)
+        layers = mlp.chain_of(module, layout) if kernel in ("auto", "mlp") else None
+        if layers is not None:
+            self.kernel, self._impl = "mlp", mlp.Chain(layers, layout, task.loss, task.accuracy)
+        elif kernel == "loop":
+            self.kernel, self._impl = "loop", _Loop(task, module, layout)
+        else:
+            self.kernel, self._impl = "vmap", _Vmap(task, module, layout)
 
     def grad(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, per_member: bool = False):
         """``(grad [M, P], loss [M])``; ``per_member`` when ``x``/``y`` carry a leading member axis."""
-        fn = self._grad_batched if per_member else self._grad_shared
-        return fn(theta, x, y)
+        return self._impl.grad(theta, x, y, shared=not per_member)
 
     @torch.no_grad()
     def metrics(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
         """``(loss [M], accuracy [M])`` on the shared data ``x``, ``y`` (accuracy 0 for regression)."""
-        return self._metrics(theta, x, y)
+        return self._impl.metrics(theta, x, y)

@@ -17,7 +17,10 @@ Two constrained methods are offered (``METHODS``):
     Omnigrok's scheme: a plain Adam step on the raw gradient, then rescale to ``w``.
 
 ``adamw_step`` is unconstrained AdamW with decoupled weight decay, for free training.
-``lr`` may be a scalar or a per-member tensor of shape ``[M, 1]``.
+``lr`` is a number; ``weight_decay`` a number or a per-member tensor ``[M, 1]``;
+``mask=None`` constrains every coordinate (see ``landscape.sphere``). The pieces
+avoid needless passes over ``[M, P]``: at scan sizes the optimizer is a
+sizeable share of a step.
 """
 
 from __future__ import annotations
@@ -50,16 +53,18 @@ def adam_moments(state: AdamState, grad: torch.Tensor, betas=BETAS) -> AdamState
     """Exponential moving averages of the gradient and its square."""
     b1, b2 = betas
     m = torch.lerp(state.m, grad, 1 - b1)
-    v = torch.lerp(state.v, grad * grad, 1 - b2)
+    v = state.v.mul(b2).addcmul_(grad, grad, value=1 - b2)
     return AdamState(m, v, state.t + 1)
 
 
+def adam_denominator(state: AdamState, betas=BETAS, eps=EPS) -> torch.Tensor:
+    """``sqrt(v_hat) + eps``, Adam's per-coordinate scale (bias-corrected)."""
+    return (state.v / (1 - betas[1]**state.t)).sqrt_().add_(eps)
+
+
 def adam_direction(state: AdamState, betas=BETAS, eps=EPS) -> torch.Tensor:
-    """Bias-corrected Adam direction for a state that has taken ``state.t >= 1`` steps."""
-    b1, b2 = betas
-    c1 = 1 - b1**state.t
-    c2 = 1 - b2**state.t
-    return (state.m / c1) / ((state.v / c2).sqrt() + eps)
+    """Bias-corrected Adam direction ``m_hat / (sqrt(v_hat) + eps)`` for a state with ``state.t >= 1``."""
+    return torch.div(state.m, adam_denominator(state, betas, eps)).div_(1 - betas[0]**state.t)
 
 
 def riemannian_adam_step(theta, grad, state, lr, target, mask):
@@ -67,7 +72,7 @@ def riemannian_adam_step(theta, grad, state, lr, target, mask):
     g = sphere.tangent(theta, grad, mask)
     state = adam_moments(state, g)
     d = sphere.tangent(theta, adam_direction(state), mask)
-    theta = sphere.retract(theta - lr * d, target, mask)
+    theta = sphere.retract(torch.add(theta, d, alpha=-lr), target, mask)
     state = AdamState(sphere.tangent(theta, state.m, mask), state.v, state.t)
     return theta, state
 
@@ -75,8 +80,8 @@ def riemannian_adam_step(theta, grad, state, lr, target, mask):
 def projected_adam_step(theta, grad, state, lr, target, mask):
     """Omnigrok's constrained step: plain Adam, then rescale to the target norm."""
     state = adam_moments(state, grad)
-    theta = sphere.retract(theta - lr * adam_direction(state), target, mask)
-    return theta, state
+    step = torch.addcdiv(theta, state.m, adam_denominator(state), value=-lr / (1 - BETAS[0]**state.t))
+    return sphere.retract(step, target, mask), state
 
 
 METHODS = {"riemannian": riemannian_adam_step, "project": projected_adam_step}
@@ -85,7 +90,8 @@ METHODS = {"riemannian": riemannian_adam_step, "project": projected_adam_step}
 def adamw_step(theta, grad, state, lr, weight_decay):
     """AdamW (decoupled decay): ``theta <- theta - lr * (adam_direction + wd * theta)``."""
     state = adam_moments(state, grad)
-    return theta - lr * (adam_direction(state) + weight_decay * theta), state
+    decayed = theta * (1 - lr * weight_decay)
+    return decayed.addcdiv_(state.m, adam_denominator(state), value=-lr / (1 - BETAS[0]**state.t)), state
 
 
 def cosine_lr(base_lr: float, step: int, total: int) -> float:

@@ -5,9 +5,12 @@ point starts from restart r's default initialization rescaled to its norm and is
 optimized with a constrained method from ``landscape.optim``. Train and test
 metrics are read at the final constrained iterate.
 
-Two engines compute the same numbers: ``vmap`` optimizes a chunk of points as one
-ensemble (``landscape.ensemble``); ``loop`` optimizes one point at a time with
-ordinary autograd, the way the reference notebooks do, and is kept as the check.
+Two kinds of engine compute the same numbers. The ensemble engines optimize a
+chunk of points as one batched computation (``landscape.ensemble``): ``mlp``
+(hand-batched, for plain MLPs), ``vmap`` (``torch.func``, any model) and
+``auto`` (``mlp`` where it applies, else ``vmap``). ``loop`` optimizes one point
+at a time with ordinary autograd, the way the reference notebooks do, and is
+kept as the check.
 
 Seeds depend only on ``(seed, restart)`` for the initialization and on
 ``(seed, k, restart)`` for minibatch order, never on chunking or sharding.
@@ -22,15 +25,17 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import optim, sphere
+from . import memory, optim, sphere
 from .config import ScanConfig
-from .ensemble import BatchStream, Ensemble, members_per_chunk, Layout, batches, derived_seed, init_params, layout_of, load_flat
+from .ensemble import (BatchStream, Ensemble, Layout, batches, check_kernel, derived_seed, init_params, layout_of,
+                       members_per_chunk)
 from .grid import parse_norms
 from .tasks import Task
 
 DONE, DIVERGED, PENDING = 1, 2, 0
 STATUS_NAMES = {PENDING: "pending", DONE: "done", DIVERGED: "diverged"}
 MEMORY_BUDGET = 1 << 30  # bytes of working memory per chunk when --chunk is not given
+ENGINES = ("auto", "mlp", "vmap", "loop")
 
 
 @dataclass
@@ -61,9 +66,9 @@ def make_plan(config: ScanConfig, task: Task) -> Plan:
     layout = layout_of(module, config.constrain)
     if not any(layout.constrained):
         raise ValueError(f"--constrain {config.constrain!r} matches no parameter; names are: {', '.join(layout.names)}")
+    check_kernel(module, layout, config.engine)
     dirs = torch.stack([init_params(task, layout, derived_seed(config.seed, 1, r))[1] for r in range(config.restarts)])
-    mask = layout.mask()
-    w0 = float(sphere.constrained_norm(dirs[:1], mask)[0])
+    w0 = float(sphere.constrained_norm(dirs[:1], layout.sphere_mask())[0])
     if config.absolute:
         norm, alpha = values, values / w0
     else:
@@ -114,7 +119,7 @@ class _Data:
         self.x_test, self.y_test = task.x_test.to(device), task.y_test.to(device)
 
 
-def run_chunk(plan: Plan, index: np.ndarray, device="cpu", engine: str = "vmap",
+def run_chunk(plan: Plan, index: np.ndarray, device="cpu", engine: str = "auto",
               on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
               on_progress: Callable[[int], None] | None = None) -> ChunkResult:
     """Optimize the points ``index`` and return their results.
@@ -122,14 +127,17 @@ def run_chunk(plan: Plan, index: np.ndarray, device="cpu", engine: str = "vmap",
     ``on_step(step, theta, target)`` is called after every step (tests use it to
     check the constraint); ``on_progress(n)`` reports ``n`` point-steps done.
     """
-    fn = _run_vmap if engine == "vmap" else _run_loop
-    return fn(plan, np.asarray(index, dtype=np.int64), torch.device(device), on_step, on_progress)
+    index, device = np.asarray(index, dtype=np.int64), torch.device(device)
+    memory.keep_freed_memory()
+    if engine == "loop":
+        return _run_loop(plan, index, device, on_step, on_progress)
+    return _run_ensemble(plan, index, device, engine, on_step, on_progress)
 
 
 def _setup(plan: Plan, index: np.ndarray, device: torch.device):
     cfg = plan.config
     ks, rs = index // cfg.restarts, index % cfg.restarts
-    mask = plan.layout.mask(device)
+    mask = plan.layout.sphere_mask(device)
     target = torch.as_tensor(plan.norm[ks], dtype=torch.float32, device=device)
     theta = sphere.retract(plan.directions[torch.as_tensor(rs)].to(device), target, mask)
     stream = None
@@ -164,10 +172,10 @@ def _final(plan, index, theta, target, mask, first_bad, hist, metrics, grad_fn) 
     )
 
 
-def _run_vmap(plan, index, device, on_step, on_progress) -> ChunkResult:
+def _run_ensemble(plan, index, device, kernel, on_step, on_progress) -> ChunkResult:
     cfg = plan.config
     data = _Data(plan.task, device)
-    ens = Ensemble(plan.task, copy.deepcopy(plan.module).to(device), plan.layout)
+    ens = Ensemble(plan.task, copy.deepcopy(plan.module).to(device), plan.layout, kernel)
     mask, target, theta, stream = _setup(plan, index, device)
     step_fn = optim.METHODS[cfg.method]
     state = optim.AdamState.zeros_like(theta)
@@ -198,55 +206,9 @@ def _run_vmap(plan, index, device, on_step, on_progress) -> ChunkResult:
 
 
 def _run_loop(plan, index, device, on_step, on_progress) -> ChunkResult:
-    """The reference: one point at a time, plain autograd on an ``nn.Module``."""
-    cfg = plan.config
-    data = _Data(plan.task, device)
-    task = plan.task
-    results = []
-    for j in range(len(index)):
-        mask, target, theta, stream = _setup(plan, index[j:j + 1], device)
-        module = copy.deepcopy(plan.module).to(device)
-        params = dict(module.named_parameters())
-        ordered = [params[n] for n in plan.layout.names]
-        step_fn = optim.METHODS[cfg.method]
-        state = optim.AdamState.zeros_like(theta)
-        first_bad = torch.full((1,), -1, dtype=torch.int64, device=device)
-
-        def grad_and_loss(th, x, y):
-            load_flat(module, plan.layout, th[0])
-            for p in ordered:
-                p.grad = None
-            loss = task.loss(module(x), y)
-            loss.backward()
-            return torch.cat([p.grad.reshape(-1) for p in ordered])[None], loss.detach()[None]
-
-        @torch.no_grad()
-        def metrics(th, split):
-            x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
-            load_flat(module, plan.layout, th[0])
-            out = module(x)
-            acc = task.accuracy(out, y) if task.accuracy is not None else torch.zeros(())
-            return task.loss(out, y)[None], acc[None]
-
-        hist = []
-        for t, idx in enumerate(batches(stream, cfg.steps, device)):
-            if cfg.history and t % cfg.history == 0:
-                hist.append((metrics(theta, "train")[0], metrics(theta, "test")[0]))
-            if idx is None:
-                grad, loss = grad_and_loss(theta, data.x_train, data.y_train)
-            else:
-                grad, loss = grad_and_loss(theta, data.x_train[idx[0]], data.y_train[idx[0]])
-            first_bad = torch.where(~torch.isfinite(loss) & (first_bad < 0), t, first_bad)
-            theta, state = step_fn(theta, grad, state, optim.cosine_lr(cfg.lr, t, cfg.steps), target, mask)
-            if on_step is not None:
-                on_step(t + 1, theta, target)
-            if on_progress is not None:
-                on_progress(1)
-        if cfg.history and cfg.steps % cfg.history == 0:
-            hist.append((metrics(theta, "train")[0], metrics(theta, "test")[0]))
-        grad_fn = lambda th: grad_and_loss(th, data.x_train, data.y_train)[0]  # noqa: E731
-        results.append(_final(plan, index[j:j + 1], theta, target, mask, first_bad, hist, metrics, grad_fn))
-    return concat(results)
+    """The reference: one point after the other, each alone, with ordinary autograd on an ``nn.Module``."""
+    return concat([_run_ensemble(plan, index[j:j + 1], device, "loop", on_step, on_progress)
+                   for j in range(len(index))])
 
 
 def concat(results: list[ChunkResult]) -> ChunkResult:

@@ -20,9 +20,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import optim, sphere
+from . import memory, optim, sphere
 from .config import TrainConfig
-from .ensemble import BatchStream, Ensemble, Layout, batches, derived_seed, init_params, layout_of
+from .ensemble import BatchStream, Ensemble, Layout, batches, check_kernel, derived_seed, init_params, layout_of
 from .tasks import Task
 
 
@@ -69,6 +69,7 @@ def make_plan(config: TrainConfig, task: Task) -> TrainPlan:
     layout = layout_of(module, config.constrain)
     if not any(layout.constrained):
         raise ValueError(f"--constrain {config.constrain!r} matches no parameter; names are: {', '.join(layout.names)}")
+    check_kernel(module, layout, config.engine)
     return TrainPlan(config, task, module, layout, members(config), log_steps(config))
 
 
@@ -114,7 +115,7 @@ class Log:
         return len(self.step)
 
 
-def run(plan: TrainPlan, group: list[Member], state: State, device="cpu",
+def run(plan: TrainPlan, group: list[Member], state: State, device="cpu", engine: str = "auto",
         on_checkpoint: Callable[[State, Log], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
         should_stop: Callable[[], bool] | None = None) -> State:
@@ -127,11 +128,12 @@ def run(plan: TrainPlan, group: list[Member], state: State, device="cpu",
     """
     cfg = plan.config
     device = torch.device(device)
+    memory.keep_freed_memory()
     task = plan.task
     x_tr, y_tr = task.x_train.to(device), task.y_train.to(device)
     x_te, y_te = task.x_test.to(device), task.y_test.to(device)
-    ens = Ensemble(task, copy.deepcopy(plan.module).to(device), plan.layout)
-    mask = plan.layout.mask(device)
+    ens = Ensemble(task, copy.deepcopy(plan.module).to(device), plan.layout, engine)
+    mask = plan.layout.sphere_mask(device)
     wd = torch.tensor([m.weight_decay for m in group], dtype=torch.float32, device=device)[:, None]
     theta = state.theta.to(device)
     adam = optim.AdamState(state.adam.m.to(device), state.adam.v.to(device), state.adam.t)

