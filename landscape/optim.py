@@ -58,13 +58,18 @@ def adam_moments(state: AdamState, grad: torch.Tensor, betas=BETAS) -> AdamState
 
 
 def adam_denominator(state: AdamState, betas=BETAS, eps=EPS) -> torch.Tensor:
-    """``sqrt(v_hat) + eps``, Adam's per-coordinate scale (bias-corrected)."""
-    return (state.v / (1 - betas[1]**state.t)).sqrt_().add_(eps)
+    """``(1 - b1^t) * (sqrt(v_hat) + eps)``: the raw first moment divided by it is Adam's direction.
+
+    Both bias corrections sit in this one tensor, so a step needs a single division.
+    """
+    b1, b2 = betas
+    c1, c2 = 1 - b1**state.t, 1 - b2**state.t
+    return state.v.sqrt().mul_(c1 / math.sqrt(c2)).add_(c1 * eps)
 
 
 def adam_direction(state: AdamState, betas=BETAS, eps=EPS) -> torch.Tensor:
     """Bias-corrected Adam direction ``m_hat / (sqrt(v_hat) + eps)`` for a state with ``state.t >= 1``."""
-    return torch.div(state.m, adam_denominator(state, betas, eps)).div_(1 - betas[0]**state.t)
+    return state.m / adam_denominator(state, betas, eps)
 
 
 def riemannian_adam_step(theta, grad, state, lr, target, mask):
@@ -80,7 +85,7 @@ def riemannian_adam_step(theta, grad, state, lr, target, mask):
 def projected_adam_step(theta, grad, state, lr, target, mask):
     """Omnigrok's constrained step: plain Adam, then rescale to the target norm."""
     state = adam_moments(state, grad)
-    step = torch.addcdiv(theta, state.m, adam_denominator(state), value=-lr / (1 - BETAS[0]**state.t))
+    step = torch.addcdiv(theta, state.m, adam_denominator(state), value=-lr)
     return sphere.retract(step, target, mask), state
 
 
@@ -91,7 +96,7 @@ def adamw_step(theta, grad, state, lr, weight_decay):
     """AdamW (decoupled decay): ``theta <- theta - lr * (adam_direction + wd * theta)``."""
     state = adam_moments(state, grad)
     decayed = theta * (1 - lr * weight_decay)
-    return decayed.addcdiv_(state.m, adam_denominator(state), value=-lr / (1 - BETAS[0]**state.t)), state
+    return decayed.addcdiv_(state.m, adam_denominator(state), value=-lr), state
 
 
 def cosine_lr(base_lr: float, step: int, total: int) -> float:

@@ -31,7 +31,7 @@ def tangent(theta: torch.Tensor, vec: torch.Tensor, mask: torch.Tensor | None = 
     The result has zero inner product with ``theta * mask``.
     """
     tc = _constrained(theta, mask)
-    radial = torch.linalg.vecdot(vec, tc) / torch.linalg.vecdot(tc, tc)
+    radial = torch.linalg.vecdot(vec, tc) / torch.linalg.vector_norm(tc, dim=-1).square()
     return torch.addcmul(vec, radial.unsqueeze(-1), tc, value=-1)
 
 
