@@ -425,14 +425,15 @@ def cmd_scan(args) -> int:
     cfg = _scan_config(args)
     plan, size, shard = _plan(args, cfg, scan.make_plan, scan.auto_chunk)
     out = args.out if shard is None else shard_mod.shard_path(args.out, shard[0], shard[1])
-    with _as_usage_error():
-        todo = store.prepare_scan(out, cfg, plan, overwrite=args.overwrite, shard=shard and shard[:2])
-    mine = plan.n_points if shard is None else len(range(shard[0], plan.n_points, shard[1]))
-    if mine - len(todo) and not args.quiet:
-        print(f"resuming {out}: {mine - len(todo)} of {mine} points already done", file=sys.stderr)
-    bar = tqdm(total=len(todo) * cfg.steps, unit="step", unit_scale=True, desc="scan", smoothing=0.1,
-               disable=True if args.quiet else None)
+    # The handler is in place before the file exists: a SIGTERM at any point leaves it whole.
     with _Termination(immediate=True) as term:
+        with term.critical(), _as_usage_error():
+            todo = store.prepare_scan(out, cfg, plan, overwrite=args.overwrite, shard=shard and shard[:2])
+        mine = plan.n_points if shard is None else len(range(shard[0], plan.n_points, shard[1]))
+        if mine - len(todo) and not args.quiet:
+            print(f"resuming {out}: {mine - len(todo)} of {mine} points already done", file=sys.stderr)
+        bar = tqdm(total=len(todo) * cfg.steps, unit="step", unit_scale=True, desc="scan", smoothing=0.1,
+                   disable=True if args.quiet else None)
         for chunk in scan.chunks(todo, size):
             result = scan.run_chunk(plan, chunk, device=cfg.device, engine=cfg.engine, on_progress=bar.update)
             with term.critical(), _as_usage_error():
@@ -496,23 +497,24 @@ def cmd_train(args) -> int:
             if shard[2] == "mpi":
                 _mpi_merge(args.out, shard, args.quiet)
             return 0
-    with _as_usage_error():
-        states = store.prepare_trajectories(out, cfg, plan, overwrite=args.overwrite)
-    # group members by the step they resume from; finished ones are skipped
-    groups: dict[int, list] = {}
-    for m in plan.members:
-        ck = states[m.name]
-        start = ck[0] if ck is not None else 0
-        if start < cfg.steps:
-            groups.setdefault(start, []).append(m)
-    skipped = len(plan.members) - sum(len(g) for g in groups.values())
-    if skipped and not args.quiet:
-        print(f"{out}: {skipped} of {len(plan.members)} trajectories already finished", file=sys.stderr)
-    total = sum((cfg.steps - start) * ((len(g) + size - 1) // size) for start, g in groups.items())
-    bar = tqdm(total=total, unit="step", unit_scale=True, desc="train", smoothing=0.1,
-               disable=True if args.quiet else None)
+    # The handler is in place before the file exists: a SIGTERM at any point is a checkpoint, never a torn file.
     term = _Termination(immediate=False)
     with term:
+        with _as_usage_error():
+            states = store.prepare_trajectories(out, cfg, plan, overwrite=args.overwrite)
+        # group members by the step they resume from; finished ones are skipped
+        groups: dict[int, list] = {}
+        for m in plan.members:
+            ck = states[m.name]
+            start = ck[0] if ck is not None else 0
+            if start < cfg.steps:
+                groups.setdefault(start, []).append(m)
+        skipped = len(plan.members) - sum(len(g) for g in groups.values())
+        if skipped and not args.quiet:
+            print(f"{out}: {skipped} of {len(plan.members)} trajectories already finished", file=sys.stderr)
+        total = sum((cfg.steps - start) * ((len(g) + size - 1) // size) for start, g in groups.items())
+        bar = tqdm(total=total, unit="step", unit_scale=True, desc="train", smoothing=0.1,
+                   disable=True if args.quiet else None)
         batches = [(start, group[i:i + size]) for start, group in sorted(groups.items())
                    for i in range(0, len(group), size)]
         for start, part in batches:

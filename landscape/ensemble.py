@@ -157,6 +157,8 @@ def batches(stream: BatchStream | None, steps: int, device) -> Iterator[torch.Te
 
 def check_kernel(module: torch.nn.Module, layout: Layout, kernel: str) -> None:
     """Raise ``ValueError`` when ``kernel`` cannot run this model."""
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown engine {kernel!r}; choose from {', '.join(KERNELS)}")
     if kernel == "mlp" and mlp.chain_of(module, layout) is None:
         raise ValueError(f"the mlp engine needs a plain MLP (nn.Sequential of nn.Linear layers and "
                          f"{', '.join(a.__name__ for a in mlp.ACTIVATIONS)}); use --engine vmap or auto")

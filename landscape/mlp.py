@@ -58,19 +58,29 @@ def _mse_grad(out: torch.Tensor, y: torch.Tensor):
 
 
 def _cross_entropy_grad(out: torch.Tensor, y: torch.Tensor):
-    """``(d loss / d out, loss)`` of ``tasks.cross_entropy`` with integer labels ``y``: ``out [M, N, C]``."""
+    """``(d loss / d out, loss)`` of ``tasks.cross_entropy`` with integer labels ``y``: ``out [M, N, C]``.
+
+    Like ``F.cross_entropy``, labels equal to -100 are ignored and the mean is over the others.
+    """
+    labels = y.expand(out.shape[:-1])
+    keep = (labels != IGNORE_INDEX).to(out.dtype)
+    count = keep.sum(1)
+    labels = labels.clamp(min=0).unsqueeze(-1)
     logp = torch.log_softmax(out, dim=-1)
-    labels = y.expand(out.shape[:-1]).unsqueeze(-1)
-    loss = -logp.gather(-1, labels).squeeze(-1).mean(1)
+    loss = -(logp.gather(-1, labels).squeeze(-1) * keep).sum(1) / count
     d = logp.exp_().scatter_add_(-1, labels, torch.full_like(labels, -1, dtype=out.dtype))
-    return d.div_(out.shape[1]), loss
+    return d.mul_((keep / count.unsqueeze(1)).unsqueeze(-1)), loss
 
 
-def _closed_form(loss, y: torch.Tensor, out_dim: int):
-    """The written-out output gradient of a built-in loss, or None (then ``torch.func`` does it)."""
-    if loss is mse and y.is_floating_point() and y.shape[-1:] == (out_dim,):
+IGNORE_INDEX = -100  # F.cross_entropy's default
+
+
+def _closed_form(loss, out: torch.Tensor, y: torch.Tensor):
+    """The written-out output gradient of a built-in loss for these shapes, or None (``torch.func`` then)."""
+    if loss is mse and y.dtype == out.dtype and y.shape == out.shape[-y.dim():] and y.dim() >= 2:
         return _mse_grad
-    if loss is cross_entropy and not y.is_floating_point():
+    if loss is cross_entropy and not y.is_floating_point() and not y.is_complex() \
+            and y.shape == out.shape[-y.dim() - 1:-1] and y.dim() >= 1:
         return _cross_entropy_grad
     return None
 
@@ -92,12 +102,19 @@ def chain_of(module: torch.nn.Module, layout) -> tuple[Dense, ...] | None:
     Qualifies: an ``nn.Sequential`` of ``nn.Linear`` layers, each followed by at
     most one activation from ``ACTIVATIONS``, whose parameters are exactly the
     layout's (all trainable).
+    Modules used twice (tied layers), forward hooks and instance-level
+    ``forward`` overrides change what the model computes, so they disqualify it.
     """
-    if type(module) is not torch.nn.Sequential or len(module) == 0:
+    if type(module) is not torch.nn.Sequential or len(module) == 0 or _altered(module):
+        return None
+    children = list(module._modules.items())  # duplicates included, unlike named_children()
+    if len({id(c) for _, c in children}) != len(children):
         return None
     layers: list[Dense] = []
     names: list[str] = []
-    for name, child in module.named_children():
+    for name, child in children:
+        if _altered(child):
+            return None
         if type(child) is torch.nn.Linear:
             bias = f"{name}.bias" if child.bias is not None else None
             layers.append(Dense(f"{name}.weight", bias, child.in_features, child.out_features, None))
@@ -110,6 +127,14 @@ def chain_of(module: torch.nn.Module, layout) -> tuple[Dense, ...] | None:
     if tuple(names) != tuple(layout.names):
         return None
     return tuple(layers)
+
+
+def _altered(module: torch.nn.Module) -> bool:
+    """True when hooks or an instance attribute replace what ``module.forward`` computes."""
+    from torch.nn.modules import module as nn_module
+
+    global_hooks = nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks
+    return bool(global_hooks or module._forward_hooks or module._forward_pre_hooks or "forward" in vars(module))
 
 
 class Chain:
@@ -152,7 +177,7 @@ class Chain:
         """``(grad [M, P], loss [M])`` of the task loss of every member."""
         m = theta.shape[0]
         out, inputs = self.forward(theta, x, shared, keep=True)
-        d, loss = (_closed_form(self.loss, y, out.shape[-1]) or self._loss_grad[shared])(out, y)
+        d, loss = (_closed_form(self.loss, out, y) or self._loss_grad[shared])(out, y)
         pieces = {}
         for i in reversed(range(len(self.layers))):
             layer = self.layers[i]

@@ -40,4 +40,4 @@ def retract(theta: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None
     scale = (target / constrained_norm(theta, mask)).unsqueeze(-1)
     if mask is None:
         return theta * scale
-    return theta * torch.lerp(torch.ones_like(scale), scale, mask)
+    return torch.where(mask > 0, theta * scale, theta)

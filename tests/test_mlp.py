@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape import mlp, scan, train
+from landscape import mlp, scan, store, train
 from landscape.cli import main
 from landscape.config import ScanConfig, TrainConfig
 from landscape.ensemble import Ensemble, init_params, layout_of
@@ -83,6 +83,52 @@ def test_builtin_models_are_chains_and_others_are_not():
     assert mlp.chain_of(frozen, layout_of(frozen)) is None
 
 
+def _three_layers():
+    return torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 4), torch.nn.ReLU(),
+                               torch.nn.Linear(4, 1))
+
+
+def test_models_that_compute_something_else_are_not_chains():
+    act, lin = torch.nn.ReLU(), torch.nn.Linear(4, 4)
+    shared_act = torch.nn.Sequential(torch.nn.Linear(4, 4), act, torch.nn.Linear(4, 4), act, torch.nn.Linear(4, 1))
+    tied = torch.nn.Sequential(lin, torch.nn.Tanh(), lin)
+    hooked = _three_layers()
+    hooked[2].register_forward_hook(lambda module, inputs, output: 2 * output)
+    pre_hooked = _three_layers()
+    pre_hooked.register_forward_pre_hook(lambda module, inputs: (inputs[0] + 1,))
+    patched = _three_layers()
+    patched[1].forward = lambda z: z.abs()
+    for name, model in [("shared activation", shared_act), ("tied layer", tied), ("forward hook", hooked),
+                        ("pre-hook", pre_hooked), ("instance forward", patched)]:
+        assert mlp.chain_of(model, layout_of(model)) is None, name
+        assert Ensemble(CASES["tanh-mse"], model, layout_of(model)).kernel == "vmap", name
+    assert mlp.chain_of(_three_layers(), layout_of(_three_layers())) is not None
+
+
+def test_targets_the_closed_forms_do_not_cover_fall_back_to_torch_func():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 5, generator=g)
+    model = CASES["tanh-mse"].model
+    cases = [
+        Task("f64", model, x, torch.randn(16, 3, generator=g, dtype=torch.float64),
+                                        x, torch.randn(16, 3, generator=g, dtype=torch.float64), loss=mse),
+        Task("ignored", model, x, torch.tensor([0, 1, -100, 2] * 4), x, torch.tensor([2, -100, 1, 0] * 4),
+             loss=cross_entropy, accuracy=None),
+    ]
+    for task in cases:
+        fast, ref, theta = _ensembles(task)
+        g1, l1 = fast.grad(theta, task.x_train, task.y_train)
+        g2, l2 = ref.grad(theta, task.x_train, task.y_train)
+        torch.testing.assert_close(l1, l2.to(l1.dtype), rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(g1, g2, rtol=1e-4, atol=1e-6)
+
+
+def test_unknown_kernel_is_refused():
+    task = CASES["tanh-mse"]
+    with pytest.raises(ValueError, match="unknown engine"):
+        Ensemble(task, task.model(), layout_of(task.model()), "fast")
+
+
 def test_tanh_written_through_sigmoid_is_tanh():
     z = torch.linspace(-20, 20, 100001)
     torch.testing.assert_close(mlp._tanh_(z.clone()), torch.tanh(z), rtol=0, atol=3e-7)
@@ -125,6 +171,20 @@ def test_train_engines_agree():
         results[engine] = np.concatenate([log.arrays()["train_loss"] for log in logs if len(log)], axis=1)
     np.testing.assert_allclose(results["mlp"], results["vmap"], rtol=1e-4)
     assert results["mlp"][0, -1] < results["mlp"][0, 0]
+
+
+def test_train_loop_engine_equals_default_engine(tmp_path):
+    args = ["train", "--task", "tasks_for_tests:tiny", "--weight-decay", "0,0.5", "--init-scale", "3", "--steps", "60",
+            "--log-every", "20", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "a.h5")]) == 0
+    assert main([*args, "--engine", "loop", "--out", str(tmp_path / "b.h5")]) == 0
+    a, b = (store.read_trajectories(tmp_path / f"{n}.h5") for n in "ab")
+    assert [t["name"] for t in a] == [t["name"] for t in b] and len(a) == 2
+    for ta, tb in zip(a, b):
+        np.testing.assert_array_equal(ta["step"], tb["step"])
+        np.testing.assert_allclose(ta["train_loss"], tb["train_loss"], rtol=1e-4)
+        np.testing.assert_allclose(ta["norm"], tb["norm"], rtol=1e-5)
+    assert a[0]["train_loss"][-1] < a[0]["train_loss"][0]
 
 
 def test_mlp_engine_refuses_other_models(tmp_path, capsys):
