@@ -4,8 +4,8 @@ An optimizer step allocates and frees the same few tensors of a megabyte or
 more again and again. By default glibc's ``malloc`` gives such blocks back to
 the kernel when they are freed (``munmap`` above its mmap threshold, or by
 trimming the top of the heap), and the next step faults fresh zeroed pages in.
-On a 2-core CPU that was about 1,600 page faults and 40% of the time of one
-teacher-student gradient for 32 points. ``keep_freed_memory`` raises the
+On a 2-core CPU that was about 31,000 page faults and 36% of the time of one
+digits gradient for 32 points (``benchmarks/allocator.py``). ``keep_freed_memory`` raises the
 mmap threshold and turns trimming off, so freed blocks are reused. Peak
 resident memory is unchanged; memory is just not handed back before the
 process ends. ``scan.run_chunk`` and ``train.run`` call it; it does nothing
