@@ -31,7 +31,11 @@ One run measures, on the same machine and in the same session:
 6. memory   the peak resident memory (ru_maxrss) of every case above, plus a
             digits scan at K = 128 run the way the CLI runs it when ``--chunk``
             is not given (chunks of ``scan.auto_chunk(plan)`` points).
-7. targets  issue 6's targets with the measured value and PASS/FAIL, and for the
+7. breakdown  where a teacher-student step's time goes (K = 32 scan with
+            Riemannian Adam; the 12-member sweep with AdamW): the gradient and
+            the optimizer update timed apart inside a loop, against the matrix
+            products alone ("matmul floor").
+8. targets  issue 6's targets with the measured value and PASS/FAIL, and for the
             two speed ratios a bound: the ratio if an ensemble step cost only
             its batched matrix products (the mlp kernel's products with the
             same shapes, timed alone in their own process: "matmul floor").
@@ -70,7 +74,7 @@ drops several-fold; ``--threads 1`` is then the steadier choice (``--quick``
 uses it unless told otherwise). The full default run takes a few minutes on a
 2-core CPU; each case is announced on stderr as it runs.
 
-Sections: peak, scan, flops, sweep, scaling, memory, targets (``--only``
+Sections: peak, scan, flops, sweep, scaling, memory, breakdown, targets (``--only``
 runs what the chosen sections need: flops needs peak and the scan runs,
 targets needs everything but scaling).
 """
@@ -94,7 +98,7 @@ from landscape import scan, train
 from landscape.config import ScanConfig, TrainConfig
 from landscape.tasks import get_task
 
-SECTIONS = ("peak", "scan", "flops", "sweep", "scaling", "memory", "targets")
+SECTIONS = ("peak", "scan", "flops", "sweep", "scaling", "memory", "breakdown", "targets")
 TASKS = {"teacher-student": {}, "digits": {"n_train": 1000}}
 SHORT = {"teacher-student": "ts", "digits": "digits"}
 ENSEMBLE_ENGINES = ("mlp", "vmap")  # mlp: what --engine auto runs on these MLP tasks
@@ -273,7 +277,45 @@ def case_floor(spec: dict) -> dict:
     return {"seconds": best, "m": m, "sizes": sizes, "n": n}
 
 
-CASES = {"peak": case_peak, "scan": case_scan, "sweep": case_sweep, "floor": case_floor}
+def case_breakdown(spec: dict) -> dict:
+    """Where a step's time goes: the gradient and the optimizer update, timed apart inside the loop.
+
+    ``kind="scan"``: teacher-student at K points with Riemannian Adam (the scan's
+    step); ``kind="sweep"``: the sweep's 12 members with AdamW. Full batch, mlp kernel.
+    """
+    from landscape import memory, optim
+    from landscape.ensemble import Ensemble
+
+    device = spec["device"]
+    memory.keep_freed_memory()  # as scan.run_chunk and train.run do
+    if spec["what"] == "scan":
+        plan = scan.make_plan(ScanConfig(norms=norm_grid(spec["k"]), device=device), get_task("teacher-student"))
+        _, target, theta, _ = scan._setup(plan, np.arange(plan.n_points), torch.device(device))
+        update = lambda th, g, st: optim.riemannian_adam_step(th, g, st, 0.01, target, None)  # noqa: E731
+    else:
+        plan = train.make_plan(sweep_config(10, device), get_task("teacher-student"))
+        theta = train.State.fresh(plan, plan.members).theta.to(device)
+        wd = torch.tensor([m.weight_decay for m in plan.members], device=device)[:, None]
+        update = lambda th, g, st: optim.adamw_step(th, g, st, 0.003, wd)  # noqa: E731
+    ens = Ensemble(plan.task, plan.module.to(device), plan.layout, "mlp")
+    x, y = plan.task.x_train.to(device), plan.task.y_train.to(device)
+    state = optim.AdamState.zeros_like(theta)
+    grad_s = opt_s = 0.0
+    for t in range(spec["warm"] + spec["steps"]):
+        t0 = time.perf_counter()
+        g, _ = ens.grad(theta, x, y)
+        sync(device)
+        t1 = time.perf_counter()
+        theta, state = update(theta, g, state)
+        sync(device)
+        if t >= spec["warm"]:
+            grad_s, opt_s = grad_s + t1 - t0, opt_s + time.perf_counter() - t1
+    return {"seconds": grad_s + opt_s, "grad_ms": 1e3 * grad_s / spec["steps"],
+            "optimizer_ms": 1e3 * opt_s / spec["steps"], "members": theta.shape[0]}
+
+
+CASES = {"peak": case_peak, "scan": case_scan, "sweep": case_sweep, "floor": case_floor,
+         "breakdown": case_breakdown}
 
 
 def run_case(spec: dict) -> dict:
@@ -338,6 +380,10 @@ class Runner:
         n = len(get_task(task, TASKS[task]).x_train)
         return self.case(f"matmul floor {SHORT[task]} M={m}", kind="floor", m=m, sizes=sizes, n=n, reps=5,
                          inner=max(1, 200 // m))
+
+    def breakdown(self, what, k=None):
+        label = f"breakdown {what}" + (f" ts K={k}" if k else "")
+        return self.case(label, kind="breakdown", what=what, k=k, warm=20, steps=200)
 
     def steps(self, task):
         return self.args.ts_steps if task == "teacher-student" else self.args.digits_steps
@@ -519,12 +565,33 @@ def section_memory(run: Runner, report: dict) -> None:
                                        "maxrss_mib": m["maxrss_mib"], "seconds": m["seconds"]}}
 
 
+def section_breakdown(run: Runner, report: dict) -> None:
+    heading("7. breakdown of a step (teacher-student, mlp kernel, full batch)")
+    rows, out = [], []
+    k = target_k(run.args.ks)
+    for what, m in (("scan", k), ("sweep", None)):
+        b = run.breakdown(what, m)
+        f = run.floor("teacher-student", b["members"])["seconds"] * 1e3
+        step = b["grad_ms"] + b["optimizer_ms"]
+        r = {"what": what, "members": b["members"], "grad_ms": b["grad_ms"], "optimizer_ms": b["optimizer_ms"],
+             "step_ms": step, "matmul_floor_ms": f, "elementwise_ms": step - f}
+        out.append(r)
+        rows.append([f"{what} ({'Riemannian Adam' if what == 'scan' else 'AdamW'})", b["members"],
+                     f"{b['grad_ms']:.2f}", f"{b['optimizer_ms']:.2f}", f"{step:.2f}", f"{f:.2f}",
+                     f"{100 * (step - f) / step:.0f}%"])
+    print(table(["step", "members", "gradient ms", "optimizer ms", "step ms", "matmul floor ms",
+                 "not matrix products"], rows))
+    print("timed inside a loop of 200 steps after 20; matmul floor: the gradient's batched matrix products alone "
+          "(case 'matmul floor'). The rest is elementwise passes over memory: activations, loss, bias sums, the update.")
+    report["breakdown"] = out
+
+
 def target_k(ks: list[int]) -> int:
     return TARGET_K if TARGET_K in ks else max(ks)
 
 
 def section_targets(run: Runner, report: dict) -> None:
-    heading("7. targets (issue 6; 2-core CPU, float32)")
+    heading("8. targets (issue 6; 2-core CPU, float32)")
     a, rows, out = run.args, [], []
 
     def add(what, value, shown, need, ok, bound="-"):
@@ -605,7 +672,8 @@ def main(argv=None) -> int:
     report = {"machine": machine(args), "settings": {k: v for k, v in vars(args).items() if k != "needed"}}
     print(f"landscape performance, device {args.device}" + (" (quick settings)" if args.quick else ""))
     funcs = {"peak": section_peak, "scan": section_scan, "flops": section_flops, "sweep": section_sweep,
-             "scaling": section_scaling, "memory": section_memory, "targets": section_targets}
+             "scaling": section_scaling, "memory": section_memory, "breakdown": section_breakdown,
+             "targets": section_targets}
     for name in SECTIONS:
         if name in args.sections or (name == "peak" and "peak" in args.needed):
             funcs[name](run, report)
