@@ -378,8 +378,8 @@ class Runner:
         """The matrix-product floor of one gradient step of ``m`` members of ``task`` (full batch)."""
         sizes = {"teacher-student": [5, 100, 100, 5], "digits": [64, 200, 200, 10]}[task]
         n = len(get_task(task, TASKS[task]).x_train)
-        return self.case(f"matmul floor {SHORT[task]} M={m}", kind="floor", m=m, sizes=sizes, n=n, reps=5,
-                         inner=max(1, 200 // m))
+        return self.case(f"matmul floor {SHORT[task]} M={m}", kind="floor", m=m, sizes=sizes, n=n, reps=9,
+                         inner=max(5, 600 // m))
 
     def breakdown(self, what, k=None):
         label = f"breakdown {what}" + (f" ts K={k}" if k else "")
