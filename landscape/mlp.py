@@ -57,6 +57,9 @@ def _mse_grad(out: torch.Tensor, y: torch.Tensor):
     return diff.mul(2 / diff[0].numel()), diff.square().mean(dim=(1, 2))
 
 
+IGNORE_INDEX = -100  # F.cross_entropy's default
+
+
 def _cross_entropy_grad(out: torch.Tensor, y: torch.Tensor):
     """``(d loss / d out, loss)`` of ``tasks.cross_entropy`` with integer labels ``y``: ``out [M, N, C]``.
 
@@ -70,9 +73,6 @@ def _cross_entropy_grad(out: torch.Tensor, y: torch.Tensor):
     loss = -(logp.gather(-1, labels).squeeze(-1) * keep).sum(1) / count
     d = logp.exp_().scatter_add_(-1, labels, torch.full_like(labels, -1, dtype=out.dtype))
     return d.mul_((keep / count.unsqueeze(1)).unsqueeze(-1)), loss
-
-
-IGNORE_INDEX = -100  # F.cross_entropy's default
 
 
 def _closed_form(loss, out: torch.Tensor, y: torch.Tensor):
