@@ -163,13 +163,19 @@ def _task_opt(text):
     return key.strip(), value.strip()
 
 
-def _add_run_options(p: argparse.ArgumentParser, shard_help: str) -> None:
-    """Options that scan and train share: preset, task, device, output file, progress, shard."""
+ENGINES = ("auto", "mlp", "vmap", "loop")  # landscape.ensemble.KERNELS, without importing torch
+
+
+def _add_run_options(p: argparse.ArgumentParser, shard_help: str, unit: str) -> None:
+    """Options that scan and train share: preset, task, device, engine, output file, progress, shard."""
     p.add_argument("--config", metavar="FILE.toml", help="preset whose values the flags override")
     p.add_argument("--task", help="built-in task or package.module:function (default teacher-student)")
     p.add_argument("--task-opt", type=_task_opt, action="append", metavar="KEY=VALUE",
                    help="task option, repeatable (e.g. p=97, path=data.npz)")
     p.add_argument("--device", help="cpu (default), cuda or cuda:N")
+    p.add_argument("--engine", choices=ENGINES,
+                   help="auto (default): mlp for plain MLPs, else vmap; mlp: hand-batched MLP ensemble; "
+                        f"vmap: torch.func ensemble, any model; loop: one {unit} at a time (the reference)")
     p.add_argument("--out", "-o", default="scan.h5", help="HDF5 file shared by scan and train; re-running resumes "
                    "it (default scan.h5)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary table")
@@ -187,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Minimize the training loss on spheres ||theta|| = w for a grid of norms "
                                    "and store train/test metrics at each constrained minimizer.")
     d = ScanConfig()
-    _add_run_options(s, "compute only shard I of N (interleaved points)")
+    _add_run_options(s, "compute only shard I of N (interleaved points)", "point")
     s.add_argument("--norms", metavar="SPEC", help=f"START:STOP[:NUM[:log]] or A,B,C (default {d.norms}; NUM 11)")
     s.add_argument("--absolute", action="store_true", default=None,
                    help="norms are raw L2 norms instead of multiples alpha of the default-init norm w0")
@@ -203,9 +209,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also record train and test loss every N steps")
     s.add_argument("--save-params", action="store_true", default=None, help="store the constrained minimizers")
     s.add_argument("--chunk", type=_positive_int("--chunk"), help="points per batched computation (default: from memory)")
-    s.add_argument("--engine", choices=["auto", "mlp", "vmap", "loop"],
-                   help="auto (default): mlp for plain MLPs, else vmap; mlp: hand-batched MLP ensemble; "
-                        "vmap: torch.func ensemble, any model; loop: one point at a time (the reference)")
     s.add_argument("--overwrite", action="store_true", help="replace an output file that holds another experiment")
 
     t = sub.add_parser("train", help="free-training trajectories (AdamW) stored next to the scan",
@@ -213,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "accuracies over steps. Lists sweep: every (weight decay, init scale, seed) "
                                    "combination is one trajectory, all trained as one ensemble.")
     d = TrainConfig()
-    _add_run_options(t, "train only shard I of N of the sweep's trajectories")
+    _add_run_options(t, "train only shard I of N of the sweep's trajectories", "trajectory")
     t.add_argument("--init-scale", type=_float_list("--init-scale"), metavar="A[,A...]",
                    help="multiply the default initialization by alpha (default 1)")
     t.add_argument("--weight-decay", type=_float_list("--weight-decay"), metavar="WD[,WD...]",
@@ -230,9 +233,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=_positive_int("--checkpoint-every"), metavar="N",
                    help=f"write logs and a resumable checkpoint every N steps (default {d.checkpoint_every})")
     t.add_argument("--chunk", type=_positive_int("--chunk"), help="trajectories per batched computation")
-    t.add_argument("--engine", choices=["auto", "mlp", "vmap", "loop"],
-                   help="auto (default): mlp for plain MLPs, else vmap; mlp: hand-batched MLP ensemble; "
-                        "vmap: torch.func ensemble, any model; loop: one trajectory at a time (the reference)")
     t.add_argument("--overwrite", action="store_true", help="replace trajectories of the same name with other settings")
 
     mg = sub.add_parser("merge", help="join shard files into one file",
@@ -321,8 +321,6 @@ def _scan_config(args) -> ScanConfig:
 def _train_config(args) -> TrainConfig:
     cfg = _merge(args, TrainConfig)
     _check_common(cfg)
-    if cfg.engine not in ("auto", "mlp", "vmap", "loop"):
-        raise UsageError(f"engine must be auto, mlp, vmap or loop, got {cfg.engine!r}")
     for name in ("init_scale", "weight_decay", "seeds"):
         v = getattr(cfg, name)
         if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -369,7 +367,7 @@ MINIMUM = {"restarts": 1, "steps": 1, "history": 0, "batch_size": 1, "chunk": 1,
 
 
 def _check_common(cfg) -> None:
-    """Types, integer ranges, learning rate and device: what scan and train configs share."""
+    """Types, integer ranges, learning rate, engine and device: what scan and train configs share."""
     _check_types(cfg)
     for name in field_names(type(cfg)):
         v = getattr(cfg, name)
@@ -377,6 +375,8 @@ def _check_common(cfg) -> None:
             raise UsageError(f"{name} must be an integer >= {MINIMUM[name]}, got {v!r}")
     if not 0 < cfg.lr < float("inf"):
         raise UsageError(f"lr must be a positive number, got {cfg.lr!r}")
+    if cfg.engine not in ENGINES:
+        raise UsageError(f"engine must be one of {', '.join(ENGINES)}, got {cfg.engine!r}")
     _check_device(cfg.device)
 
 
@@ -385,8 +385,6 @@ def _check_config(cfg: ScanConfig) -> None:
     _check_common(cfg)
     if cfg.method not in ("riemannian", "project"):
         raise UsageError(f"method must be riemannian or project, got {cfg.method!r}")
-    if cfg.engine not in ("auto", "mlp", "vmap", "loop"):
-        raise UsageError(f"engine must be auto, mlp, vmap or loop, got {cfg.engine!r}")
 
 
 def _check_device(device: str) -> None:

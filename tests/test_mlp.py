@@ -193,3 +193,9 @@ def test_mlp_engine_refuses_other_models(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "plain MLP" in err[0]
     assert not (tmp_path / "s.h5").exists()
+
+
+def test_cli_engine_choices_are_the_kernels():
+    from landscape import cli, ensemble
+
+    assert cli.ENGINES == tuple(ensemble.KERNELS)
