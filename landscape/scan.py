@@ -35,7 +35,6 @@ from .tasks import Task
 DONE, DIVERGED, PENDING = 1, 2, 0
 STATUS_NAMES = {PENDING: "pending", DONE: "done", DIVERGED: "diverged"}
 MEMORY_BUDGET = 1 << 30  # bytes of working memory per chunk when --chunk is not given
-ENGINES = ("auto", "mlp", "vmap", "loop")
 
 
 @dataclass

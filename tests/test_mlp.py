@@ -167,7 +167,7 @@ def test_train_engines_agree():
         plan = train.make_plan(cfg, get_task("digits", {"n_train": 100}))
         logs = []
         train.run(plan, plan.members, train.State.fresh(plan, plan.members), engine=engine,
-                  on_checkpoint=lambda st, log: logs.append(log))
+                  on_checkpoint=lambda st, log, logs=logs: logs.append(log))
         results[engine] = np.concatenate([log.arrays()["train_loss"] for log in logs if len(log)], axis=1)
     np.testing.assert_allclose(results["mlp"], results["vmap"], rtol=1e-4)
     assert results["mlp"][0, -1] < results["mlp"][0, 0]
