@@ -21,7 +21,8 @@ def child(task_name: str, k: int, calls: int, keep: bool) -> dict:
     import torch
 
     from landscape import memory
-    from landscape.ensemble import Ensemble, init_params, layout_of
+    from landscape.ensemble import Ensemble, layout_of
+    from landscape.loop import init_params
     from landscape.tasks import get_task
 
     if keep:

@@ -31,7 +31,7 @@ def main() -> int:
     memory.keep_freed_memory()
     plan = scan.make_plan(ScanConfig(norms=f"0.1:10:{args.k}:log"), get_task("teacher-student"))
     ens = Ensemble(plan.task, plan.module, plan.layout, "mlp")
-    _, target, theta, _ = scan._setup(plan, np.arange(args.k), torch.device("cpu"))
+    target, theta = scan.start(plan, np.arange(args.k))
     x, y = plan.task.x_train, plan.task.y_train
     b1, b2 = optim.BETAS
 

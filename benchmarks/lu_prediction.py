@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from landscape import analysis, store
+from landscape import analysis, report, store
 
 SLOPE_RANGE = (-1.4, -0.6)
 
@@ -62,7 +62,7 @@ def main() -> int:
     print(f"scan {t_scan:.0f} s, training {t_train:.0f} s ({len(trajs)} trajectories x {args.steps} steps)\n")
 
     result = analysis.analyze(scan, trajs)
-    print(analysis.format_report(result))
+    print(report.analysis_report(result))
 
     print("\npredicted vs measured grokking step (prediction: memorization step + decay steps to the target)")
     print(f"{'wd':>6} {'measured':>9} {'to w_c':>16} {'to w*':>16} {'to zone edge':>16}")

@@ -215,7 +215,7 @@ def sweep_config(steps: int, device: str) -> TrainConfig:
 def train_group(plan, group, device, engine) -> np.ndarray:
     """Train ``group`` from scratch; the final logged train loss of each member."""
     logs = []
-    train.run(plan, group, train.State.fresh(plan, group), device=device, engine=engine,
+    train.run(plan, group, train.fresh_state(plan, group), device=device, engine=engine,
               on_checkpoint=lambda state, log: logs.append(log))
     last = [log for log in logs if len(log)][-1]
     return last.arrays()["train_loss"][:, -1]
@@ -290,11 +290,11 @@ def case_breakdown(spec: dict) -> dict:
     memory.keep_freed_memory()  # as scan.run_chunk and train.run do
     if spec["what"] == "scan":
         plan = scan.make_plan(ScanConfig(norms=norm_grid(spec["k"]), device=device), get_task("teacher-student"))
-        _, target, theta, _ = scan._setup(plan, np.arange(plan.n_points), torch.device(device))
+        target, theta = scan.start(plan, np.arange(plan.n_points), device)
         update = lambda th, g, st: optim.riemannian_adam_step(th, g, st, 0.01, target, None)  # noqa: E731
     else:
         plan = train.make_plan(sweep_config(10, device), get_task("teacher-student"))
-        theta = train.State.fresh(plan, plan.members).theta.to(device)
+        theta = train.fresh_state(plan, plan.members).theta.to(device)
         wd = torch.tensor([m.weight_decay for m in plan.members], device=device)[:, None]
         update = lambda th, g, st: optim.adamw_step(th, g, st, 0.003, wd)  # noqa: E731
     ens = Ensemble(plan.task, plan.module.to(device), plan.layout, "mlp")

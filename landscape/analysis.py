@@ -19,8 +19,7 @@ scales as ``1 / wd``. This module reads the plain dicts of
   against weight decay, with its standard error (:func:`weight_decay_sweeps`).
 
 :func:`analyze` does all of it, :func:`to_dict` turns the result into strict
-JSON (``None`` for missing numbers, never NaN) and :func:`format_report` into a
-terminal table. Every function is pure (numpy and scipy only; no files, no
+JSON (``None`` for missing numbers, never NaN); ``landscape.report`` prints it. Every function is pure (numpy and scipy only; no files, no
 printing). Where the data cannot support an answer the value is ``None`` and
 ``reason`` says which criterion failed and why.
 
@@ -38,7 +37,6 @@ Conventions (all defaults live in :class:`Criteria`):
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -47,7 +45,10 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-DONE = 1  # scan status of a finished point
+from .plain import plain
+from .status import Status
+
+DONE = Status.DONE
 
 TARGETS = {
     "w_c": "critical norm (knee of the L)",
@@ -521,7 +522,7 @@ def first_step(trajectory: dict, series: str, threshold: float, above: bool, cri
             j = int(np.nanargmax(values) if above else np.nanargmin(values))
             best = "highest" if above else "lowest"
             why = f"{best} {series.replace('_', ' ')} {values[j]:.4g} at step {int(steps[j])}"
-            if trajectory.get("status") == "running":
+            if trajectory.get("status") == Status.RUNNING.label:
                 why += f"; still running (last logged step {int(steps[-1])})"
             else:
                 why += f"; stopped at step {int(steps[-1])}"
@@ -768,108 +769,8 @@ def analyze(scan: dict | None, trajectories: list[dict], criteria: Criteria = Cr
     return Analysis(criteria, s, results, sweeps, messages)
 
 
-def _jsonable(obj):
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
-
-
 def to_dict(analysis: Analysis) -> dict[str, Any]:
     """The analysis as plain JSON types: dataclasses become dicts, NaN and infinities None."""
-    out = _jsonable(analysis)
+    out = plain(analysis)
     out["targets"] = dict(TARGETS)
     return out
-
-
-def _w(x: float | None, w0: float | None) -> str:
-    if x is None:
-        return "-"
-    return f"{x:.4g}" if not w0 or not math.isfinite(w0) else f"{x:.4g} ({x / w0:.3g} w0)"
-
-
-def _interval(e: Estimate, w0: float | None = None) -> str:
-    if e.value is None:
-        return f"none: {e.reason}"
-    lo = "-inf" if e.low is None else _w(e.low, None)
-    hi = "+inf" if e.high is None else _w(e.high, None)
-    text = f"{_w(e.value, w0)}  [{lo}, {hi}]"
-    return text + (f"  ({e.note})" if e.note else "")
-
-
-def _steps(e: Estimate) -> str:
-    return "-" if e.value is None else f"{e.value:.0f}"
-
-
-def format_report(analysis: Analysis) -> str:
-    """A readable plain-text report: the landscape, one row per trajectory, the sweep slopes, and messages."""
-    lines = []
-    s = analysis.scan
-    w0 = s.w0 if s is not None else None
-    if s is not None:
-        z = s.zone
-        lines += [f"landscape ({s.task}, w0 = {s.w0:.4g}; norms are L2 norms of the constrained parameters)",
-                  f"  knee criterion      {s.criterion}",
-                  f"  critical norm w_c   {_interval(s.w_c, w0)}",
-                  f"  test minimum w*     {_interval(s.w_star, w0)}"]
-        if z.reason:
-            lines.append(f"  Goldilocks zone     none: {z.reason}")
-        else:
-            lines.append(f"  Goldilocks zone     test loss <= {z.threshold:.3g} ({z.factor:g} x min "
-                         f"{z.test_loss_min:.3g}): {_w(z.low.value, w0)} .. {_w(z.high.value, w0)}")
-            lines.append(f"    lower edge        {_interval(z.low)}")
-            lines.append(f"    upper edge        {_interval(z.high)}")
-        lines += [f"  note: {n}" for n in s.notes]
-    if analysis.trajectories:
-        lines.append("")
-        lines.append(f"{'trajectory':<24} {'wd':>7} {'mem step':>9} {'w_mem':>8} {'grok step':>9} {'w_grok':>8} "
-                     f"{'delay':>7} {'pred w_c':>9} {'ratio':>6} {'pred w*':>8} {'ratio':>6} "
-                     f"{'pred zone':>9} {'ratio':>6}")
-        for r in analysis.trajectories:
-            row = (f"{r.name:<24} {r.weight_decay:7.3g} {_steps(r.memorization.step):>9} "
-                   f"{_fmt(r.memorization.norm):>8} {_steps(r.grokking.step):>9} {_fmt(r.grokking.norm):>8} "
-                   f"{_steps(r.delay):>7}")
-            for p in r.predictions:
-                width = 9 if p.target != "w_star" else 8
-                row += f" {_steps(p.step):>{width}} {'-' if p.ratio is None else f'{p.ratio:.2f}':>6}"
-            lines.append(row)
-        lines.append("pred X: memorization step + ln(w_mem / X) / -ln(1 - lr wd); ratio = measured / predicted "
-                     "grokking step")
-        for r in analysis.trajectories:
-            why = [f"memorization: {r.memorization.step.reason}" if r.memorization.step.reason else None,
-                   f"grokking: {r.grokking.step.reason}" if r.grokking.step.reason else None,
-                   r.delay.note, *r.notes]
-            reasons = [p.reason for p in r.predictions if p.reason]
-            if len(reasons) == len(r.predictions) and len(set(reasons)) == 1:
-                why.append(f"no prediction: {reasons[0]}")
-            else:
-                why += [f"prediction to {p.target}: {p.reason}" for p in r.predictions if p.reason]
-            lines += [f"  {r.name}: {w}" for w in why if w]
-        crit = analysis.trajectories[0]
-        lines.append(f"memorization: {crit.memorization.criterion}; grokking: {crit.grokking.criterion}")
-    for f in analysis.sweeps:
-        lines.append("")
-        label = (f"pooled over {f.group['pooled']} sweeps (shared slope)" if "pooled" in f.group else
-                 f"sweep init {_fmt(f.group['init_scale'])}, seed {f.group['seed']}, lr {f.group['lr']:g}")
-        if f.slope is None:
-            lines.append(f"{label}: no slope: {f.reason}")
-        else:
-            err = "no error (2 points)" if f.stderr is None else f"+- {f.stderr:.3f}"
-            pred = ", ".join(f"{k} {v:.3f}" for k, v in f.predicted_slopes.items() if v is not None)
-            lines.append(f"{label}: d log(grokking step) / d log(wd) = {f.slope:.3f} {err} "
-                         f"over wd {', '.join(f'{w:g}' for w in f.weight_decays)} (mechanism: -1"
-                         + (f"; predicted for these runs: {pred})" if pred else ")"))
-        lines += [f"  excluded {n}: {why}" for n, why in f.excluded.items()]
-    if analysis.messages:
-        lines.append("")
-        lines += analysis.messages
-    return "\n".join(lines).lstrip("\n")

@@ -1,12 +1,32 @@
-"""Run configurations: defaults, presets (TOML) and what makes two runs the same experiment."""
+"""Run configurations: every field's default, type, range and help declared once, beside its dataclass.
+
+A field is declared with :func:`setting`, which attaches a :class:`Rule` (what
+the field accepts) to the dataclass field. The same rule checks a value from a
+TOML preset (:func:`validate`) and converts a command-line flag (``Rule.parse``,
+which the CLI uses as the argparse ``type``), so a range or a message is written
+in one place. Every refusal is a :class:`ConfigError` with a one-line message.
+
+>>> cfg = resolve(ScanConfig, flags={"steps": 50})
+>>> cfg.steps, cfg.restarts
+(50, 1)
+>>> resolve(ScanConfig, flags={"restarts": 0})
+Traceback (most recent call last):
+    ...
+landscape.config.ConfigError: restarts must be an integer >= 1, got 0
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import itertools
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from .plain import one_line
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -14,85 +34,278 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+class ConfigError(ValueError):
+    """A configuration value is not accepted; the message is one line for the user."""
+
+
+class Registry:
+    """The names of a registry in another module, looked up only when needed (no torch import at start-up).
+
+    ``Registry("landscape.optim", "METHODS")`` behaves as the tuple of that dict's keys.
+    """
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(getattr(importlib.import_module(self.module), self.name))
+
+    def __contains__(self, value) -> bool:
+        return value in self.names()
+
+    def __iter__(self):
+        return iter(self.names())
+
+
+_NOUNS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _is(value, kind) -> bool:
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a field accepts: type, lower bound, choices, whether unset (None) is allowed, whether a list.
+
+    ``minimum`` is inclusive; ``positive`` means finite and > 0; ``nonnegative``
+    finite and >= 0. ``listed`` fields hold a non-empty list of ``kind`` (a lone
+    value is read as a one-element list). ``execution`` fields change how a run
+    is computed, never its results; ``per_member`` fields are a sweep's axes,
+    stored with each trajectory rather than in the shared identity.
+    """
+
+    kind: type
+    help: str = ""
+    minimum: int | None = None
+    positive: bool = False
+    nonnegative: bool = False
+    optional: bool = False
+    choices: Any = None
+    listed: bool = False
+    execution: bool = False
+    per_member: bool = False
+
+    def check(self, name: str, value: Any) -> Any:
+        """``value`` if accepted (lists normalized), else ``ConfigError`` naming ``name``."""
+        if value is None and self.optional:
+            return None
+        if not self.listed:
+            return self._one(name, value, f"{name} must be")
+        if _is(value, self.kind):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(_is(v, self.kind) for v in value):
+            noun = "integers" if self.kind is int else "numbers"
+            raise ConfigError(f"{name} must be a non-empty list of {noun}, got {value!r}")
+        return [self._one(name, v, f"{name} values must be") for v in value]
+
+    def _one(self, name: str, value: Any, must: str) -> Any:
+        if not _is(value, self.kind):
+            raise ConfigError(f"{must} {_NOUNS[self.kind]}, got {value!r}")
+        if self.positive and not 0 < value < math.inf:
+            raise ConfigError(f"{must} positive and finite, got {value!r}")
+        if self.nonnegative and not 0 <= value < math.inf:
+            raise ConfigError(f"{must} finite and non-negative, got {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise ConfigError(f"{must} an integer >= {self.minimum}, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(f"{must} one of {', '.join(self.choices)}, got {value!r}")
+        return value
+
+    def parse(self, flag: str) -> Callable[[str], Any]:
+        """An argparse ``type``: text to value, checked by this rule with messages naming ``flag``."""
+        import argparse
+
+        def convert(text: str):
+            try:
+                if self.kind is str:
+                    value = text
+                elif self.listed:
+                    value = [self.kind(v) for v in text.split(",") if v.strip()]
+                else:
+                    value = self.kind(text)
+            except ValueError:
+                what = "numbers separated by commas" if self.listed else _NOUNS[self.kind]
+                if self.listed and self.kind is int:
+                    what = "integers separated by commas"
+                raise argparse.ArgumentTypeError(f"{flag} expects {what}, got {text!r}") from None
+            try:
+                return self.check(flag, value)
+            except ConfigError as e:
+                raise argparse.ArgumentTypeError(str(e)) from None
+
+        return convert
+
+
+def setting(default: Any, rule: Rule) -> Any:
+    """A dataclass field with its default and its :class:`Rule`."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"rule": rule})
+    return field(default=default, metadata={"rule": rule})
+
+
+ENGINES = Registry("landscape.ensemble", "ENGINES")
+METHODS = Registry("landscape.optim", "METHODS")
+DEVICE = "cpu, cuda or cuda:N"
+
+
 @dataclass
 class ScanConfig:
-    """Everything ``landscape scan`` needs. Fields in ``EXECUTION`` do not change the results."""
+    """Everything ``landscape scan`` needs."""
 
-    task: str = "teacher-student"
+    task: str = setting("teacher-student", Rule(str, "built-in task or package.module:function"))
     task_options: dict[str, Any] = field(default_factory=dict)
-    norms: str = "0.1:10:17:log"
-    absolute: bool = False
-    restarts: int = 1
-    steps: int = 1000
-    lr: float = 0.01
-    batch_size: int | None = None
-    seed: int = 0
-    method: str = "riemannian"
-    constrain: str = "*"
-    history: int = 0
-    save_params: bool = False
-    # execution only
-    chunk: int | None = None
-    engine: str = "auto"
-    device: str = "cpu"
-
-    EXECUTION = ("chunk", "engine", "device")
+    norms: str = setting("0.1:10:17:log", Rule(str, "START:STOP[:NUM[:log]] or A,B,C (NUM 11)"))
+    absolute: bool = setting(False, Rule(bool, "norms are raw L2 norms instead of multiples alpha of the "
+                                               "default-init norm w0"))
+    restarts: int = setting(1, Rule(int, "initializations per norm", minimum=1))
+    steps: int = setting(1000, Rule(int, "optimizer steps per point", minimum=1))
+    lr: float = setting(0.01, Rule(float, "peak learning rate, cosine-decayed", positive=True))
+    batch_size: int | None = setting(None, Rule(int, "minibatch size (default: full batch)", minimum=1,
+                                                optional=True))
+    seed: int = setting(0, Rule(int, "seed for initializations and minibatches"))
+    method: str = setting("riemannian", Rule(str, "constrained method: %(choices)s", choices=METHODS))
+    constrain: str = setting("*", Rule(str, "parameters whose joint norm is constrained (globs, comma-separated)"))
+    history: int = setting(0, Rule(int, "also record train and test loss every N steps", minimum=0))
+    save_params: bool = setting(False, Rule(bool, "store the constrained minimizers"))
+    chunk: int | None = setting(None, Rule(int, "points per batched computation (default: from memory)",
+                                           minimum=1, optional=True, execution=True))
+    engine: str = setting("auto", Rule(str, "batched engine: %(choices)s", choices=ENGINES, execution=True))
+    device: str = setting("cpu", Rule(str, DEVICE, execution=True))
 
     def identity(self) -> dict[str, Any]:
         """The fields that define the experiment (a file holds one identity)."""
         d = dataclasses.asdict(self)
-        return {k: v for k, v in d.items() if k not in self.EXECUTION}
+        return {k: v for k, v in d.items() if k not in execution_fields(type(self))}
+
+
+@dataclass(frozen=True)
+class Member:
+    """One trajectory's own hyperparameters."""
+
+    weight_decay: float
+    init_scale: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"wd{self.weight_decay:g}_init{self.init_scale:g}_seed{self.seed}"
 
 
 @dataclass
 class TrainConfig:
     """Everything ``landscape train`` needs: one trajectory per (weight decay, init scale, seed)."""
 
-    task: str = "teacher-student"
+    task: str = setting("teacher-student", Rule(str, "built-in task or package.module:function"))
     task_options: dict[str, Any] = field(default_factory=dict)
-    init_scale: list[float] = field(default_factory=lambda: [1.0])
-    weight_decay: list[float] = field(default_factory=lambda: [0.0])
-    seeds: list[int] = field(default_factory=lambda: [0])
-    lr: float = 0.001
-    steps: int = 10000
-    batch_size: int | None = None
-    constrain: str = "*"
-    log_every: int = 0
-    log_points: int = 100
-    # execution only
-    checkpoint_every: int = 1000
-    chunk: int | None = None
-    engine: str = "auto"
-    device: str = "cpu"
-
-    EXECUTION = ("checkpoint_every", "chunk", "engine", "device", "init_scale", "weight_decay", "seeds")
+    init_scale: list[float] = setting([1.0], Rule(float, "multiply the default initialization by alpha",
+                                                  positive=True, listed=True, per_member=True))
+    weight_decay: list[float] = setting([0.0], Rule(float, "AdamW decoupled weight decay", nonnegative=True,
+                                                    listed=True, per_member=True))
+    seeds: list[int] = setting([0], Rule(int, "initialization and minibatch seeds", listed=True, per_member=True))
+    lr: float = setting(0.001, Rule(float, "learning rate, constant", positive=True))
+    steps: int = setting(10000, Rule(int, "training steps", minimum=1))
+    batch_size: int | None = setting(None, Rule(int, "minibatch size (default: full batch)", minimum=1,
+                                                optional=True))
+    constrain: str = setting("*", Rule(str, "parameter set whose norm is logged as constrained_norm"))
+    log_every: int = setting(0, Rule(int, "log every N steps (0: a log-spaced grid)", minimum=0))
+    log_points: int = setting(100, Rule(int, "points of the log-spaced grid", minimum=1))
+    checkpoint_every: int = setting(1000, Rule(int, "write logs and a resumable checkpoint every N steps",
+                                               minimum=1, execution=True))
+    chunk: int | None = setting(None, Rule(int, "trajectories per batched computation", minimum=1,
+                                           optional=True, execution=True))
+    engine: str = setting("auto", Rule(str, "batched engine: %(choices)s", choices=ENGINES, execution=True))
+    device: str = setting("cpu", Rule(str, DEVICE, execution=True))
 
     def identity(self) -> dict[str, Any]:
         """Settings shared by every trajectory of the sweep (per-member values are stored apart)."""
         d = dataclasses.asdict(self)
-        return {k: v for k, v in d.items() if k not in self.EXECUTION and k != "task_options"}
+        skip = {*execution_fields(type(self)), *per_member_fields(type(self)), "task_options"}
+        return {k: v for k, v in d.items() if k not in skip}
+
+    def members(self) -> list[Member]:
+        """The sweep: every (weight decay, init scale, seed) combination, in that nesting order."""
+        return [Member(float(wd), float(a), int(s))
+                for wd, a, s in itertools.product(self.weight_decay, self.init_scale, self.seeds)]
 
 
 def field_names(cls=ScanConfig) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
-def load_toml(path: str | Path, cls=ScanConfig) -> dict[str, Any]:
-    """Read a preset: top-level keys are config fields, ``[task_options]`` the task's options.
+def rule(cls, name: str) -> Rule:
+    """The declared rule of field ``name`` of ``cls``."""
+    return next(f for f in dataclasses.fields(cls) if f.name == name).metadata["rule"]
 
-    Raises ``ValueError`` with a one-line message for unreadable files or unknown keys.
-    """
+
+def default(cls, name: str) -> Any:
+    return getattr(cls(), name)
+
+
+def execution_fields(cls) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls) if "rule" in f.metadata and f.metadata["rule"].execution)
+
+
+def per_member_fields(cls) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls) if "rule" in f.metadata and f.metadata["rule"].per_member)
+
+
+def load_toml(path: str | Path, cls=ScanConfig) -> dict[str, Any]:
+    """Read a preset: top-level keys are config fields, ``[task_options]`` the task's options."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except FileNotFoundError:
-        raise ValueError(f"config file {str(path)!r} does not exist") from None
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
     except (OSError, tomllib.TOMLDecodeError) as e:
-        raise ValueError(f"config file {str(path)!r}: {e}") from None
+        raise ConfigError(f"config file {str(path)!r}: {one_line(e)}") from None
     allowed = set(field_names(cls))
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise ValueError(f"config file {str(path)!r}: unknown keys {', '.join(unknown)}; "
-                         f"accepted: {', '.join(sorted(allowed))}")
+        raise ConfigError(f"config file {str(path)!r}: unknown keys {', '.join(unknown)}; "
+                          f"accepted: {', '.join(sorted(allowed))}")
     return data
+
+
+def resolve(cls, preset: str | Path | None = None, flags: dict[str, Any] | None = None,
+            task_options: list[tuple[str, str]] | None = None):
+    """Defaults < TOML preset < flags given on the command line; the result is validated."""
+    values = load_toml(preset, cls) if preset else {}
+    values.update({k: v for k, v in (flags or {}).items() if v is not None and k != "task_options"})
+    options = values.pop("task_options", {})
+    if not isinstance(options, dict):
+        raise ConfigError("config: [task_options] must be a table")
+    options = {**options, **dict(task_options or [])}
+    return validate(cls(**values, task_options=options))
+
+
+def validate(cfg):
+    """Check every field against its rule and the cross-field constraints; returns ``cfg`` (normalized)."""
+    for f in dataclasses.fields(cfg):
+        if "rule" in f.metadata:
+            setattr(cfg, f.name, f.metadata["rule"].check(f.name, getattr(cfg, f.name)))
+    check_device(cfg.device)
+    if isinstance(cfg, TrainConfig):
+        names = [m.name for m in cfg.members()]
+        if len(set(names)) != len(names):
+            raise ConfigError("the sweep lists the same (weight decay, init scale, seed) twice")
+    return cfg
+
+
+def check_device(device: str) -> None:
+    """``device`` is cpu, cuda or cuda:N, and available here."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"--device {device!r}: expected cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: CUDA is not available on this machine (torch {torch.__version__})")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {device!r}: expected cpu, cuda or cuda:N")

@@ -8,9 +8,9 @@ whole ensemble. The constrained scan and free training both use this engine: a
 sweep over norms, restarts, weight decays or seeds is just a larger ensemble.
 
 When the model is a plain MLP (``landscape.mlp.chain_of``), the same batched
-computation is written out by hand instead (``kernel="mlp"``), which avoids
-``vmap``'s and autograd's per-call overhead; ``kernel="auto"`` picks it when it
-applies. ``kernel="loop"`` is the reference the others are checked against:
+computation is written out by hand instead (engine ``"mlp"``), which avoids
+``vmap``'s and autograd's per-call overhead; ``"auto"`` picks it when it
+applies. ``"loop"`` is the reference the others are checked against:
 one member at a time with ordinary autograd, as a training script would do it.
 All give the same numbers to float rounding.
 """
@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from typing import Iterator
-
-import numpy as np
-
 import torch
 from torch.func import functional_call, grad_and_value, vmap
 
 from . import mlp
 from .tasks import Task
 
-KERNELS = ("auto", "mlp", "vmap", "loop")
+# --engine: what each name computes (the CLI's choices and the config's rule read this)
+ENGINES = {
+    "auto": "mlp for plain MLPs, else vmap",
+    "mlp": "hand-batched MLP ensemble",
+    "vmap": "torch.func ensemble, any model",
+    "loop": "one member at a time with ordinary autograd (the reference)",
+}
 
 
 @dataclass(frozen=True)
@@ -85,81 +87,11 @@ def load_flat(module: torch.nn.Module, layout: Layout, flat: torch.Tensor) -> No
             params[name].copy_(value)
 
 
-def members_per_chunk(task: Task, layout: Layout, batch_size: int | None, budget: int) -> int:
-    """How many members fit in ``budget`` bytes: parameters, gradients, Adam moments and activations."""
-    n = max(batch_size or len(task.x_train), len(task.x_test))
-    out_dim = task.y_train.reshape(len(task.y_train), -1).shape[1]
-    widths = sum(s[0] for s in layout.shapes if len(s) == 2) + out_dim
-    per_member = 4 * (10 * layout.size + 4 * n * widths)
-    return int(max(1, budget // per_member))
-
-
-def derived_seed(*keys: int) -> int:
-    """A 63-bit seed determined by ``keys`` alone."""
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
-
-
-def init_params(task: Task, layout: Layout | None, seed: int) -> tuple[torch.nn.Module, torch.Tensor]:
-    """A freshly initialized model (torch seeded with ``seed``) and its flat parameters."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        module = task.model()
-    return module, (flatten(module, layout) if layout is not None else None)
-
-
-class BatchStream:
-    """Minibatch indices for a set of members: each member reads its own shuffled epochs.
-
-    Member j's stream depends only on its seed, so a point sees the same batches
-    whatever chunk or shard it is computed in. ``next_block(n)`` returns ``[M, n, B]``.
-    """
-
-    def __init__(self, seeds: list[int], n_data: int, batch: int):
-        self.rngs = [np.random.default_rng(s) for s in seeds]
-        self.n, self.batch = n_data, batch
-        self.buffers = [np.empty(0, dtype=np.int64) for _ in seeds]
-
-    def skip(self, steps: int) -> None:
-        """Advance every member's stream by ``steps`` batches (to resume mid-run)."""
-        need = steps * self.batch
-        for j, rng in enumerate(self.rngs):
-            buf = self.buffers[j]
-            while len(buf) < need:
-                buf = np.concatenate([buf, rng.permutation(self.n)])
-            self.buffers[j] = buf[need:]
-
-    def next_block(self, steps: int) -> np.ndarray:
-        need = steps * self.batch
-        out = np.empty((len(self.rngs), steps, self.batch), dtype=np.int64)
-        for j, rng in enumerate(self.rngs):
-            buf = self.buffers[j]
-            while len(buf) < need:
-                buf = np.concatenate([buf, rng.permutation(self.n)])
-            out[j] = buf[:need].reshape(steps, self.batch)
-            self.buffers[j] = buf[need:]
-        return out
-
-
-BLOCK = 256  # steps of minibatch indices drawn at a time
-
-
-def batches(stream: BatchStream | None, steps: int, device) -> Iterator[torch.Tensor | None]:
-    """Per step: ``[M, B]`` minibatch indices on ``device``, or None for full batch."""
-    for start in range(0, steps, BLOCK):
-        n = min(BLOCK, steps - start)
-        if stream is None:
-            yield from [None] * n
-        else:
-            block = torch.as_tensor(stream.next_block(n), device=device)
-            for t in range(n):
-                yield block[:, t]
-
-
-def check_kernel(module: torch.nn.Module, layout: Layout, kernel: str) -> None:
-    """Raise ``ValueError`` when ``kernel`` cannot run this model."""
-    if kernel not in KERNELS:
-        raise ValueError(f"unknown engine {kernel!r}; choose from {', '.join(KERNELS)}")
-    if kernel == "mlp" and mlp.chain_of(module, layout) is None:
+def check_engine(module: torch.nn.Module, layout: Layout, engine: str) -> None:
+    """Raise ``ValueError`` when ``engine`` cannot run this model."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    if engine == "mlp" and mlp.chain_of(module, layout) is None:
         raise ValueError(f"the mlp engine needs a plain MLP (nn.Sequential of nn.Linear layers and "
                          f"{', '.join(a.__name__ for a in mlp.ACTIVATIONS)}); use --engine vmap or auto")
 
@@ -173,7 +105,7 @@ class _Vmap:
 
         def metrics(flat, x, y):
             out = functional_call(module, layout.unflatten(flat), (x,))
-            acc = task.accuracy(out, y) if task.accuracy is not None else torch.zeros(())
+            acc = task.accuracy(out, y) if task.classification else torch.zeros(())
             return task.loss(out, y), acc
 
         self._grad = {True: vmap(grad_and_value(loss), in_dims=(0, None, None)),
@@ -213,29 +145,30 @@ class _Loop:
             load_flat(self.module, self.layout, theta[j])
             out = self.module(x)
             losses.append(self.task.loss(out, y))
-            accs.append(self.task.accuracy(out, y) if self.task.accuracy is not None else torch.zeros(()))
+            accs.append(self.task.accuracy(out, y) if self.task.classification else torch.zeros(()))
         return torch.stack(losses), torch.stack(accs)
 
 
 class Ensemble:
     """Loss, gradient and metrics of one model architecture over ``theta: [M, P]``.
 
-    ``kernel``: ``"mlp"`` (hand-batched, plain MLPs only, ``landscape.mlp``),
-    ``"vmap"`` (``torch.func``, any model), ``"auto"`` (``mlp`` when the model
-    qualifies, else ``vmap``) or ``"loop"`` (one member after the other with
-    ordinary autograd: the reference). ``self.kernel`` says which one runs.
+    ``engine``: one of ``ENGINES``: ``"mlp"`` (hand-batched, plain MLPs only,
+    ``landscape.mlp``), ``"vmap"`` (``torch.func``, any model), ``"auto"``
+    (``mlp`` when the model qualifies, else ``vmap``) or ``"loop"`` (one member
+    after the other with ordinary autograd: the reference). ``self.engine``
+    says which one runs.
     """
 
-    def __init__(self, task: Task, module: torch.nn.Module, layout: Layout, kernel: str = "auto"):
+    def __init__(self, task: Task, module: torch.nn.Module, layout: Layout, engine: str = "auto"):
         self.task, self.module, self.layout = task, module, layout
-        check_kernel(module, layout, kernel)
-        layers = mlp.chain_of(module, layout) if kernel in ("auto", "mlp") else None
+        check_engine(module, layout, engine)
+        layers = mlp.chain_of(module, layout) if engine in ("auto", "mlp") else None
         if layers is not None:
-            self.kernel, self._impl = "mlp", mlp.Chain(layers, layout, task.loss, task.accuracy)
-        elif kernel == "loop":
-            self.kernel, self._impl = "loop", _Loop(task, module, layout)
+            self.engine, self._impl = "mlp", mlp.Chain(layers, layout, task.loss, task.accuracy)
+        elif engine == "loop":
+            self.engine, self._impl = "loop", _Loop(task, module, layout)
         else:
-            self.kernel, self._impl = "vmap", _Vmap(task, module, layout)
+            self.engine, self._impl = "vmap", _Vmap(task, module, layout)
 
     def grad(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, per_member: bool = False):
         """``(grad [M, P], loss [M])``; ``per_member`` when ``x``/``y`` carry a leading member axis."""

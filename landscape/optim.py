@@ -6,7 +6,8 @@ An optimizer is a composition of pure pieces:
 * ``adam_direction`` -- the bias-corrected step direction ``m_hat / (sqrt(v_hat) + eps)``;
 * the sphere pieces from ``landscape.sphere`` -- tangent projection and retraction.
 
-Two constrained methods are offered (``METHODS``):
+Two constrained methods are offered (``METHODS``, the one registry that the
+CLI's ``--method`` choices, the file and the figures' labels read):
 
 ``riemannian`` (default)
     Riemannian Adam on the sphere: project the gradient onto the tangent space,
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -89,7 +91,19 @@ def projected_adam_step(theta, grad, state, lr, target, mask):
     return sphere.retract(step, target, mask), state
 
 
-METHODS = {"riemannian": riemannian_adam_step, "project": projected_adam_step}
+@dataclass(frozen=True)
+class Method:
+    """A constrained method: its step ``(theta, grad, state, lr, target, mask) -> (theta, state)`` and its name
+    for figures and tables."""
+
+    step: Callable
+    label: str
+
+
+METHODS = {
+    "riemannian": Method(riemannian_adam_step, "Riemannian Adam"),
+    "project": Method(projected_adam_step, "projected Adam (Omnigrok)"),
+}
 
 
 def adamw_step(theta, grad, state, lr, weight_decay):

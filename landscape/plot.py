@@ -12,17 +12,12 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
+from .report import best_restart, other_series
+from .status import Status
+
 # Okabe-Ito palette: distinguishable with the common forms of colour blindness.
 TRAIN, TEST, MARK = "#0072B2", "#D55E00", "#555555"
 FORMATS = (".png", ".pdf", ".svg")
-
-
-def best_restart(scan: dict) -> np.ndarray:
-    """Per norm, the index of the finished restart with the lowest train loss (-1 if none)."""
-    loss = np.where(scan["status"] == 1, scan["train_loss"], np.inf)
-    best = np.argmin(loss, axis=1)
-    best[~np.isfinite(loss.min(axis=1))] = -1
-    return best
 
 
 def _pick(values: np.ndarray, best: np.ndarray) -> np.ndarray:
@@ -34,7 +29,7 @@ def _pick(values: np.ndarray, best: np.ndarray) -> np.ndarray:
 
 def _band(ax, x, values, status, color):
     """Shade the min-max spread over restarts where more than one restart finished."""
-    v = np.where(status == 1, values, np.nan)
+    v = np.where(status == Status.DONE, values, np.nan)
     if v.shape[1] < 2:
         return
     with np.errstate(all="ignore"):
@@ -58,7 +53,7 @@ def scan_figure(scan: dict) -> Figure:
         for key, color, name in ((tr, TRAIN, "train"), (te, TEST, "test")):
             _band(ax, w, scan[key], scan["status"], color)
             ax.plot(w, _pick(scan[key], best), "o-", color=color, ms=4, label=name)
-        diverged = np.flatnonzero((scan["status"] == 2).any(axis=1))
+        diverged = np.flatnonzero((scan["status"] == Status.DIVERGED).any(axis=1))
         if len(diverged):
             ax.plot(w[diverged], np.full(len(diverged), np.nan), "x", color=MARK, label="diverged")
             for k in diverged:
@@ -79,7 +74,7 @@ def scan_figure(scan: dict) -> Figure:
                 axis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3, which="both" if logy else "major", lw=0.5)
     cfg = scan["config"]
-    fig.suptitle(f"Reduced landscape: {scan['task']} ({cfg['method']} Adam, {cfg['steps']} steps, "
+    fig.suptitle(f"Reduced landscape: {scan['task']} ({scan['method_label']}, {cfg['steps']} steps, "
                  f"{cfg['restarts']} restart{'s' if cfg['restarts'] > 1 else ''})", fontsize=10)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", fontsize=8, frameon=False)
     return fig
@@ -164,6 +159,47 @@ def grokking_figure(trajs: list[dict]) -> Figure:
     labels.append("weight norm (right axis)")
     fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
     fig.suptitle("Free training (AdamW)", fontsize=10)
+    return fig
+
+
+def metrics_figure(trajs: list[dict], meta: dict[str, tuple[str, str]]) -> Figure | None:
+    """Every logged series the other figures do not show, against log step: one panel per metric
+    (a family such as ``group_norm/<group>`` shares a panel, one line per key), one line style per trajectory."""
+    keys = [k for k in other_series(trajs) if k != "norm"] + (["norm"] if "norm" in other_series(trajs) else [])
+    panels: dict[str, list[str]] = {}
+    for k in keys:
+        panels.setdefault(k.split("/", 1)[0], []).append(k)
+    if not panels:
+        return None
+    cols = min(len(panels), 3)
+    rows = (len(panels) + cols - 1) // cols
+    fig = Figure(figsize=(4.6 * cols + 1.6, 3.4 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    colors = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+    styles = ["-", "--", ":", "-."]
+    for ax, (panel, series) in zip(axes, panels.items()):
+        for i, t in enumerate(trajs):
+            step = np.maximum(t["step"], 1)
+            for j, key in enumerate(series):
+                if key not in t:
+                    continue
+                label = key.split("/", 1)[1] if "/" in key else key
+                ax.plot(step, t[key], color=colors[j % len(colors)], ls=styles[i % len(styles)], lw=1.3,
+                        label=label if i == 0 else None)
+        units, desc = meta.get(series[0], ("", panel))
+        ax.set_title(desc.split(":")[0], fontsize=9)
+        ax.set_xscale("log")
+        ax.set_xlabel("optimization step")
+        ax.set_ylabel(f"{panel}" + (f" [{units}]" if units else ""))
+        ax.grid(alpha=0.3, lw=0.5)
+        if len(series) > 1:
+            ax.legend(fontsize=7, frameon=False, ncols=2)
+    if len(trajs) > 1:
+        handles = [Line2D([], [], color=MARK, ls=styles[i % len(styles)]) for i in range(len(trajs))]
+        fig.legend(handles, [t["name"] for t in trajs], loc="outside right center", fontsize=8, frameon=False)
+    fig.suptitle("Logged metrics of free training", fontsize=10)
     return fig
 
 

@@ -18,23 +18,19 @@ Seeds depend only on ``(seed, restart)`` for the initialization and on
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
-from . import memory, optim, sphere
+from . import optim, sphere
 from .config import ScanConfig
-from .ensemble import (BatchStream, Ensemble, Layout, batches, check_kernel, derived_seed, init_params, layout_of,
-                       members_per_chunk)
+from .ensemble import Layout
 from .grid import parse_norms
+from .loop import MEMORY_BUDGET, Worker, chunk_size, chunks, derived_seed, init_params, model_of  # noqa: F401 (chunks: for callers)
+from .status import Status
 from .tasks import Task
-
-DONE, DIVERGED, PENDING = 1, 2, 0
-STATUS_NAMES = {PENDING: "pending", DONE: "done", DIVERGED: "diverged"}
-MEMORY_BUDGET = 1 << 30  # bytes of working memory per chunk when --chunk is not given
 
 
 @dataclass
@@ -51,6 +47,14 @@ class Plan:
     directions: torch.Tensor  # [R, P] default initializations, one per restart
 
     @property
+    def method_label(self) -> str:
+        return optim.METHODS[self.config.method].label
+
+    @property
+    def history_steps(self) -> np.ndarray:
+        return history_steps(self.config)
+
+    @property
     def n_points(self) -> int:
         return len(self.norm) * self.config.restarts
 
@@ -61,11 +65,7 @@ class Plan:
 def make_plan(config: ScanConfig, task: Task) -> Plan:
     """Resolve the grid and the initial parameters; raises ``ValueError`` for unusable settings."""
     values = parse_norms(config.norms)
-    module, _ = init_params(task, None, derived_seed(config.seed, 1, 0))
-    layout = layout_of(module, config.constrain)
-    if not any(layout.constrained):
-        raise ValueError(f"--constrain {config.constrain!r} matches no parameter; names are: {', '.join(layout.names)}")
-    check_kernel(module, layout, config.engine)
+    module, layout = model_of(task, config.constrain, config.engine, derived_seed(config.seed, 1, 0))
     dirs = torch.stack([init_params(task, layout, derived_seed(config.seed, 1, r))[1] for r in range(config.restarts)])
     w0 = float(sphere.constrained_norm(dirs[:1], layout.sphere_mask())[0])
     if config.absolute:
@@ -80,7 +80,7 @@ def make_plan(config: ScanConfig, task: Task) -> Plan:
 
 def auto_chunk(plan: Plan, budget: int = MEMORY_BUDGET) -> int:
     """Points per batched computation so that working memory stays near ``budget`` bytes."""
-    return min(plan.n_points, members_per_chunk(plan.task, plan.layout, plan.config.batch_size, budget))
+    return min(plan.n_points, chunk_size(plan.task, plan.layout, plan.config.batch_size, budget))
 
 
 @dataclass
@@ -110,14 +110,6 @@ def _to_np(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
 
 
-class _Data:
-    """Train and test tensors on the compute device."""
-
-    def __init__(self, task: Task, device: torch.device):
-        self.x_train, self.y_train = task.x_train.to(device), task.y_train.to(device)
-        self.x_test, self.y_test = task.x_test.to(device), task.y_test.to(device)
-
-
 def run_chunk(plan: Plan, index: np.ndarray, device="cpu", engine: str = "auto",
               on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
               on_progress: Callable[[int], None] | None = None) -> ChunkResult:
@@ -125,41 +117,66 @@ def run_chunk(plan: Plan, index: np.ndarray, device="cpu", engine: str = "auto",
 
     ``on_step(step, theta, target)`` is called after every step (tests use it to
     check the constraint); ``on_progress(n)`` reports ``n`` point-steps done.
+    The ``loop`` engine computes one point after the other, each alone.
     """
-    index, device = np.asarray(index, dtype=np.int64), torch.device(device)
-    memory.keep_freed_memory()
+    index = np.asarray(index, dtype=np.int64)
+    worker = Worker(plan.task, plan.module, plan.layout, engine, device)
     if engine == "loop":
-        return _run_loop(plan, index, device, on_step, on_progress)
-    return _run_ensemble(plan, index, device, engine, on_step, on_progress)
+        return concat([_optimize(plan, worker, index[j:j + 1], on_step, on_progress) for j in range(len(index))])
+    return _optimize(plan, worker, index, on_step, on_progress)
 
 
-def _setup(plan: Plan, index: np.ndarray, device: torch.device):
-    cfg = plan.config
-    ks, rs = index // cfg.restarts, index % cfg.restarts
-    mask = plan.layout.sphere_mask(device)
+def start(plan: Plan, index: np.ndarray, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """The points' target norms ``[M]`` and starting parameters ``[M, P]``: restart r's direction at norm k."""
+    ks, rs = index // plan.config.restarts, index % plan.config.restarts
     target = torch.as_tensor(plan.norm[ks], dtype=torch.float32, device=device)
-    theta = sphere.retract(plan.directions[torch.as_tensor(rs)].to(device), target, mask)
-    stream = None
-    if cfg.batch_size and cfg.batch_size < len(plan.task.x_train):
-        seeds = [derived_seed(cfg.seed, 2, k, r) for k, r in zip(ks, rs)]
-        stream = BatchStream(seeds, len(plan.task.x_train), cfg.batch_size)
-    return mask, target, theta, stream
+    theta = sphere.retract(plan.directions[torch.as_tensor(rs)].to(device), target, plan.layout.sphere_mask(device))
+    return target, theta
 
 
-def _final(plan, index, theta, target, mask, first_bad, hist, metrics, grad_fn) -> ChunkResult:
+def _optimize(plan: Plan, worker: Worker, index: np.ndarray, on_step, on_progress) -> ChunkResult:
+    """The constrained optimization of the points ``index`` as one ensemble."""
+    cfg, device, mask = plan.config, worker.device, worker.mask
+    ks, rs = index // cfg.restarts, index % cfg.restarts
+    target, theta = start(plan, index, device)
+    stream = worker.stream([derived_seed(cfg.seed, 2, k, r) for k, r in zip(ks, rs)], cfg.batch_size)
+    step_fn = optim.METHODS[cfg.method].step
+    state = optim.AdamState.zeros_like(theta)
+    first_bad = torch.full((len(index),), -1, dtype=torch.int64, device=device)
+
+    def losses(th):
+        return worker.evaluate(th, "train")[0], worker.evaluate(th, "test")[0]
+
+    hist = []
+    for t, idx in enumerate(worker.batches(stream, cfg.steps)):
+        if cfg.history and t % cfg.history == 0:
+            hist.append(losses(theta))
+        grad, loss = worker.grad(theta, idx)
+        first_bad = torch.where(~torch.isfinite(loss) & (first_bad < 0), t, first_bad)
+        theta, state = step_fn(theta, grad, state, optim.cosine_lr(cfg.lr, t, cfg.steps), target, mask)
+        if on_step is not None:
+            on_step(t + 1, theta, target)
+        if on_progress is not None:
+            on_progress(len(index))
+    if cfg.history and cfg.steps % cfg.history == 0:
+        hist.append(losses(theta))
+    return _final(plan, worker, index, theta, first_bad, hist)
+
+
+def _final(plan: Plan, worker: Worker, index, theta, first_bad, hist) -> ChunkResult:
     """Metrics at the final iterate and the point statuses."""
     cfg = plan.config
-    tr_loss, tr_acc = metrics(theta, "train")
-    te_loss, te_acc = metrics(theta, "test")
-    g = sphere.tangent(theta, grad_fn(theta), mask)
+    tr_loss, tr_acc = worker.evaluate(theta, "train")
+    te_loss, te_acc = worker.evaluate(theta, "test")
+    g = sphere.tangent(theta, worker.grad(theta)[0], worker.mask)
     gnorm = torch.linalg.vector_norm(g, dim=-1)
     bad = (first_bad >= 0) | ~torch.isfinite(tr_loss) | ~torch.isfinite(theta).all(-1)
     steps = torch.where(first_bad >= 0, first_bad, torch.full_like(first_bad, cfg.steps))
-    status = torch.where(bad, DIVERGED, DONE)
+    status = torch.where(bad, int(Status.DIVERGED), int(Status.DONE))
     history = None
     if hist:
         history = (np.stack([_to_np(h[0]) for h in hist], -1), np.stack([_to_np(h[1]) for h in hist], -1))
-    acc = plan.task.accuracy is not None
+    acc = plan.task.classification
     nan = np.full(len(index), np.nan)
     return ChunkResult(
         index=index,
@@ -169,45 +186,6 @@ def _final(plan, index, theta, target, mask, first_bad, hist, metrics, grad_fn) 
         history=history,
         params=theta.detach().cpu().numpy() if cfg.save_params else None,
     )
-
-
-def _run_ensemble(plan, index, device, kernel, on_step, on_progress) -> ChunkResult:
-    cfg = plan.config
-    data = _Data(plan.task, device)
-    ens = Ensemble(plan.task, copy.deepcopy(plan.module).to(device), plan.layout, kernel)
-    mask, target, theta, stream = _setup(plan, index, device)
-    step_fn = optim.METHODS[cfg.method]
-    state = optim.AdamState.zeros_like(theta)
-    first_bad = torch.full((len(index),), -1, dtype=torch.int64, device=device)
-
-    def metrics(th, split):
-        x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
-        return ens.metrics(th, x, y)
-
-    hist = []
-    for t, idx in enumerate(batches(stream, cfg.steps, device)):
-        if cfg.history and t % cfg.history == 0:
-            hist.append((metrics(theta, "train")[0], metrics(theta, "test")[0]))
-        if idx is None:
-            grad, loss = ens.grad(theta, data.x_train, data.y_train)
-        else:
-            grad, loss = ens.grad(theta, data.x_train[idx], data.y_train[idx], per_member=True)
-        first_bad = torch.where(~torch.isfinite(loss) & (first_bad < 0), t, first_bad)
-        theta, state = step_fn(theta, grad, state, optim.cosine_lr(cfg.lr, t, cfg.steps), target, mask)
-        if on_step is not None:
-            on_step(t + 1, theta, target)
-        if on_progress is not None:
-            on_progress(len(index))
-    if cfg.history and cfg.steps % cfg.history == 0:
-        hist.append((metrics(theta, "train")[0], metrics(theta, "test")[0]))
-    grad_fn = lambda th: ens.grad(th, data.x_train, data.y_train)[0]  # noqa: E731
-    return _final(plan, index, theta, target, mask, first_bad, hist, metrics, grad_fn)
-
-
-def _run_loop(plan, index, device, on_step, on_progress) -> ChunkResult:
-    """The reference: one point after the other, each alone, with ordinary autograd on an ``nn.Module``."""
-    return concat([_run_ensemble(plan, index[j:j + 1], device, "loop", on_step, on_progress)
-                   for j in range(len(index))])
 
 
 def concat(results: list[ChunkResult]) -> ChunkResult:
@@ -221,8 +199,3 @@ def concat(results: list[ChunkResult]) -> ChunkResult:
         history = tuple(np.concatenate([r.history[i] for r in results]) for i in range(2))
     names = ["index", "train_loss", "test_loss", "train_acc", "test_acc", "grad_norm", "steps", "status", "params"]
     return ChunkResult(**{n: cat(n) for n in names}, history=history)
-
-
-def chunks(points: np.ndarray, size: int) -> list[np.ndarray]:
-    """Split the points to compute into consecutive chunks of at most ``size``."""
-    return [points[i:i + size] for i in range(0, len(points), size)]

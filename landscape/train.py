@@ -2,7 +2,8 @@
 
 A sweep is the product of weight decays x init scales x seeds; every member is
 one trajectory and the whole sweep runs as one ensemble on the engine the scan
-uses (``landscape.ensemble``), with per-member weight decay and init scale.
+uses (``landscape.loop``), with per-member weight decay and init scale. At every
+logged step each registered metric (``landscape.metrics``) is recorded.
 
 Member with seed s starts from the default initialization drawn with the same
 seed as a scan's restart 0 with ``--seed s``, multiplied by its init scale on the
@@ -12,37 +13,18 @@ so members that differ only in weight decay or init scale see the same batches.
 
 from __future__ import annotations
 
-import copy
-import itertools
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
 
-from . import memory, optim, sphere
-from .config import TrainConfig
-from .ensemble import BatchStream, Ensemble, Layout, batches, check_kernel, derived_seed, init_params, layout_of
+from . import metrics, optim
+from .config import Member, TrainConfig
+from .ensemble import Layout
+from .loop import Worker, chunk_size, derived_seed, init_params, model_of
+from .state import TrainState
 from .tasks import Task
-
-
-@dataclass(frozen=True)
-class Member:
-    """One trajectory's own hyperparameters."""
-
-    weight_decay: float
-    init_scale: float
-    seed: int
-
-    @property
-    def name(self) -> str:
-        return f"wd{self.weight_decay:g}_init{self.init_scale:g}_seed{self.seed}"
-
-
-def members(config: TrainConfig) -> list[Member]:
-    """The sweep: every (weight decay, init scale, seed) combination, in that nesting order."""
-    return [Member(float(wd), float(a), int(s))
-            for wd, a, s in itertools.product(config.weight_decay, config.init_scale, config.seeds)]
 
 
 def log_steps(config: TrainConfig) -> np.ndarray:
@@ -56,21 +38,20 @@ def log_steps(config: TrainConfig) -> np.ndarray:
 
 @dataclass
 class TrainPlan:
+    """A sweep resolved against its task: the model, its layout, the members and what is logged when."""
+
     config: TrainConfig
     task: Task
     module: torch.nn.Module
     layout: Layout
     members: list[Member]
     log_steps: np.ndarray
+    series: dict[str, tuple[str, str]]  # every logged series: name -> (units, description)
 
 
 def make_plan(config: TrainConfig, task: Task) -> TrainPlan:
-    module, _ = init_params(task, None, derived_seed(0, 1, 0))
-    layout = layout_of(module, config.constrain)
-    if not any(layout.constrained):
-        raise ValueError(f"--constrain {config.constrain!r} matches no parameter; names are: {', '.join(layout.names)}")
-    check_kernel(module, layout, config.engine)
-    return TrainPlan(config, task, module, layout, members(config), log_steps(config))
+    module, layout = model_of(task, config.constrain, config.engine, derived_seed(0, 1, 0))
+    return TrainPlan(config, task, module, layout, config.members(), log_steps(config), metrics.series(layout))
 
 
 def initial_theta(plan: TrainPlan, member: Member) -> torch.Tensor:
@@ -80,18 +61,10 @@ def initial_theta(plan: TrainPlan, member: Member) -> torch.Tensor:
     return torch.where(mask > 0, theta * member.init_scale, theta)
 
 
-@dataclass
-class State:
-    """Where a group of members stands: parameters, AdamW moments and the step reached."""
-
-    step: int
-    theta: torch.Tensor  # [M, P]
-    adam: optim.AdamState
-
-    @classmethod
-    def fresh(cls, plan: TrainPlan, group: list[Member]) -> "State":
-        theta = torch.stack([initial_theta(plan, m) for m in group])
-        return cls(0, theta, optim.AdamState.zeros_like(theta))
+def fresh_state(plan: TrainPlan, group: list[Member]) -> TrainState:
+    """Step 0: every member at its initialization, AdamW's moments zero."""
+    theta = torch.stack([initial_theta(plan, m) for m in group])
+    return TrainState(0, theta, torch.zeros_like(theta), torch.zeros_like(theta), 0)
 
 
 @dataclass
@@ -101,24 +74,24 @@ class Log:
     step: list[int] = field(default_factory=list)
     rows: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
-    NAMES = ("norm", "constrained_norm", "train_loss", "test_loss", "train_acc", "test_acc")
-
     def add(self, step: int, values: dict[str, torch.Tensor]) -> None:
         self.step.append(step)
-        for k in self.NAMES:
-            self.rows.setdefault(k, []).append(values[k].detach().to("cpu", torch.float64).numpy())
+        for k, v in values.items():
+            self.rows.setdefault(k, []).append(v.detach().to("cpu", torch.float64).numpy())
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {k: np.stack(v, axis=1) for k, v in self.rows.items()}
+    def arrays(self, names=None, members: int = 0) -> dict[str, np.ndarray]:
+        """``{series: [M, n]}`` for every series in ``names`` (default: all logged; ``[M, 0]`` when none was)."""
+        return {k: np.stack(self.rows[k], axis=1) if self.rows else np.zeros((members, 0))
+                for k in (self.rows if names is None else names)}
 
     def __len__(self) -> int:
         return len(self.step)
 
 
-def run(plan: TrainPlan, group: list[Member], state: State, device="cpu", engine: str = "auto",
-        on_checkpoint: Callable[[State, Log], None] | None = None,
+def run(plan: TrainPlan, group: list[Member], state: TrainState, device="cpu", engine: str = "auto",
+        on_checkpoint: Callable[[TrainState, Log], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
-        should_stop: Callable[[], bool] | None = None) -> State:
+        should_stop: Callable[[], bool] | None = None) -> TrainState:
     """Train ``group`` from ``state`` to ``config.steps``.
 
     Every ``checkpoint_every`` steps and at the end, ``on_checkpoint(state, log)``
@@ -127,77 +100,44 @@ def run(plan: TrainPlan, group: list[Member], state: State, device="cpu", engine
     the run returns early (a resumed run continues exactly from there).
     """
     cfg = plan.config
-    device = torch.device(device)
-    memory.keep_freed_memory()
-    task = plan.task
-    x_tr, y_tr = task.x_train.to(device), task.y_train.to(device)
-    x_te, y_te = task.x_test.to(device), task.y_test.to(device)
-    ens = Ensemble(task, copy.deepcopy(plan.module).to(device), plan.layout, engine)
-    mask = plan.layout.sphere_mask(device)
-    wd = torch.tensor([m.weight_decay for m in group], dtype=torch.float32, device=device)[:, None]
-    theta = state.theta.to(device)
-    adam = optim.AdamState(state.adam.m.to(device), state.adam.v.to(device), state.adam.t)
-    stream = None
-    if cfg.batch_size and cfg.batch_size < len(task.x_train):
-        stream = BatchStream([derived_seed(m.seed, 3) for m in group], len(task.x_train), cfg.batch_size)
-        stream.skip(state.step)
+    worker = Worker(plan.task, plan.module, plan.layout, engine, device)
+    dev = worker.device
+    wd = torch.tensor([m.weight_decay for m in group], dtype=torch.float32, device=dev)[:, None]
+    theta = torch.as_tensor(state.theta).to(dev)
+    adam = optim.AdamState(torch.as_tensor(state.m).to(dev), torch.as_tensor(state.v).to(dev), state.adam_t)
+    stream = worker.stream([derived_seed(m.seed, 3) for m in group], cfg.batch_size, skip=state.step)
     logged = set(plan.log_steps.tolist())
     log = Log()
 
-    def record(step, th):
-        tr_loss, tr_acc = ens.metrics(th, x_tr, y_tr)
-        te_loss, te_acc = ens.metrics(th, x_te, y_te)
-        nan = torch.full_like(tr_loss, float("nan"))
-        log.add(step, {
-            "norm": torch.linalg.vector_norm(th, dim=-1),
-            "constrained_norm": sphere.constrained_norm(th, mask),
-            "train_loss": tr_loss, "test_loss": te_loss,
-            "train_acc": tr_acc if task.accuracy is not None else nan,
-            "test_acc": te_acc if task.accuracy is not None else nan,
-        })
+    def record(step):
+        log.add(step, metrics.evaluate(metrics.Context(theta, worker)))
 
-    def checkpoint(step):
+    def checkpoint(step) -> TrainState:
         nonlocal log
+        now = TrainState(step, theta, adam.m, adam.v, adam.t)
         if on_checkpoint is not None:
-            on_checkpoint(State(step, theta, adam), log)
+            on_checkpoint(now, log)
         log = Log()
+        return now
 
     t = state.step
-    for idx in batches(stream, cfg.steps - state.step, device):
+    for idx in worker.batches(stream, cfg.steps - state.step):
         if t in logged and not (t == state.step and t > 0):  # a resumed start step is already logged
-            record(t, theta)
+            record(t)
         if t > state.step and t % cfg.checkpoint_every == 0:
             checkpoint(t)
-        if idx is None:
-            grad, _ = ens.grad(theta, x_tr, y_tr)
-        else:
-            grad, _ = ens.grad(theta, x_tr[idx], y_tr[idx], per_member=True)
+        grad, _ = worker.grad(theta, idx)
         theta, adam = optim.adamw_step(theta, grad, adam, cfg.lr, wd)
         t += 1
         if on_progress is not None:
             on_progress(1)
         if should_stop is not None and should_stop():
-            if t in logged:
-                record(t, theta)
-            checkpoint(t)
-            return State(t, theta, adam)
+            break
     if t in logged:
-        record(t, theta)
-    checkpoint(t)
-    return State(t, theta, adam)
+        record(t)
+    return checkpoint(t)
 
 
-def members_per_chunk(plan: TrainPlan, budget: int = 1 << 30) -> int:
-    from .ensemble import members_per_chunk as fit
-
-    return fit(plan.task, plan.layout, plan.config.batch_size, budget)
-
-
-def resume_state(plan: TrainPlan, group: list[Member], checkpoints: list, start: int) -> State:
-    """The state to continue ``group`` from: fresh at step 0, else the stored checkpoints stacked."""
-    if start == 0:
-        return State.fresh(plan, group)
-    theta = torch.as_tensor(np.stack([c[1] for c in checkpoints]))
-    m = torch.as_tensor(np.stack([c[2] for c in checkpoints]))
-    v = torch.as_tensor(np.stack([c[3] for c in checkpoints]))
-    return State(start, theta, optim.AdamState(m, v, checkpoints[0][4]))
+def members_per_chunk(plan: TrainPlan) -> int:
+    """Trajectories per batched computation when ``--chunk`` is not given."""
+    return chunk_size(plan.task, plan.layout, plan.config.batch_size)

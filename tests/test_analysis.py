@@ -342,8 +342,10 @@ def test_json_is_strict_and_report_says_what_is_missing():
     assert back["scan"]["w0"] is None and math.isnan(res.scan.w0)
     assert back["scan"]["w_c"]["value"] == pytest.approx(res.scan.w_c.value)
     assert back["trajectories"][1]["memorization"]["step"]["value"] is None
-    report = A.format_report(res)
+    from landscape.report import analysis_report
+
+    report = analysis_report(res)
     assert f"{res.scan.w_c.value:.4g}" in report
     assert "wd0.3_init8_seed0: memorization: never reaches train loss" in report
     assert "no prediction: no memorization step" in report
-    assert A.format_report(A.analyze(None, [])).startswith("no scan")
+    assert analysis_report(A.analyze(None, [])).startswith("no scan")

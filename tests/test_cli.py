@@ -60,13 +60,10 @@ DATA = __import__("pathlib").Path(__file__).parent.parent / "data"
 @pytest.mark.parametrize("preset", sorted(p.name for p in DATA.glob("*.toml")))
 def test_shipped_presets_build_a_plan(preset):
     """Every preset parses, validates and resolves to a runnable plan (no computation)."""
-    import argparse
-
-    from landscape import cli, scan, train
+    from landscape import config, scan, train
 
     is_train = "init_scale" in (DATA / preset).read_text()
-    ns = argparse.Namespace(config=str(DATA / preset), task_opt=None)
-    cfg = cli._train_config(ns) if is_train else cli._scan_config(ns)
+    cfg = config.resolve(config.TrainConfig if is_train else config.ScanConfig, DATA / preset)
     from landscape.tasks import get_task
 
     task = get_task(cfg.task, cfg.task_options)

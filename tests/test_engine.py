@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from landscape import scan
+from landscape.status import Status
 from landscape.config import ScanConfig
 from landscape.tasks import get_task
 
@@ -28,7 +29,7 @@ def test_vmap_equals_loop(task, options, batch_size, method):
     # the gradient at the final iterate is small, so rounding in the iterate shows up in it most
     np.testing.assert_allclose(a.grad_norm, b.grad_norm, rtol=3e-2, atol=1e-6)
     np.testing.assert_allclose(a.history[0], b.history[0], rtol=1e-4, atol=1e-7)
-    assert (a.status == scan.DONE).all() and (b.status == scan.DONE).all()
+    assert (a.status == Status.DONE).all() and (b.status == Status.DONE).all()
     # the optimization did something: the loss moved from its starting value
     assert np.all(a.history[0][:, -1] < a.history[0][:, 0])
 
@@ -55,7 +56,7 @@ def test_nan_in_one_point_marks_it_diverged_and_others_finish():
     cfg = ScanConfig(task="tasks_for_tests:explosive", norms="0.5,1,40", steps=20, restarts=1)
     plan = scan.make_plan(cfg, get_task(cfg.task))
     r = scan.run_chunk(plan, np.arange(3))
-    assert r.status.tolist() == [scan.DONE, scan.DONE, scan.DIVERGED]
+    assert r.status.tolist() == [Status.DONE, Status.DONE, Status.DIVERGED]
     assert np.isfinite(r.train_loss[:2]).all()
     assert r.steps.tolist()[:2] == [20, 20] and r.steps[2] == 0
 

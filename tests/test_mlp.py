@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from landscape import mlp, scan, store, train
 from landscape.cli import main
 from landscape.config import ScanConfig, TrainConfig
-from landscape.ensemble import Ensemble, init_params, layout_of
+from landscape.ensemble import Ensemble, layout_of
+from landscape.loop import init_params
 from landscape.tasks import Task, cross_entropy, get_task, label_accuracy, mse
 
 
@@ -48,7 +49,7 @@ def _ensembles(task, members=6):
 def test_mlp_kernel_equals_vmap(name):
     task = CASES[name]
     fast, ref, theta = _ensembles(task)
-    assert fast.kernel == "mlp" and ref.kernel == "vmap"
+    assert fast.engine == "mlp" and ref.engine == "vmap"
     g1, l1 = fast.grad(theta, task.x_train, task.y_train)
     g2, l2 = ref.grad(theta, task.x_train, task.y_train)
     assert g1.shape == g2.shape == theta.shape
@@ -101,7 +102,7 @@ def test_models_that_compute_something_else_are_not_chains():
     for name, model in [("shared activation", shared_act), ("tied layer", tied), ("forward hook", hooked),
                         ("pre-hook", pre_hooked), ("instance forward", patched)]:
         assert mlp.chain_of(model, layout_of(model)) is None, name
-        assert Ensemble(CASES["tanh-mse"], model, layout_of(model)).kernel == "vmap", name
+        assert Ensemble(CASES["tanh-mse"], model, layout_of(model)).engine == "vmap", name
     assert mlp.chain_of(_three_layers(), layout_of(_three_layers())) is not None
 
 
@@ -166,7 +167,7 @@ def test_train_engines_agree():
         cfg.engine = engine
         plan = train.make_plan(cfg, get_task("digits", {"n_train": 100}))
         logs = []
-        train.run(plan, plan.members, train.State.fresh(plan, plan.members), engine=engine,
+        train.run(plan, plan.members, train.fresh_state(plan, plan.members), engine=engine,
                   on_checkpoint=lambda st, log, logs=logs: logs.append(log))
         results[engine] = np.concatenate([log.arrays()["train_loss"] for log in logs if len(log)], axis=1)
     np.testing.assert_allclose(results["mlp"], results["vmap"], rtol=1e-4)
@@ -196,6 +197,7 @@ def test_mlp_engine_refuses_other_models(tmp_path, capsys):
 
 
 def test_cli_engine_choices_are_the_kernels():
-    from landscape import cli, ensemble
+    from landscape import config, ensemble
 
-    assert cli.ENGINES == tuple(ensemble.KERNELS)
+    assert tuple(config.rule(config.ScanConfig, "engine").choices) == tuple(ensemble.ENGINES)
+    assert tuple(config.rule(config.TrainConfig, "engine").choices) == tuple(ensemble.ENGINES)

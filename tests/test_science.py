@@ -3,6 +3,7 @@
 import numpy as np
 
 from landscape import scan
+from landscape.status import Status
 from landscape.config import ScanConfig
 from landscape.tasks import get_task
 
@@ -11,7 +12,7 @@ def test_teacher_student_has_L_and_U():
     cfg = ScanConfig(task="teacher-student", norms="0.1:10:9:log", steps=600, lr=0.01)
     plan = scan.make_plan(cfg, get_task(cfg.task))
     r = scan.run_chunk(plan, np.arange(plan.n_points))
-    assert (r.status == scan.DONE).all()
+    assert (r.status == Status.DONE).all()
     train, test = r.train_loss, r.test_loss
     # L: the smallest norm cannot fit, the largest memorizes
     assert train[-1] < train[0] / 100, train

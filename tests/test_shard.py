@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from processes import watch
 
-from landscape import shard, store
+from landscape import cluster
+from landscape import store
 from landscape.cli import main
 
 TINY = ["--task", "tasks_for_tests:tiny", "--quiet"]
@@ -41,13 +42,13 @@ def _assert_same_content(a, b, skip=()):
 
 
 def test_parse_and_paths():
-    assert shard.parse_shard("0/1") == (0, 1)
+    assert cluster.parse_shard("0/1") == (0, 1)
     for bad in ("1/1", "3/2", "x", "1/0", "-1/3", "1/2/3"):
         with pytest.raises(ValueError):
-            shard.parse_shard(bad)
-    assert shard.shard_path("a/scan.h5", 12, 100).name == "scan.shard-0012-of-0100.h5"
-    assert shard.shard_of("scan.shard-0012-of-0100.h5") == ("scan", 12, 100)
-    assert shard.shard_items(list(range(7)), 2, 3) == [2, 5]
+            cluster.parse_shard(bad)
+    assert cluster.shard_path("a/scan.h5", 12, 100).name == "scan.shard-0012-of-0100.h5"
+    assert cluster.shard_of("scan.shard-0012-of-0100.h5") == ("scan", 12, 100)
+    assert cluster.shard_items(list(range(7)), 2, 3) == [2, 5]
 
 
 @pytest.mark.parametrize("env, expected", [
@@ -59,20 +60,20 @@ def test_parse_and_paths():
     ({"PMI_RANK": "0", "PMI_SIZE": "3"}, (0, 3, "mpi")),
 ])
 def test_auto_from_environment(env, expected):
-    assert shard.from_environment(env) == expected
+    assert cluster.from_environment(env) == expected
 
 
 def test_auto_outside_slurm_and_mpi_says_what_it_looked_for(monkeypatch):
     monkeypatch.setitem(sys.modules, "mpi4py", None)  # as if the extra were not installed
     with pytest.raises(ValueError, match="SLURM_ARRAY_TASK_ID.*OMPI_COMM_WORLD_RANK"):
-        shard.from_environment({})
+        cluster.from_environment({})
 
 
 def test_sharded_scan_merges_to_the_unsharded_run(tmp_path):
     out = tmp_path / "s.h5"
     for i in range(3):
         assert main([*SCAN, "--out", str(out), "--shard", f"{i}/3", "--chunk", "2"]) == 0
-        part = store.read_scan(shard.shard_path(out, i, 3))
+        part = store.read_scan(cluster.shard_path(out, i, 3))
         done = np.flatnonzero(part["status"].ravel() != 0)
         assert done.tolist() == list(range(i, 10, 3))  # interleaved: small and large norms alike
     assert main(["merge", str(tmp_path / "s.shard-*.h5"), "-o", str(out)]) == 0
@@ -86,6 +87,22 @@ def test_sharded_scan_merges_to_the_unsharded_run(tmp_path):
     assert main(["merge", str(tmp_path / "s.shard-*.h5"), "-o", str(out)]) == 0
     after = _datasets(out)
     assert all(np.array_equal(before[k], after[k], equal_nan=True) for k in before)
+
+
+def test_merge_keeps_groups_it_does_not_know(tmp_path):
+    """A group written by a newer landscape or by the user is copied as it is, never dropped."""
+    out = tmp_path / "s.h5"
+    for i in range(2):
+        assert main([*SCAN, "--out", str(out), "--shard", f"{i}/2"]) == 0
+    with h5py.File(cluster.shard_path(out, 1, 2), "r+") as f:
+        g = f.create_group("notes")
+        g.attrs["author"] = "me"
+        g.create_dataset("table", data=np.arange(5.0))
+    assert main(["merge", str(tmp_path / "s.shard-*.h5"), "-o", str(out)]) == 0
+    with h5py.File(out) as f:
+        assert f["notes"].attrs["author"] == "me"
+        np.testing.assert_array_equal(f["notes/table"][()], np.arange(5.0))
+        assert "scan" in f
 
 
 def test_sharded_sweep_merges_to_the_unsharded_sweep(tmp_path):
@@ -144,7 +161,7 @@ def test_merge_never_overwrites_another_experiment(tmp_path, capsys):
     assert main(["scan", *TINY, "--norms", "1,2", "--steps", "5", "--out", str(other)]) == 0
     digest = hashlib.sha256(other.read_bytes()).hexdigest()
     capsys.readouterr()
-    assert main(["merge", str(shard.shard_path(out, 0, 1)), "-o", str(other)]) == 2
+    assert main(["merge", str(cluster.shard_path(out, 0, 1)), "-o", str(other)]) == 2
     assert "another experiment" in capsys.readouterr().err
     assert hashlib.sha256(other.read_bytes()).hexdigest() == digest
     assert main(["merge", str(tmp_path / "nothing-*.h5"), "-o", str(out)]) == 2
@@ -245,14 +262,14 @@ def test_submit_bad_input(argv, fragment, capsys):
 ])
 def test_auto_refuses_inconsistent_environment(env, fragment):
     with pytest.raises(ValueError, match=fragment):
-        shard.from_environment(env)
+        cluster.from_environment(env)
 
 
 def test_merge_into_partial_output_keeps_its_finished_points(tmp_path):
     out = tmp_path / "s.h5"
     for i in range(3):
         assert main([*SCAN, "--out", str(out), "--shard", f"{i}/3"]) == 0
-    failed = shard.shard_path(out, 1, 3)
+    failed = cluster.shard_path(out, 1, 3)
     failed.rename(tmp_path / "aside.h5")
     assert main(["merge", str(tmp_path / "s.shard-*.h5"), "-o", str(out), "--allow-partial"]) == 0
     assert (store.read_scan(out)["status"] != 0).sum() == 7
@@ -271,9 +288,9 @@ def test_merge_refuses_empty_inputs_and_missing_directories(tmp_path, capsys):
     capsys.readouterr()
     assert main(["merge", str(tmp_path / "empty.h5"), "-o", str(tmp_path / "m.h5")]) == 2
     assert "neither a scan nor trajectories" in capsys.readouterr().err
-    assert main(["merge", str(shard.shard_path(out, 0, 1)), "-o", str(tmp_path / "no" / "m.h5")]) == 2
+    assert main(["merge", str(cluster.shard_path(out, 0, 1)), "-o", str(tmp_path / "no" / "m.h5")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    same = [str(shard.shard_path(out, 0, 1)), str(tmp_path / "." / shard.shard_path(out, 0, 1).name)]
+    same = [str(cluster.shard_path(out, 0, 1)), str(tmp_path / "." / cluster.shard_path(out, 0, 1).name)]
     assert main(["merge", *same, "-o", str(tmp_path / "m.h5")]) == 0
     assert "merged 1 shards" in capsys.readouterr().out
 
@@ -298,11 +315,9 @@ def test_interrupted_checkpoint_write_leaves_the_previous_checkpoint_usable(tmp_
 
     def save(st, log):
         calls.append(st.step)
-        a = log.arrays() if len(log) else {k: np.zeros((len(names), 0)) for k in train.Log.NAMES}
-        store.write_trajectories(out, names, st.step, a, log.step, st.theta.numpy(), st.adam.m.numpy(),
-                                 st.adam.v.numpy(), st.adam.t, done=False)
+        store.write_trajectories(out, names, st, log.step, log.arrays(plan.series, len(names)), done=False)
 
-    train.run(plan, plan.members, train.State.fresh(plan, plan.members), on_checkpoint=save,
+    train.run(plan, plan.members, train.fresh_state(plan, plan.members), on_checkpoint=save,
               should_stop=lambda: len(calls) >= 2)  # checkpoints at 100 and 200, then one at the stop
     # now a third checkpoint write is "killed" halfway: the inactive slot is overwritten, the step never set
     with h5py.File(out, "r+") as f:

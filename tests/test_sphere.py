@@ -51,7 +51,7 @@ def test_optimizer_steps_stay_on_sphere(method, batch):
     g = torch.Generator().manual_seed(1)
     for _ in range(50):
         grad = 10 * torch.randn(theta.shape, generator=g)
-        theta, state = optim.METHODS[method](theta, grad, state, 0.1, target, mask)
+        theta, state = optim.METHODS[method].step(theta, grad, state, 0.1, target, mask)
         rel = (sphere.constrained_norm(theta, mask) - target).abs() / target
         assert rel.max() < 1e-5
 

@@ -17,10 +17,10 @@ def _run(cfg, group=None):
     plan = train.make_plan(cfg, get_task(cfg.task, cfg.task_options))
     group = group or plan.members
     logs = []
-    train.run(plan, group, train.State.fresh(plan, group), on_checkpoint=lambda st, log: logs.append(log))
+    train.run(plan, group, train.fresh_state(plan, group), on_checkpoint=lambda st, log: logs.append(log))
     steps = sum((log.step for log in logs), [])
     arrays = [log.arrays() for log in logs if len(log)]
-    return plan, steps, {k: np.concatenate([a[k] for a in arrays], axis=1) for k in train.Log.NAMES}
+    return plan, steps, {k: np.concatenate([a[k] for a in arrays], axis=1) for k in plan.series}
 
 
 def test_zero_gradient_norm_follows_decoupled_decay_exactly():

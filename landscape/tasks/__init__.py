@@ -58,6 +58,7 @@ class Task:
 
     @property
     def classification(self) -> bool:
+        """Whether the task has an accuracy (and its accuracies are recorded)."""
         return self.accuracy is not None
 
 
@@ -107,10 +108,6 @@ def _registry() -> dict[str, Callable[..., Task]]:
 def describe() -> list[tuple[str, str]]:
     """``(name, one-line description)`` for every built-in task."""
     return [(name, inspect.getdoc(f).splitlines()[0]) for name, f in _registry().items()]
-
-
-def task_names() -> list[str]:
-    return list(_registry())
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import Task, TaskError, cross_entropy, label_accuracy, mlp, mse
+from . import Task, TaskError, cross_entropy, label_accuracy, mlp, mse, onehot_accuracy
 
 OPS = {
     "+": lambda a, b, p: (a + b) % p,
@@ -65,10 +65,7 @@ def make(p: int = 59, op: str = "+", train_fraction: float = 0.4, loss: str = "c
     tr, te = perm[:n_train], perm[n_train:]
     if loss == "mse":
         y = F.one_hot(y, p).float()
-        loss_fn = mse
-
-        def accuracy(out, target):
-            return (out.argmax(-1) == target.argmax(-1)).float().mean()
+        loss_fn, accuracy = mse, onehot_accuracy
     else:
         loss_fn, accuracy = cross_entropy, label_accuracy
     return Task(

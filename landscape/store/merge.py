@@ -4,7 +4,8 @@ Checks that every shard holds the same experiment (task, data, scan and training
 settings), takes each scan point and each trajectory from the shard that
 finished it, reports overlaps that disagree and points or trajectories that no
 shard finished, and writes the result atomically (a temporary file renamed into
-place). Merging the same shards again gives the same file.
+place). Groups this module does not know are copied as they are, from the
+first file that holds them. Merging the same shards again gives the same file.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
-import numpy as np
 
-from .store import (STATUS_ENUM, StoreError, _damaged_as_error, _json, attach_scan_scales,
-                    attach_trajectory_scales, open_file)
+from ..config import TrainConfig, execution_fields
+from . import scan as scan_group
+from . import trajectories as traj_group
+from .format import StoreError, damaged_as_error, open_file, to_json
 
-PENDING = STATUS_ENUM["pending"]
-SCAN_VALUES = ("train_loss", "test_loss", "train_acc", "test_acc", "grad_norm", "steps")
+KNOWN = ("scan", "trajectories", "analysis")  # merged (scan, trajectories) or dropped as stale (analysis)
 
 
 @dataclass
@@ -61,8 +62,9 @@ def _identity(f: h5py.File) -> dict:
     configs = json.loads(f.attrs.get("config", "{}"))
     if "trajectories" in f and "train" in configs:
         train = dict(configs["train"])
-        for key in ("checkpoint_every", "chunk", "device", "task_options"):
-            train.pop(key, None)
+        for key in (*execution_fields(TrainConfig), "task_options"):
+            if key != "engine":  # engines differ in float rounding: their shards are not merged together
+                train.pop(key, None)
         out["train"] = train
     return out
 
@@ -89,10 +91,8 @@ def _first_difference(a: dict, b: dict) -> str:
 
 
 def _sweep_names(train: dict) -> list[str]:
-    from .train import Member
-
-    return [Member(float(wd), float(a), int(s)).name
-            for wd in train["weight_decay"] for a in train["init_scale"] for s in train["seeds"]]
+    cfg = TrainConfig(weight_decay=train["weight_decay"], init_scale=train["init_scale"], seeds=train["seeds"])
+    return [m.name for m in cfg.members()]
 
 
 def merge(paths: list[str | Path], out: str | Path, allow_partial: bool = False) -> Report:
@@ -113,7 +113,7 @@ def merge(paths: list[str | Path], out: str | Path, allow_partial: bool = False)
         raise StoreError(f"merge: the output {out} is also one of the inputs")
     files = [open_file(p, "r") for p in paths]
     try:
-        with _damaged_as_error(paths[0]):
+        with damaged_as_error(paths[0]):
             idents = [_identity(f) for f in files]
         for p, f, ident in zip(paths, files, idents):
             if "format" not in f.attrs or ("scan" not in ident and "train" not in ident):
@@ -129,34 +129,15 @@ def merge(paths: list[str | Path], out: str | Path, allow_partial: bool = False)
             whole.update({k: ident[k] for k in ("scan", "train") if k in ident})
         report = Report([str(p) for p in paths])
         existing = open_file(out, "r") if out.exists() else None
+        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
         try:
-            tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
             if existing is not None:
-                with _damaged_as_error(out):
+                with damaged_as_error(out):
                     why = _compatible(_identity(existing), whole)
                 if why:
                     raise StoreError(f"merge: {out} exists and holds another experiment ({why}); choose another -o")
             with h5py.File(tmp, "w") as dst:
-                _root(dst, files, existing, paths)
-                # the output's own finished results count as one more holder: nothing done is dropped
-                holders = [(f, p, i) for f, p, i in zip(files, paths, idents)]
-                if existing is not None:
-                    holders.append((existing, out, _identity(existing)))
-                if "scan" in parts:
-                    _merge_scan([f for f, _, i in holders if "scan" in i],
-                                [p for _, p, i in holders if "scan" in i], dst, report)
-                elif existing is not None and "scan" in existing:
-                    existing.copy(existing["scan"], dst, name="scan")
-                    attach_scan_scales(dst["scan"])
-                if "train" in parts:
-                    _merge_trajectories([f for f, _, _ in holders], [p for _, p, _ in holders], dst, report,
-                                        _sweep_names(whole["train"]))
-                if existing is not None and "trajectories" in existing:
-                    top = dst.require_group("trajectories")
-                    for name, g in existing["trajectories"].items():
-                        if name not in top:
-                            existing.copy(g, top, name=name)
-                            attach_trajectory_scales(top[name])
+                _write(dst, files, paths, idents, existing, out, parts, whole, report)
                 if not report.complete:
                     if not allow_partial:
                         raise StoreError(f"merge: {report.describe_missing()}; rerun the failed shards, or pass "
@@ -176,6 +157,31 @@ def merge(paths: list[str | Path], out: str | Path, allow_partial: bool = False)
             f.close()
 
 
+def _write(dst, files, paths, idents, existing, out, parts, whole, report: Report) -> None:
+    _root(dst, files, existing, paths)
+    # the output's own finished results count as one more holder: nothing done is dropped
+    holders = list(zip(files, paths, idents))
+    if existing is not None:
+        holders.append((existing, out, _identity(existing)))
+    if "scan" in parts:
+        report.points, report.missing_points = scan_group.merge_scans(
+            [(f, p) for f, p, i in holders if "scan" in i], dst)
+    elif existing is not None and "scan" in existing:
+        scan_group.copy_scan(existing, dst)
+    if "train" in parts:
+        _merge_trajectories(holders, dst, report, _sweep_names(whole["train"]))
+    if existing is not None and "trajectories" in existing:
+        top = dst.require_group("trajectories")
+        for name, g in existing["trajectories"].items():
+            if name not in top:
+                traj_group.copy_trajectory(g, top, name)
+    # every other group (written by a newer landscape, or by the user) is kept as it is
+    for f, _, _ in holders:
+        for name in f:
+            if name not in KNOWN and name not in dst:
+                f.copy(f[name], dst, name=name)
+
+
 def _root(dst: h5py.File, files, existing, paths) -> None:
     """Root attributes of the first shard; ``config`` joins every command's configuration."""
     configs = {}
@@ -183,79 +189,29 @@ def _root(dst: h5py.File, files, existing, paths) -> None:
         configs.update(json.loads(f.attrs.get("config", "{}")))
     for key, value in files[0].attrs.items():
         dst.attrs[key] = value
-    dst.attrs["config"] = _json(configs)
-    dst.attrs["merged_from"] = _json([p.name for p in paths])
+    dst.attrs["config"] = to_json(configs)
+    dst.attrs["merged_from"] = to_json([p.name for p in paths])
 
 
-def _merge_scan(files, paths, dst: h5py.File, report: Report) -> None:
-    holders = [(f, p) for f, p in zip(files, paths) if "scan" in f]
-    src, _ = holders[0]
-    src.copy(src["scan"], dst, name="scan")
-    g = dst["scan"]
-    for key in ("shard", "shard_description"):
-        if key in g.attrs:
-            del g.attrs[key]
-    status = np.full(g["status"].shape, PENDING, dtype=np.int8)
-    values = {k: np.full(g[k].shape, g[k].fillvalue, dtype=g[k].dtype) for k in SCAN_VALUES}
-    extra = [k for k in ("history/train_loss", "history/test_loss", "params") if k in g]
-    extras = {k: np.full(g[k].shape, g[k].fillvalue, dtype=g[k].dtype) for k in extra}
-    owner = np.full(status.shape, -1)
-    for j, (f, p) in enumerate(holders):
-        s = f["scan/status"][()].astype(np.int8)
-        done = s != PENDING
-        if not done.any():
-            continue
-        vals = {k: f["scan"][k][()] for k in SCAN_VALUES}
-        ex = {k: f["scan"][k][()] for k in extra}
-        clash = done & (owner >= 0)
-        for k, r in zip(*np.nonzero(clash)):
-            same = s[k, r] == status[k, r] and all(
-                np.array_equal(vals[n][k, r], values[n][k, r], equal_nan=True) for n in SCAN_VALUES)
-            if not same:
-                alpha = float(g["alpha"][k])
-                raise StoreError(f"merge: point (alpha={alpha:.4g}, restart {r}) was computed by both "
-                                 f"{holders[owner[k, r]][1]} and {p} with different results")
-        take = done & (owner < 0)
-        status[take] = s[take]
-        owner[take] = j
-        for n in SCAN_VALUES:
-            values[n][take] = vals[n][take]
-        for n in extra:
-            extras[n][take] = ex[n][take]
-    for n in SCAN_VALUES:
-        g[n][...] = values[n]
-    for n in extra:
-        g[n][...] = extras[n]
-    g["status"][...] = status
-    attach_scan_scales(g)
-    alpha = g["alpha"][()]
-    report.points = int((status != PENDING).sum())
-    report.missing_points = [(float(alpha[k]), int(r)) for k, r in zip(*np.nonzero(status == PENDING))]
-
-
-def _merge_trajectories(files, paths, dst: h5py.File, report: Report, names: list[str]) -> None:
+def _merge_trajectories(holders, dst: h5py.File, report: Report, names: list[str]) -> None:
     top = dst.require_group("trajectories")
-    top.attrs["description"] = "free-training runs (AdamW), one group per trajectory"
+    top.attrs["description"] = traj_group.DESCRIPTION
     for name in names:
         best = None
-        for f, p in zip(files, paths):
+        for f, p, _ in holders:
             if "trajectories" not in f or name not in f["trajectories"]:
                 continue
             g = f["trajectories"][name]
-            rank = (g.attrs["status"] == "done", int(g.attrs["checkpoint_step"]))
+            rank = traj_group.finished(g)
             if best is None or rank > best[0]:
                 best = (rank, f, g)
-            elif rank[0] and best[0][0]:
-                same = all(np.array_equal(g[k][()], best[2][k][()], equal_nan=True)
-                           for k in ("step", "train_loss", "test_loss", "norm"))
-                if not same:
-                    raise StoreError(f"merge: trajectory {name} was finished by two shards with different results "
-                                     f"({best[1].filename} and {p})")
+            elif rank[0] and best[0][0] and not traj_group.same_results(g, best[2]):
+                raise StoreError(f"merge: trajectory {name} was finished by two shards with different results "
+                                 f"({best[1].filename} and {p})")
         if best is None:
             report.missing_trajectories.append(name)
             continue
-        best[1].copy(best[2], top, name=name)
-        attach_trajectory_scales(top[name])
+        traj_group.copy_trajectory(best[2], top, name)
         if best[0][0]:
             report.trajectories += 1
         else:

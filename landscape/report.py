@@ -1,0 +1,212 @@
+"""What the terminal shows: the scan's summary table, trajectory tables, ``landscape info`` and the analysis report.
+
+Pure functions from the store's plain dicts (and ``landscape.analysis`` results)
+to text; nothing here reads files or computes results.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .status import Status
+
+MAIN_SERIES = ("constrained_norm", "train_loss", "test_loss", "train_acc", "test_acc")  # trajectory table columns
+
+
+def best_restart(scan: dict) -> np.ndarray:
+    """Per norm, the index of the finished restart with the lowest train loss (-1 if none)."""
+    loss = np.where(scan["status"] == Status.DONE, scan["train_loss"], np.inf)
+    best = np.argmin(loss, axis=1)
+    best[~np.isfinite(loss.min(axis=1))] = -1
+    return best
+
+
+def summary_table(s: dict) -> str:
+    """alpha, w, train loss, test loss, accuracies and status per norm (best restart)."""
+    best = best_restart(s)
+    head = f"{'alpha':>8} {'w':>9} {'train loss':>11} {'test loss':>11}"
+    if s["classification"]:
+        head += f" {'train acc':>9} {'test acc':>9}"
+    lines = [head + "  status"]
+    for k in range(len(s["alpha"])):
+        r = best[k] if best[k] >= 0 else 0
+        row = f"{s['alpha'][k]:8.4g} {s['norm'][k]:9.4g} {s['train_loss'][k, r]:11.4e} {s['test_loss'][k, r]:11.4e}"
+        if s["classification"]:
+            row += f" {s['train_acc'][k, r]:9.4f} {s['test_acc'][k, r]:9.4f}"
+        statuses = [Status(int(v)).label for v in s["status"][k]]
+        status = statuses[0] if len(set(statuses)) == 1 else ",".join(statuses)
+        lines.append(f"{row}  {status}")
+    if s["status"].shape[1] > 1:
+        lines.append("(best restart by train loss per norm)")
+    return "\n".join(lines)
+
+
+def _acc(value) -> str:
+    return f"{value:9.4f}" if np.isfinite(value) else f"{'-':>9}"
+
+
+def _last(t: dict, key: str) -> float:
+    values = t.get(key)
+    return float(values[-1]) if values is not None and len(values) else float("nan")
+
+
+def trajectory_table(trajs: list[dict], names: list[str] | None = None) -> str:
+    """One line per trajectory: hyperparameters and the last logged metrics."""
+    head = (f"{'trajectory':<28} {'wd':>7} {'init':>6} {'seed':>4} {'step':>8} {'norm':>9} "
+            f"{'train loss':>11} {'test loss':>11} {'train acc':>9} {'test acc':>9}  status")
+    lines = [head]
+    for t in trajs:
+        if names is not None and t["name"] not in names:
+            continue
+        last = {k: _last(t, k) for k in MAIN_SERIES}
+        step = int(t["step"][-1]) if len(t["step"]) else 0
+        lines.append(f"{t['name']:<28} {t['weight_decay']:7.3g} {t['init_scale']:6.3g} {t['seed']:4d} "
+                     f"{step:8d} {last['constrained_norm']:9.4g} {last['train_loss']:11.4e} "
+                     f"{last['test_loss']:11.4e} {_acc(last['train_acc'])} {_acc(last['test_acc'])}  {t['status']}")
+    return "\n".join(lines)
+
+
+def other_series(trajs: list[dict]) -> list[str]:
+    """Every logged series beyond the trajectory table's columns, in file order."""
+    seen: dict[str, None] = {}
+    for t in trajs:
+        for key in t.get("series", ()):
+            if key not in MAIN_SERIES:
+                seen.setdefault(key)
+    return list(seen)
+
+
+def metrics_table(trajs: list[dict], meta: dict[str, tuple[str, str]]) -> str:
+    """The other logged metrics: what each one is, then their last values per trajectory."""
+    keys = other_series(trajs)
+    if not keys:
+        return ""
+    lines = ["logged series beyond the table above:"]
+    lines += [f"  {k:<20} {meta.get(k, ('', ''))[1]}" + (f" [{meta[k][0]}]" if meta.get(k, ('', ''))[0] else "")
+              for k in keys]
+    width = max(10, *(len(k) for k in keys))
+    lines.append(f"{'trajectory':<28} " + " ".join(f"{k:>{width}}" for k in keys))
+    for t in trajs:
+        lines.append(f"{t['name']:<28} " + " ".join(f"{_last(t, k):>{width}.4g}" for k in keys))
+    return "\n".join(lines)
+
+
+def info_text(path, desc: dict, scan: dict | None, trajs: list[dict], meta: dict[str, tuple[str, str]]) -> str:
+    """``landscape info``: the file's origin, the scan's settings and table, the trajectories' tables."""
+    a = desc["attrs"]
+    lines = [f"{path}: {a.get('format')} format v{a.get('format_version')}, written by landscape "
+             f"{a.get('landscape_version')} (torch {a.get('torch_version')}) on {a.get('created')}",
+             f"task: {a.get('task')} {a.get('task_options')}"]
+    if scan is None:
+        lines.append("scan: none")
+    else:
+        cfg = scan["config"]
+        counts = {s.label: int((scan["status"] == s).sum()) for s in (Status.DONE, Status.DIVERGED, Status.PENDING)}
+        K, R = scan["status"].shape
+        lines.append(f"scan: {K} norms x {R} restarts, w0 = {scan['w0']:.6g}, {scan['method_label']}, "
+                     f"{cfg['steps']} steps, lr {cfg['lr']}, batch {cfg['batch_size'] or 'full'}, seed {cfg['seed']}")
+        lines.append("points: " + ", ".join(f"{n} {c}" for n, c in counts.items()))
+        lines.append(summary_table(scan))
+    if not trajs:
+        lines.append("trajectories: none")
+    else:
+        cfg = trajs[0]["config"]
+        lines.append(f"trajectories: {len(trajs)} (AdamW, lr {cfg['lr']}, {cfg['steps']} steps, "
+                     f"batch {cfg['batch_size'] or 'full'}); last logged values:")
+        lines.append(trajectory_table(trajs))
+        extra = metrics_table(trajs, meta)
+        if extra:
+            lines.append(extra)
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- landscape analyze
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def _w(x: float | None, w0: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.4g}" if not w0 or not math.isfinite(w0) else f"{x:.4g} ({x / w0:.3g} w0)"
+
+
+def _interval(e, w0: float | None = None) -> str:
+    if e.value is None:
+        return f"none: {e.reason}"
+    lo = "-inf" if e.low is None else _w(e.low, None)
+    hi = "+inf" if e.high is None else _w(e.high, None)
+    text = f"{_w(e.value, w0)}  [{lo}, {hi}]"
+    return text + (f"  ({e.note})" if e.note else "")
+
+
+def _steps(e) -> str:
+    return "-" if e.value is None else f"{e.value:.0f}"
+
+
+def analysis_report(analysis) -> str:
+    """A readable plain-text report: the landscape, one row per trajectory, the sweep slopes, and messages."""
+    lines = []
+    s = analysis.scan
+    w0 = s.w0 if s is not None else None
+    if s is not None:
+        z = s.zone
+        lines += [f"landscape ({s.task}, w0 = {s.w0:.4g}; norms are L2 norms of the constrained parameters)",
+                  f"  knee criterion      {s.criterion}",
+                  f"  critical norm w_c   {_interval(s.w_c, w0)}",
+                  f"  test minimum w*     {_interval(s.w_star, w0)}"]
+        if z.reason:
+            lines.append(f"  Goldilocks zone     none: {z.reason}")
+        else:
+            lines.append(f"  Goldilocks zone     test loss <= {z.threshold:.3g} ({z.factor:g} x min "
+                         f"{z.test_loss_min:.3g}): {_w(z.low.value, w0)} .. {_w(z.high.value, w0)}")
+            lines.append(f"    lower edge        {_interval(z.low)}")
+            lines.append(f"    upper edge        {_interval(z.high)}")
+        lines += [f"  note: {n}" for n in s.notes]
+    if analysis.trajectories:
+        lines.append("")
+        lines.append(f"{'trajectory':<24} {'wd':>7} {'mem step':>9} {'w_mem':>8} {'grok step':>9} {'w_grok':>8} "
+                     f"{'delay':>7} {'pred w_c':>9} {'ratio':>6} {'pred w*':>8} {'ratio':>6} "
+                     f"{'pred zone':>9} {'ratio':>6}")
+        for r in analysis.trajectories:
+            row = (f"{r.name:<24} {r.weight_decay:7.3g} {_steps(r.memorization.step):>9} "
+                   f"{_fmt(r.memorization.norm):>8} {_steps(r.grokking.step):>9} {_fmt(r.grokking.norm):>8} "
+                   f"{_steps(r.delay):>7}")
+            for p in r.predictions:
+                width = 9 if p.target != "w_star" else 8
+                row += f" {_steps(p.step):>{width}} {'-' if p.ratio is None else f'{p.ratio:.2f}':>6}"
+            lines.append(row)
+        lines.append("pred X: memorization step + ln(w_mem / X) / -ln(1 - lr wd); ratio = measured / predicted "
+                     "grokking step")
+        for r in analysis.trajectories:
+            why = [f"memorization: {r.memorization.step.reason}" if r.memorization.step.reason else None,
+                   f"grokking: {r.grokking.step.reason}" if r.grokking.step.reason else None,
+                   r.delay.note, *r.notes]
+            reasons = [p.reason for p in r.predictions if p.reason]
+            if len(reasons) == len(r.predictions) and len(set(reasons)) == 1:
+                why.append(f"no prediction: {reasons[0]}")
+            else:
+                why += [f"prediction to {p.target}: {p.reason}" for p in r.predictions if p.reason]
+            lines += [f"  {r.name}: {w}" for w in why if w]
+        crit = analysis.trajectories[0]
+        lines.append(f"memorization: {crit.memorization.criterion}; grokking: {crit.grokking.criterion}")
+    for f in analysis.sweeps:
+        lines.append("")
+        label = (f"pooled over {f.group['pooled']} sweeps (shared slope)" if "pooled" in f.group else
+                 f"sweep init {_fmt(f.group['init_scale'])}, seed {f.group['seed']}, lr {f.group['lr']:g}")
+        if f.slope is None:
+            lines.append(f"{label}: no slope: {f.reason}")
+        else:
+            err = "no error (2 points)" if f.stderr is None else f"+- {f.stderr:.3f}"
+            pred = ", ".join(f"{k} {v:.3f}" for k, v in f.predicted_slopes.items() if v is not None)
+            lines.append(f"{label}: d log(grokking step) / d log(wd) = {f.slope:.3f} {err} "
+                         f"over wd {', '.join(f'{w:g}' for w in f.weight_decays)} (mechanism: -1"
+                         + (f"; predicted for these runs: {pred})" if pred else ")"))
+        lines += [f"  excluded {n}: {why}" for n, why in f.excluded.items()]
+    if analysis.messages:
+        lines.append("")
+        lines += analysis.messages
+    return "\n".join(lines).lstrip("\n")

@@ -1,0 +1,25 @@
+"""The HDF5 format, owned in one place: one module per group of the file.
+
+``format``        the file: name and version, opening and refusing, root attributes, errors
+``scan``          ``/scan``: the reduced landscape, written chunk by chunk
+``trajectories``  ``/trajectories/NAME``: logged series and checkpoints of free training
+``analysis``      ``/analysis``: what ``landscape analyze`` found
+``merge``         shard files joined into one file
+
+Layout (format ``landscape``, version 1) in ``docs/format.md``. This package
+imports nothing from the computations that fill it (``scan``, ``train``): they
+hand it plans, results and states, and it reads their attributes.
+"""
+
+from .analysis import read_analysis, write_analysis
+from .format import FORMAT, FORMAT_VERSION, STATUS_ENUM, StoreError, data_fingerprint, describe, open_file
+from .merge import Report, merge
+from .scan import POINT_VALUES, prepare_scan, read_scan, write_chunk
+from .trajectories import (CHECKPOINT_SLOTS, prepare_trajectories, read_trajectories, series_meta,
+                           write_trajectories)
+
+__all__ = [
+    "CHECKPOINT_SLOTS", "FORMAT", "FORMAT_VERSION", "POINT_VALUES", "STATUS_ENUM", "Report", "StoreError",
+    "data_fingerprint", "describe", "merge", "open_file", "prepare_scan", "prepare_trajectories", "read_analysis",
+    "read_scan", "read_trajectories", "series_meta", "write_analysis", "write_chunk", "write_trajectories",
+]

@@ -1,0 +1,175 @@
+"""The file itself: format name and version, opening and refusing files, root attributes, JSON, errors.
+
+Everything here is shared by the groups of a landscape file (``/scan``,
+``/trajectories``, ``/analysis``); each group's datasets are declared in its own
+module of this package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from ..plain import one_line, to_json
+from ..status import POINT
+
+FORMAT = "landscape"
+FORMAT_VERSION = 1
+LOCK_WAIT = 120.0  # seconds to wait for another process holding the file
+STATUS_ENUM = {s.label: int(s) for s in POINT}  # a scan point's status, stored as an HDF5 enum
+STATUS_DTYPE = h5py.enum_dtype(STATUS_ENUM, basetype="i1")
+
+
+class StoreError(ValueError):
+    """The file cannot be used as asked (unreadable, foreign, or a different experiment)."""
+
+
+def data_fingerprint(task) -> str:
+    """SHA-256 over the task's train and test arrays: the same data gives the same string."""
+    h = hashlib.sha256()
+    for t in (task.x_train, task.y_train, task.x_test, task.y_test):
+        a = t.detach().cpu().contiguous().numpy()
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def damaged_as_error(path):
+    """Turn errors from reading a damaged or incomplete file into one ``StoreError`` line."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (KeyError, OSError, ValueError, TypeError, AttributeError) as e:
+        raise StoreError(f"{path}: damaged or incomplete landscape file ({type(e).__name__}: {one_line(e)})") from None
+
+
+def open_file(path: str | Path, mode: str = "r") -> h5py.File:
+    """Open a landscape file, turning unreadable or foreign files into ``StoreError``.
+
+    Waits (up to ``LOCK_WAIT`` seconds) while another process holds the file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise StoreError(f"{path}: is a directory, not a file")
+    if mode == "r" and not path.exists():
+        raise StoreError(f"{path}: no such file")
+    if not path.parent.is_dir():
+        raise StoreError(f"{path}: directory {str(path.parent)!r} does not exist")
+    deadline = time.monotonic() + LOCK_WAIT
+    delay = 0.02
+    while True:
+        try:
+            f = h5py.File(path, mode)
+            break
+        except OSError as e:
+            locked = "unable to lock file" in str(e).lower()
+            if locked and time.monotonic() < deadline:
+                time.sleep(delay)
+                delay = min(2 * delay, 0.5)
+                continue
+            if locked:
+                raise StoreError(f"{path}: still locked by another process after {LOCK_WAIT:.0f} s") from None
+            raise StoreError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {one_line(e)}") from None
+    if f.attrs.get("format") != FORMAT and len(f.keys()) + len(f.attrs) > 0:
+        f.close()
+        raise StoreError(f"{path}: an HDF5 file, but not one written by landscape (no format='{FORMAT}' attribute)")
+    version = f.attrs.get("format_version", FORMAT_VERSION)
+    if int(version) > FORMAT_VERSION:
+        f.close()
+        raise StoreError(f"{path}: format version {version} is newer than this landscape reads ({FORMAT_VERSION})")
+    return f
+
+
+def write_root(f: h5py.File, task, fingerprint: str) -> None:
+    """The root attributes of a new file: format, software versions, time, task and data fingerprint."""
+    import torch
+
+    from .. import __version__
+
+    f.attrs["format"] = FORMAT
+    f.attrs["format_version"] = FORMAT_VERSION
+    f.attrs["landscape_version"] = __version__
+    f.attrs["torch_version"] = str(torch.__version__)
+    f.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    f.attrs["task"] = task.name
+    f.attrs["task_options"] = to_json(task.options)
+    f.attrs["data_fingerprint"] = fingerprint
+
+
+def check_task(f: h5py.File, path, task, fingerprint: str) -> None:
+    """Refuse a file whose task or data differ from ``task``."""
+    if "task" not in f.attrs:
+        return
+    stored = (f.attrs["task"], json.loads(f.attrs["task_options"]))
+    ours = (task.name, json.loads(to_json(task.options)))
+    if stored != ours:
+        raise StoreError(f"{path}: holds task {stored[0]} {stored[1]}, not {ours[0]} {ours[1]}; use another --out")
+    if f.attrs.get("data_fingerprint") != fingerprint:
+        raise StoreError(f"{path}: holds the same task but different data (data fingerprint differs); use another --out")
+
+
+def root_or_check(f: h5py.File, path, task, fingerprint: str) -> None:
+    """Write the root attributes of a new file, or check an existing file's task and data."""
+    if "format" in f.attrs:
+        check_task(f, path, task, fingerprint)
+    else:
+        write_root(f, task, fingerprint)
+
+
+def set_root_config(f: h5py.File, command: str, config, task_options: dict) -> None:
+    """Root attribute ``config``: JSON object with the full resolved configuration of each command."""
+    import dataclasses
+
+    configs = json.loads(f.attrs["config"]) if "config" in f.attrs else {}
+    configs[command] = {**dataclasses.asdict(config), "task_options": task_options}
+    f.attrs["config"] = to_json(configs)
+
+
+def describe_difference(stored: dict, ours: dict) -> str:
+    """``key: a in file vs b now; ...`` for every key that differs."""
+    def short(value) -> str:
+        if isinstance(value, list) and len(value) > 4:
+            return f"{len(value)} values {value[0]:g}..{value[-1]:g}"
+        return repr(value)
+
+    keys = sorted(set(stored) | set(ours))
+    return "; ".join(f"{k}: {short(stored.get(k))} in file vs {short(ours.get(k))} now"
+                     for k in keys if stored.get(k) != ours.get(k))
+
+
+def drop_analysis(f: h5py.File) -> None:
+    """New results make a stored analysis stale."""
+    if "analysis" in f:
+        del f["analysis"]
+
+
+def reset_scales(g: h5py.Group) -> None:
+    """Drop dimension-scale bookkeeping (stale after copying a group between files)."""
+    for ds in g.values():
+        if isinstance(ds, h5py.Group):
+            reset_scales(ds)
+            continue
+        for key in ("DIMENSION_LIST", "REFERENCE_LIST", "DIMENSION_LABELS"):
+            if key in ds.attrs:
+                del ds.attrs[key]
+
+
+def attrs_of(obj, skip=()) -> dict[str, Any]:
+    """An object's attributes as plain Python values."""
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in obj.attrs.items() if k not in skip}
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """Root attributes and the groups present, for ``landscape info``."""
+    with open_file(path, "r") as f, damaged_as_error(path):
+        return {"attrs": attrs_of(f), "groups": list(f.keys())}
+

@@ -1,0 +1,273 @@
+"""``/scan``: the reduced landscape, K norms x R restarts, written chunk by chunk.
+
+Every per-point dataset ``[K, R]`` is one entry of ``POINT_VALUES``; creating,
+writing, reading and merging a scan all loop over it, so a new per-point value
+is one declaration here plus the field of the same name in
+``landscape.scan.ChunkResult``. ``status`` is written after everything else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..status import Status
+from .format import (STATUS_DTYPE, StoreError, check_task, damaged_as_error, data_fingerprint, describe_difference,
+                     drop_analysis, open_file, reset_scales, set_root_config, to_json, write_root)
+
+
+@dataclass(frozen=True)
+class PointValue:
+    """A ``[K, R]`` dataset: its type, the value of a point not computed yet, and what it means."""
+
+    dtype: Any
+    fill: Any
+    description: str
+
+
+POINT_VALUES = {
+    "train_loss": PointValue(np.float64, np.nan, "training loss at the final constrained iterate"),
+    "test_loss": PointValue(np.float64, np.nan,
+                            "test loss at the final constrained iterate (not the best seen during training)"),
+    "train_acc": PointValue(np.float64, np.nan, "training accuracy at the final iterate (NaN for regression tasks)"),
+    "test_acc": PointValue(np.float64, np.nan, "test accuracy at the final iterate (NaN for regression tasks)"),
+    "grad_norm": PointValue(np.float64, np.nan,
+                            "L2 norm of the full-batch training-loss gradient projected on the sphere's tangent "
+                            "space (a stationarity certificate: 0 at a constrained critical point)"),
+    "steps": PointValue(np.int64, -1,
+                        "optimizer steps run (up to divergence for diverged points; -1 = not computed)"),
+}
+HISTORY = ("train_loss", "test_loss")  # /scan/history/NAME [K, R, T] with --history
+EXTRAS = ("history/train_loss", "history/test_loss", "params")  # optional per-point datasets, [K, R, ...]
+
+
+def scan_identity(config, plan) -> dict:
+    """What must match for a file's scan to be resumed: the config with the grid resolved."""
+    ident = config.identity()
+    ident.pop("norms")
+    ident.pop("absolute")
+    ident["alpha"] = [float(f"{a:.12g}") for a in plan.alpha]
+    return json.loads(to_json(ident))
+
+
+def _pending(status: np.ndarray, mine: np.ndarray) -> np.ndarray:
+    return mine[status.astype(np.int8).ravel()[mine] == Status.PENDING]
+
+
+def prepare_scan(path: str | Path, config, plan, overwrite: bool = False,
+                 shard: tuple[int, int] | None = None) -> np.ndarray:
+    """Create or reopen ``path`` for ``plan``; return the point indices still to compute.
+
+    An existing file with the same scan is resumed (only pending points are
+    returned). A file with another scan, task or data is refused unless
+    ``overwrite``, which replaces the whole file -- and only a landscape file:
+    anything else at ``path`` is never deleted. With ``shard = (i, n)`` the file
+    is a shard file and only points ``i, i + n, i + 2n, ...`` are returned.
+    """
+    mine = np.arange(plan.n_points) if shard is None else np.arange(shard[0], plan.n_points, shard[1])
+    path = Path(path)
+    fingerprint = data_fingerprint(plan.task)
+    ident = scan_identity(config, plan)
+    if path.exists():
+        with open_file(path, "r") as f, damaged_as_error(path):
+            if not overwrite:  # (with overwrite, opening it proved it is a landscape file; it is replaced below)
+                check_task(f, path, plan.task, fingerprint)
+                if "scan" in f:
+                    stored = json.loads(f["scan"].attrs["identity"])
+                    if stored != ident:
+                        raise StoreError(f"{path}: holds a scan with another configuration "
+                                         f"({describe_difference(stored, ident)}); "
+                                         "use --overwrite to replace the file, or another --out")
+                    stored_shard = tuple(int(v) for v in f["scan"].attrs.get("shard", ()))
+                    if stored_shard != (tuple(shard) if shard else ()):
+                        raise StoreError(f"{path}: was written as shard {stored_shard or 'none'}, not "
+                                         f"{tuple(shard) if shard else 'none'}; use another --out")
+                    return _pending(f["scan/status"][()], mine)
+    if path.exists() and not overwrite:
+        with open_file(path, "a") as f:
+            set_root_config(f, "scan", config, plan.task.options)
+            _create(f, config, plan, ident, shard)
+        return mine
+    # a new file (or a replacement) is built beside the target and moved into place when complete
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open_file(tmp, "w") as f:
+            write_root(f, plan.task, fingerprint)
+            set_root_config(f, "scan", config, plan.task.options)
+            _create(f, config, plan, ident, shard)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return mine
+
+
+def _create(f: h5py.File, config, plan, ident: dict, shard=None) -> None:
+    K, R = len(plan.norm), config.restarts
+    g = f.create_group("scan")
+    if shard is not None:
+        g.attrs["shard"] = np.array(shard[:2], dtype=np.int64)
+        g.attrs["shard_description"] = ("this file is shard [index, count] of a larger scan: it computes the points "
+                                        "k * R + r = index, index + count, ...; `landscape merge` joins the shards")
+    g.attrs["description"] = ("Reduced loss landscape: for each norm, the training loss minimized over parameters "
+                              "whose constrained part has that L2 norm, with train and test metrics read at the minimizer.")
+    g.attrs["config"] = to_json({**dataclasses.asdict(config), "task_options": plan.task.options})
+    g.attrs["identity"] = to_json(ident)
+    g.attrs["w0"] = plan.w0
+    g.attrs["w0_description"] = "L2 norm of the constrained parameters at the default initialization (restart 0)"
+    g.attrs["method"] = config.method
+    g.attrs["method_label"] = plan.method_label
+    g.attrs["constrained_parameters"] = to_json([n for n, c in zip(plan.layout.names, plan.layout.constrained) if c])
+    g.attrs["classification"] = plan.task.classification
+
+    alpha = g.create_dataset("alpha", data=np.asarray(plan.alpha, dtype=np.float64))
+    alpha.attrs["units"] = "multiples of w0"
+    alpha.attrs["long_name"] = "norm / w0"
+    norm = g.create_dataset("norm", data=np.asarray(plan.norm, dtype=np.float64))
+    norm.attrs["units"] = "L2 norm"
+    norm.attrs["long_name"] = "L2 norm of the constrained parameters"
+    restart = g.create_dataset("restart", data=np.arange(R, dtype=np.int64))
+    restart.attrs["long_name"] = "independent initialization index"
+    for name, value in POINT_VALUES.items():
+        ds = g.create_dataset(name, shape=(K, R), dtype=value.dtype, fillvalue=value.fill)
+        ds.attrs["description"] = value.description
+    ds = g.create_dataset("status", shape=(K, R), dtype=STATUS_DTYPE, fillvalue=int(Status.PENDING))
+    ds.attrs["description"] = "pending = not computed yet, done = finished, diverged = a loss became NaN or inf"
+    if config.history:
+        h = g.create_group("history")
+        st = h.create_dataset("step", data=plan.history_steps)
+        st.attrs["long_name"] = "optimizer step"
+        for name in HISTORY:
+            ds = h.create_dataset(name, shape=(K, R, len(plan.history_steps)), dtype=np.float64, fillvalue=np.nan)
+            ds.attrs["description"] = f"full-data {name.replace('_', ' ')} recorded during the constrained optimization"
+    if config.save_params:
+        P = plan.layout.size
+        ds = g.create_dataset("params", shape=(K, R, P), dtype=np.float32, fillvalue=np.nan, chunks=(1, 1, P))
+        ds.attrs["description"] = "constrained minimizers, flattened in the order of the 'names' attribute"
+        ds.attrs["names"] = to_json(list(plan.layout.names))
+        ds.attrs["shapes"] = to_json([list(s) for s in plan.layout.shapes])
+        g.create_dataset("constrained", data=plan.layout.mask().numpy().astype(np.int8))
+    attach_scales(g)
+
+
+def attach_scales(g: h5py.Group) -> None:
+    """Make alpha, norm, restart (and history/step) dimension scales and attach them to every dataset."""
+    reset_scales(g)
+    alpha, norm, restart = g["alpha"], g["norm"], g["restart"]
+    for ds in (alpha, norm, restart):
+        ds.make_scale(ds.name.rsplit("/", 1)[1])
+    step = None
+    if "history" in g:
+        step = g["history/step"]
+        step.make_scale("step")
+    targets = [g[n] for n in (*POINT_VALUES, "status", "params") if n in g]
+    if step is not None:
+        targets += [g["history"][n] for n in HISTORY]
+    for ds in targets:
+        ds.dims[0].attach_scale(norm)
+        ds.dims[0].attach_scale(alpha)
+        ds.dims[1].attach_scale(restart)
+        if ds.ndim == 3 and step is not None and ds.name.startswith(g.name + "/history"):
+            ds.dims[2].attach_scale(step)
+
+
+def write_chunk(path: str | Path, result, restarts: int) -> None:
+    """Store one chunk of results; statuses are written last, then the file is closed."""
+    ks, rs = np.divmod(result.index, restarts)
+    with open_file(path, "r+") as f:
+        drop_analysis(f)
+        g = f["scan"]
+        for name in POINT_VALUES:
+            arr = g[name][()]
+            arr[ks, rs] = getattr(result, name)
+            g[name][...] = arr
+        if result.history is not None and "history" in g:
+            for name, values in zip(HISTORY, result.history):
+                for j, (k, r) in enumerate(zip(ks, rs)):
+                    g["history"][name][k, r, :] = values[j]
+        if result.params is not None and "params" in g:
+            for j, (k, r) in enumerate(zip(ks, rs)):
+                g["params"][k, r, :] = result.params[j]
+        f.flush()
+        status = g["status"][()]
+        status[ks, rs] = result.status
+        g["status"][...] = status
+        f.flush()
+
+
+def read_scan(path: str | Path) -> dict[str, Any] | None:
+    """Everything under ``/scan`` as numpy arrays and plain values, or None if the file has no scan."""
+    with open_file(path, "r") as f, damaged_as_error(path):
+        if "scan" not in f:
+            return None
+        g = f["scan"]
+        out = {k: g[k][()] for k in ("alpha", "norm", *POINT_VALUES)}
+        out["status"] = g["status"][()].astype(np.int8)
+        out["w0"] = float(g.attrs["w0"])
+        out["config"] = json.loads(g.attrs["config"])
+        out["method_label"] = str(g.attrs.get("method_label", out["config"]["method"]))
+        out["classification"] = bool(g.attrs["classification"])
+        out["task"] = str(f.attrs["task"])
+        if "history" in g:
+            out["history"] = {k: g["history"][k][()] for k in ("step", *HISTORY)}
+        return out
+
+
+def merge_scans(holders: list[tuple[h5py.File, Path]], dst: h5py.File) -> tuple[int, list[tuple[float, int]]]:
+    """Join the ``/scan`` of every holder into ``dst``: each point from the file that finished it.
+
+    Returns ``(points done, missing points as (alpha, restart))``; raises ``StoreError``
+    when two files finished one point with different results.
+    """
+    src = holders[0][0]
+    src.copy(src["scan"], dst, name="scan")
+    g = dst["scan"]
+    for key in ("shard", "shard_description"):
+        if key in g.attrs:
+            del g.attrs[key]
+    pending = int(Status.PENDING)
+    status = np.full(g["status"].shape, pending, dtype=np.int8)
+    values = {k: np.full(g[k].shape, g[k].fillvalue, dtype=g[k].dtype) for k in POINT_VALUES}
+    extra = [k for k in EXTRAS if k in g]
+    extras = {k: np.full(g[k].shape, g[k].fillvalue, dtype=g[k].dtype) for k in extra}
+    owner = np.full(status.shape, -1)
+    for j, (f, p) in enumerate(holders):
+        s = f["scan/status"][()].astype(np.int8)
+        done = s != pending
+        if not done.any():
+            continue
+        vals = {k: f["scan"][k][()] for k in POINT_VALUES}
+        ex = {k: f["scan"][k][()] for k in extra}
+        for k, r in zip(*np.nonzero(done & (owner >= 0))):
+            same = s[k, r] == status[k, r] and all(
+                np.array_equal(vals[n][k, r], values[n][k, r], equal_nan=True) for n in POINT_VALUES)
+            if not same:
+                raise StoreError(f"merge: point (alpha={float(g['alpha'][k]):.4g}, restart {r}) was computed by both "
+                                 f"{holders[owner[k, r]][1]} and {p} with different results")
+        take = done & (owner < 0)
+        status[take] = s[take]
+        owner[take] = j
+        for n in POINT_VALUES:
+            values[n][take] = vals[n][take]
+        for n in extra:
+            extras[n][take] = ex[n][take]
+    for n in POINT_VALUES:
+        g[n][...] = values[n]
+    for n in extra:
+        g[n][...] = extras[n]
+    g["status"][...] = status
+    attach_scales(g)
+    alpha = g["alpha"][()]
+    return int((status != pending).sum()), [(float(alpha[k]), int(r)) for k, r in zip(*np.nonzero(status == pending))]
+
+
+def copy_scan(src: h5py.File, dst: h5py.File) -> None:
+    """Copy ``/scan`` as it is (its dimension scales rebuilt)."""
+    src.copy(src["scan"], dst, name="scan")
+    attach_scales(dst["scan"])

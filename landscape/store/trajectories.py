@@ -1,0 +1,234 @@
+"""``/trajectories/NAME``: free-training runs, their logged series and their checkpoints.
+
+A trajectory group holds the ``step`` dimension scale, one 1-D dataset per
+logged series (named as the metric that produced it, ``landscape.metrics``; a
+family ``name/key`` is a subgroup ``name`` with one dataset per key) and two
+checkpoint slots. Which series exist is read from the file, so files written
+before a metric existed read as they are: that series is absent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..state import TrainState
+from ..status import Status
+from .format import (StoreError, attrs_of, check_task, damaged_as_error, data_fingerprint, describe_difference,
+                     drop_analysis, open_file, reset_scales, root_or_check, set_root_config, to_json)
+
+CHECKPOINT_SLOTS = ("checkpoint_a", "checkpoint_b")
+CHECKPOINT_ARRAYS = ("theta", "m", "v")  # TrainState fields stored per member, [P] float32
+DESCRIPTION = "free-training runs (AdamW), one group per trajectory"
+
+
+def series_names(g: h5py.Group) -> list[str]:
+    """The logged series of a trajectory group: every dataset along ``step`` (``family/key`` inside subgroups)."""
+    names = []
+    for key, obj in g.items():
+        if key == "step" or key in CHECKPOINT_SLOTS:
+            continue
+        if isinstance(obj, h5py.Dataset):
+            names.append(key)
+        else:
+            names += [f"{key}/{k}" for k, ds in obj.items() if isinstance(ds, h5py.Dataset)]
+    return names
+
+
+def _new_series(g: h5py.Group, name: str, units: str, description: str, length: int = 0) -> h5py.Dataset:
+    ds = g.create_dataset(name, shape=(length,), maxshape=(None,), dtype=np.float64, chunks=(256,),
+                          fillvalue=np.nan)
+    ds.attrs["description"] = description
+    if units:
+        ds.attrs["units"] = units
+    ds.dims[0].attach_scale(g["step"])
+    return ds
+
+
+def attach_scales(g: h5py.Group) -> None:
+    """Make ``step`` the dimension scale of every series of a trajectory group."""
+    reset_scales(g)
+    g["step"].make_scale("step")
+    for name in series_names(g):
+        g[name].dims[0].attach_scale(g["step"])
+
+
+def prepare_trajectories(path: str | Path, config, plan, overwrite: bool = False) -> dict[str, TrainState | None]:
+    """Create or reopen the trajectory groups of ``plan``; return ``{name: one-row TrainState or None}``.
+
+    A trajectory that exists with other settings is refused unless ``overwrite``
+    (which replaces that trajectory only). Series logged after the last
+    checkpoint are dropped, since the run resumes from that checkpoint.
+    """
+    path = Path(path)
+    fingerprint = data_fingerprint(plan.task)
+    ident = json.loads(to_json(config.identity()))
+    if path.exists():
+        with open_file(path, "r") as f, damaged_as_error(path):
+            check_task(f, path, plan.task, fingerprint)
+            for m in plan.members:
+                key = f"trajectories/{m.name}"
+                if key in f and not overwrite:
+                    stored = json.loads(f[key].attrs["identity"])
+                    if stored != ident:
+                        raise StoreError(f"{path}: trajectory {m.name} exists with other settings "
+                                         f"({describe_difference(stored, ident)}); use --overwrite to replace it, "
+                                         "or another --out")
+    new = not path.exists()
+    states = {}
+    try:
+        with open_file(path, "a") as f:
+            root_or_check(f, path, plan.task, fingerprint)
+            set_root_config(f, "train", config, plan.task.options)
+            top = f.require_group("trajectories")
+            top.attrs["description"] = DESCRIPTION
+            for m in plan.members:
+                if m.name in top and overwrite:
+                    del top[m.name]
+                if m.name in top:
+                    states[m.name] = _reopen(top[m.name])
+                else:
+                    _create(top, m, config, plan, ident)
+                    states[m.name] = None
+    except BaseException:
+        if new:
+            path.unlink(missing_ok=True)
+        raise
+    return states
+
+
+def _create(top: h5py.Group, member, config, plan, ident: dict) -> None:
+    g = top.create_group(member.name)
+    g.attrs["description"] = ("free training with AdamW (decoupled weight decay) from the default initialization "
+                              "multiplied by init_scale on the constrained parameters")
+    g.attrs["weight_decay"] = member.weight_decay
+    g.attrs["init_scale"] = member.init_scale
+    g.attrs["seed"] = member.seed
+    g.attrs["lr"] = config.lr
+    g.attrs["steps"] = config.steps
+    g.attrs["batch_size"] = config.batch_size or 0
+    g.attrs["batch_size_description"] = "0 = full batch"
+    g.attrs["config"] = to_json({**dataclasses.asdict(config), "task_options": plan.task.options})
+    g.attrs["identity"] = to_json(ident)
+    g.attrs["classification"] = plan.task.classification
+    g.attrs["checkpoint_step"] = -1
+    g.attrs["status"] = Status.RUNNING.label
+    step = g.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
+    step.attrs["long_name"] = "optimizer step"
+    step.make_scale("step")
+    for name, (units, desc) in plan.series.items():
+        _new_series(g, name, units, desc)
+
+
+def _reopen(g: h5py.Group) -> TrainState | None:
+    """The last checkpoint of a trajectory (or None), dropping series logged after it."""
+    step = int(g.attrs["checkpoint_step"])
+    keep = int(np.searchsorted(g["step"][()], step, side="right")) if step >= 0 else 0
+    for name in ("step", *series_names(g)):
+        g[name].resize((keep,))
+    if step < 0:
+        return None
+    for slot in CHECKPOINT_SLOTS:
+        if slot in g and int(g[slot].attrs["step"]) == step:
+            c = g[slot]
+            return TrainState(step, *(c[k][()][None] for k in CHECKPOINT_ARRAYS), int(c.attrs["adam_t"]))
+    raise StoreError(f"trajectory {g.name}: no checkpoint matches checkpoint_step {step}")
+
+
+def write_trajectories(path: str | Path, names: list[str], state: TrainState, log_steps: list[int],
+                       series: dict[str, np.ndarray], done: bool, meta: dict[str, tuple[str, str]] | None = None) -> None:
+    """Append logged rows (``series[name]: [M, n]``) and store ``state`` as each named trajectory's checkpoint.
+
+    Row ``j`` of the state and of every series belongs to ``names[j]``. The
+    checkpoint step and the status are written last. A series the group does
+    not hold yet (a file written before its metric existed) is created, NaN for
+    the rows logged before; ``meta`` gives its units and description.
+    """
+    state = state.numpy()
+    with open_file(path, "r+") as f:
+        drop_analysis(f)
+        for j, name in enumerate(names):
+            g = f["trajectories"][name]
+            n0 = g["step"].shape[0]
+            n1 = n0 + len(log_steps)
+            for key in series:
+                if key not in g:
+                    units, desc = (meta or {}).get(key, ("", key))
+                    _new_series(g, key, units, desc, n0)
+            for key in ("step", *series_names(g)):
+                g[key].resize((n1,))
+            g["step"][n0:n1] = log_steps
+            for key, values in series.items():
+                g[key][n0:n1] = values[j]
+            # write the slot that does not hold the current checkpoint: a kill mid-write leaves that one intact
+            current = int(g.attrs["checkpoint_step"])
+            slot = next(n for n in CHECKPOINT_SLOTS if n not in g or int(g[n].attrs["step"]) != current)
+            c = g.require_group(slot)
+            c.attrs["description"] = ("state to resume from: parameters and AdamW moments after 'step' steps; "
+                                      "the slot whose step equals the trajectory's checkpoint_step is current")
+            c.attrs["step"] = -1
+            for key in CHECKPOINT_ARRAYS:
+                value = getattr(state, key)[j]
+                if key in c:
+                    c[key][...] = value
+                else:
+                    c.create_dataset(key, data=value)
+            c.attrs["adam_t"] = state.adam_t
+            c.attrs["step"] = state.step
+        f.flush()
+        for name in names:
+            g = f["trajectories"][name]
+            g.attrs["checkpoint_step"] = state.step
+            g.attrs["status"] = (Status.DONE if done else Status.RUNNING).label
+        f.flush()
+
+
+def _read(name: str, g: h5py.Group) -> dict[str, Any]:
+    t = {"name": name, **attrs_of(g, skip=("config", "identity", "description"))}
+    t["config"] = json.loads(g.attrs["config"])
+    t["step"] = g["step"][()]
+    t["series"] = series_names(g)
+    for key in t["series"]:
+        t[key] = g[key][()]
+    return t
+
+
+def read_trajectories(path: str | Path) -> list[dict[str, Any]]:
+    """Every trajectory as a dict of its attributes and series (numpy arrays); ``series`` lists the series."""
+    with open_file(path, "r") as f, damaged_as_error(path):
+        if "trajectories" not in f:
+            return []
+        return [_read(name, g) for name, g in f["trajectories"].items()]
+
+
+def series_meta(path: str | Path) -> dict[str, tuple[str, str]]:
+    """``{series: (units, description)}`` over every trajectory of the file, for tables and figures."""
+    out = {}
+    with open_file(path, "r") as f, damaged_as_error(path):
+        for g in (f["trajectories"].values() if "trajectories" in f else []):
+            for key in series_names(g):
+                ds = g[key]
+                out.setdefault(key, (str(ds.attrs.get("units", "")), str(ds.attrs.get("description", key))))
+    return out
+
+
+def finished(g: h5py.Group) -> tuple[bool, int]:
+    """``(done, checkpoint step)`` of a trajectory group: how far it got, to pick the best copy."""
+    return Status.from_label(str(g.attrs["status"])) is Status.DONE, int(g.attrs["checkpoint_step"])
+
+
+def same_results(a: h5py.Group, b: h5py.Group) -> bool:
+    """Whether two copies of a trajectory logged the same values."""
+    keys = ["step", *sorted(set(series_names(a)) | set(series_names(b)))]
+    return all(k in a and k in b and np.array_equal(a[k][()], b[k][()], equal_nan=True) for k in keys)
+
+
+def copy_trajectory(g: h5py.Group, top: h5py.Group, name: str) -> None:
+    """Copy one trajectory group into ``top`` (its dimension scales rebuilt)."""
+    g.file.copy(g, top, name=name)
+    attach_scales(top[name])

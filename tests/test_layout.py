@@ -1,0 +1,74 @@
+"""The architecture as the imports show it: every arrow points down, and no module grows past its concept."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parent.parent / "landscape"
+
+# Level of each module (a package counts for all its files); imports must point to a lower level.
+LEVELS = {
+    "landscape": 0, "plain": 0, "status": 0, "state": 0, "grid": 0, "memory": 0, "tasks": 0, "config": 0,
+    "sphere": 0,
+    "optim": 1, "mlp": 1, "store": 1, "report": 1,
+    "ensemble": 2, "plot": 2, "cluster": 2,
+    "loop": 3, "metrics": 3,
+    "scan": 4, "train": 4, "analysis": 4,
+    "commands": 5,
+    "cli": 6, "__main__": 7,
+}
+
+
+def _module(path: Path) -> str:
+    rel = path.relative_to(PACKAGE)
+    return rel.parts[0].removesuffix(".py") if rel.parts[0] != "__init__.py" else "landscape"
+
+
+def _imports(path: Path) -> set[str]:
+    """The top-level landscape modules that ``path`` imports (relative or absolute, anywhere in the file)."""
+    here = path.relative_to(PACKAGE).parts[:-1]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = list(here[:len(here) - node.level + 1]) + (node.module.split(".") if node.module else [])
+                if parts:
+                    out.add(parts[0])
+                else:  # from . import a, b: modules, or attributes of the package itself
+                    out.update(a.name if (PACKAGE / f"{a.name}.py").exists() or (PACKAGE / a.name).is_dir()
+                               else "landscape" for a in node.names)
+            elif node.module and node.module.split(".")[0] == "landscape":
+                parts = node.module.split(".")
+                out.update([parts[1]] if len(parts) > 1 else [a.name for a in node.names])
+        elif isinstance(node, ast.Import):
+            out.update(a.name.split(".")[1] for a in node.names if a.name.startswith("landscape."))
+    return out
+
+
+FILES = sorted(PACKAGE.rglob("*.py"))
+
+
+def test_every_module_has_a_level():
+    assert {_module(p) for p in FILES} <= set(LEVELS)
+
+
+@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(PACKAGE)) for p in FILES])
+def test_imports_point_down(path):
+    me = _module(path)
+    for other in _imports(path) - {me}:
+        assert other in LEVELS, f"{path.name} imports unknown module {other}"
+        assert LEVELS[other] < LEVELS[me] or (other, me) == ("landscape", "landscape"), \
+            f"{path.relative_to(PACKAGE)} ({me}, level {LEVELS[me]}) imports {other} (level {LEVELS[other]})"
+
+
+def test_store_knows_nothing_of_the_computations():
+    for path in (PACKAGE / "store").glob("*.py"):
+        assert not _imports(path) & {"scan", "train", "loop", "ensemble", "metrics", "commands", "cli"}, path.name
+
+
+@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(PACKAGE)) for p in FILES])
+def test_modules_stay_small(path):
+    if path.name == "analysis.py":
+        return  # the analysis is one concept with many small estimators
+    assert len(path.read_text().splitlines()) <= 420, path.name
