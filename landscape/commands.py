@@ -61,7 +61,7 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
             print(f"resuming {path}: {mine - len(todo)} of {mine} points already done", file=sys.stderr)
         bar = _bar(len(todo) * cfg.steps, "scan", quiet)
         for chunk in scan_mod.chunks(todo, size):
-            result = scan_mod.run_chunk(plan, chunk, device=cfg.device, engine=cfg.engine, on_progress=bar.update)
+            result = scan_mod.run_chunk(plan, chunk, on_progress=bar.update)
             with term.critical():
                 store.write_chunk(path, result, cfg.restarts)
     bar.close()
@@ -106,16 +106,9 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
         bar = _bar(total, "train", quiet)
         for start, part in [(start, group[i:i + size]) for start, group in sorted(groups.items())
                             for i in range(0, len(group), size)]:
-            names = [m.name for m in part]
             state = (train_mod.fresh_state(plan, part) if start == 0
-                     else TrainState.stack([states[n] for n in names]))
-
-            def save(st, log, names=names):
-                with term.critical():
-                    store.write_trajectories(path, names, st, log.step, log.arrays(plan.series, len(names)),
-                                             done=st.step >= cfg.steps, meta=plan.series)
-
-            train_mod.run(plan, part, state, device=cfg.device, engine=cfg.engine, on_checkpoint=save,
+                     else TrainState.stack([states[m.name] for m in part]))
+            train_mod.run(plan, part, state, on_checkpoint=train_mod.saver(path, plan, part, term.critical),
                           on_progress=bar.update, should_stop=lambda: term.requested)
             if term.requested:
                 break

@@ -110,17 +110,19 @@ def _to_np(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
 
 
-def run_chunk(plan: Plan, index: np.ndarray, device="cpu", engine: str = "auto",
+def run_chunk(plan: Plan, index: np.ndarray, device=None, engine: str | None = None,
               on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
               on_progress: Callable[[int], None] | None = None) -> ChunkResult:
     """Optimize the points ``index`` and return their results.
 
     ``on_step(step, theta, target)`` is called after every step (tests use it to
     check the constraint); ``on_progress(n)`` reports ``n`` point-steps done.
-    The ``loop`` engine computes one point after the other, each alone.
+    ``device`` and ``engine`` default to the config's; the ``loop`` engine
+    computes one point after the other, each alone.
     """
     index = np.asarray(index, dtype=np.int64)
-    worker = Worker(plan.task, plan.module, plan.layout, engine, device)
+    engine = engine or plan.config.engine
+    worker = Worker(plan.task, plan.module, plan.layout, engine, device or plan.config.device)
     if engine == "loop":
         return concat([_optimize(plan, worker, index[j:j + 1], on_step, on_progress) for j in range(len(index))])
     return _optimize(plan, worker, index, on_step, on_progress)

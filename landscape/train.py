@@ -13,13 +13,14 @@ so members that differ only in weight decay or init scale see the same batches.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
 
-from . import metrics, optim
+from . import metrics, optim, store
 from .config import Member, TrainConfig
 from .ensemble import Layout
 from .loop import Worker, chunk_size, derived_seed, init_params, model_of
@@ -88,7 +89,7 @@ class Log:
         return len(self.step)
 
 
-def run(plan: TrainPlan, group: list[Member], state: TrainState, device="cpu", engine: str = "auto",
+def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, engine: str | None = None,
         on_checkpoint: Callable[[TrainState, Log], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
         should_stop: Callable[[], bool] | None = None) -> TrainState:
@@ -98,9 +99,10 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device="cpu", e
     receives the state and the metrics logged since the previous checkpoint.
     When ``should_stop()`` turns true, the current state is checkpointed and
     the run returns early (a resumed run continues exactly from there).
+    ``device`` and ``engine`` default to the config's.
     """
     cfg = plan.config
-    worker = Worker(plan.task, plan.module, plan.layout, engine, device)
+    worker = Worker(plan.task, plan.module, plan.layout, engine or cfg.engine, device or cfg.device)
     dev = worker.device
     wd = torch.tensor([m.weight_decay for m in group], dtype=torch.float32, device=dev)[:, None]
     theta = torch.as_tensor(state.theta).to(dev)
@@ -136,6 +138,17 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device="cpu", e
     if t in logged:
         record(t)
     return checkpoint(t)
+
+
+def saver(path, plan: TrainPlan, group: list[Member], guard=contextlib.nullcontext):
+    """An ``on_checkpoint`` for :func:`run` that stores the group's log and state in ``path`` (inside ``guard()``)."""
+    names = [m.name for m in group]
+
+    def save(state: TrainState, log: Log) -> None:
+        with guard():
+            store.write_trajectories(path, names, state, log.step, log.arrays(plan.series, len(names)),
+                                     done=state.step >= plan.config.steps, meta=plan.series)
+    return save
 
 
 def members_per_chunk(plan: TrainPlan) -> int:

@@ -9,14 +9,14 @@ PACKAGE = Path(__file__).parent.parent / "landscape"
 
 # Level of each module (a package counts for all its files); imports must point to a lower level.
 LEVELS = {
-    "landscape": 0, "plain": 0, "status": 0, "state": 0, "grid": 0, "memory": 0, "tasks": 0, "config": 0,
-    "sphere": 0,
-    "optim": 1, "mlp": 1, "store": 1, "report": 1,
-    "ensemble": 2, "plot": 2, "cluster": 2,
-    "loop": 3, "metrics": 3,
-    "scan": 4, "train": 4, "analysis": 4,
-    "commands": 5,
-    "cli": 6, "__main__": 7,
+    "landscape": 0, "plain": 0, "status": 0, "state": 0, "grid": 0, "memory": 0,
+    "config": 1, "tasks": 1, "sphere": 1,
+    "optim": 2, "mlp": 2, "store": 2, "report": 2,
+    "ensemble": 3, "plot": 3, "cluster": 3,
+    "loop": 4, "metrics": 4,
+    "scan": 5, "train": 5, "analysis": 5,
+    "commands": 6,
+    "cli": 7, "__main__": 8,
 }
 
 

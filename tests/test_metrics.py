@@ -68,10 +68,11 @@ def test_a_file_written_before_a_metric_existed_reads_and_resumes(tmp_path, caps
     store.prepare_trajectories(old, cfg, plan)
     names = [m.name for m in plan.members]
     calls = []
+    write = train.saver(old, plan, plan.members)
 
     def save(st, log):
         calls.append(st.step)
-        store.write_trajectories(old, names, st, log.step, log.arrays(plan.series, len(names)), done=False)
+        write(st, log)
 
     train.run(plan, plan.members, train.fresh_state(plan, plan.members), on_checkpoint=save,
               should_stop=lambda: len(calls) >= 1)

@@ -312,10 +312,11 @@ def test_interrupted_checkpoint_write_leaves_the_previous_checkpoint_usable(tmp_
     store.prepare_trajectories(out, cfg, plan)
     names = [m.name for m in plan.members]
     calls = []
+    write = train.saver(out, plan, plan.members)
 
     def save(st, log):
         calls.append(st.step)
-        store.write_trajectories(out, names, st, log.step, log.arrays(plan.series, len(names)), done=False)
+        write(st, log)
 
     train.run(plan, plan.members, train.fresh_state(plan, plan.members), on_checkpoint=save,
               should_stop=lambda: len(calls) >= 2)  # checkpoints at 100 and 200, then one at the stop
