@@ -26,12 +26,12 @@ def test_group_norms_are_logged_for_every_trajectory(tmp_path, capsys):
         assert len(t["group_norm/0"]) == len(t["step"]) == 7
     with h5py.File(out) as f:
         ds = f[f"trajectories/{trajs[0]['name']}/group_norm/0"]
-        assert "top-level module 0" in ds.attrs["description"] and ds.attrs["units"] == "L2 norm"
+        assert "module 0 (parameters 0.*)" in ds.attrs["description"] and ds.attrs["units"] == "L2 norm"
         assert ds.dims[0][0].name.endswith("/step")  # the step dimension scale is attached
     capsys.readouterr()
     assert main(["info", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "group_norm/0" in text and "top-level module 2" in text
+    assert "group_norm/0" in text and "module 2 (parameters 2.*)" in text
     assert main(["plot", str(out), "-o", str(tmp_path / "t.png")]) == 0
     assert (tmp_path / "t-metrics.png").stat().st_size > 1000
 

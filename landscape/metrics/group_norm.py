@@ -22,7 +22,7 @@ def groups(layout) -> dict[str, list[tuple[int, int]]]:
     return out
 
 
-@metric("group_norm", "L2 norm of the parameters of top-level module {key} (parameters named {key}.*)", "L2 norm",
+@metric("group_norm", "L2 norm of one top-level parameter group: module {key} (parameters {key}.*)", "L2 norm",
         keys=lambda layout: list(groups(layout)))
 def group_norm(ctx):
     return {g: torch.stack([ctx.theta[:, a:b].square().sum(-1) for a, b in spans]).sum(0).sqrt()
