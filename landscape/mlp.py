@@ -32,9 +32,9 @@ def _tanh_(z: torch.Tensor) -> torch.Tensor:
 
 # The derivatives below overwrite both arguments: ``Chain.grad`` hands them its
 # own temporaries, the incoming gradient ``d`` and the layer output ``y``, which
-# nothing reads afterwards. Two in-place passes are about as fast as a fused
-# out-of-place kernel; a boolean mask (``d * (y > 0)``) would be several times
-# slower, since the product of a float and a bool tensor is not vectorized.
+# nothing reads afterwards. On CPU their two in-place passes are as fast as
+# torch's fused ``*_backward`` kernels or faster; a boolean mask
+# (``d * (y > 0)``, ``torch.where``, ``masked_fill``) is 2-4 times slower.
 
 
 def _relu_grad_(d: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
