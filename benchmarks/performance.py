@@ -94,7 +94,7 @@ import time
 import numpy as np
 import torch
 
-from landscape import scan, train
+from landscape import loop, scan, train
 from landscape.config import ScanConfig, TrainConfig
 from landscape.tasks import get_task
 
@@ -192,7 +192,7 @@ def case_scan(spec: dict) -> dict:
     plan = scan.make_plan(cfg, task)
     points = scan_points(plan.n_points, spec.get("points"))
     chunk = scan.auto_chunk(plan) if spec.get("chunk") == "auto" else len(points)
-    parts = scan.chunks(points, chunk)
+    parts = loop.chunks(points, chunk)
     warm = scan.make_plan(dataclasses.replace(cfg, steps=2), task)
     scan.run_chunk(warm, parts[0], device=device, engine=spec["engine"])
     sync(device)

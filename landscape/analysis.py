@@ -48,7 +48,6 @@ from scipy import stats
 from .plain import plain
 from .status import Status
 
-DONE = Status.DONE
 
 TARGETS = {
     "w_c": "critical norm (knee of the L)",
@@ -243,7 +242,7 @@ class _Curves:
 
 
 def _curves(scan: dict) -> _Curves:
-    ok = (np.asarray(scan["status"]) == DONE) & np.isfinite(scan["train_loss"])
+    ok = (np.asarray(scan["status"]) == Status.DONE) & np.isfinite(scan["train_loss"])
     keep = ok.any(axis=1)
     norm = np.asarray(scan["norm"], dtype=float)[keep]
     ok = ok[keep]
@@ -748,7 +747,7 @@ def analyze(scan: dict | None, trajectories: list[dict], criteria: Criteria = Cr
     s = None
     if scan is None:
         messages.append("no scan: w_c, w*, the Goldilocks zone and the predictions need one")
-    elif not ((np.asarray(scan["status"]) == DONE) & np.isfinite(scan["train_loss"])).any():
+    elif not ((np.asarray(scan["status"]) == Status.DONE) & np.isfinite(scan["train_loss"])).any():
         messages.append("the scan has no finished point (all pending or diverged): nothing to read from it")
     else:
         s = analyze_scan(scan, criteria)

@@ -3,24 +3,25 @@
 Options of ``scan`` and ``train`` are built from the declarations in
 ``landscape.config`` (type, range, default and help of each field), so a flag
 and a TOML key always accept the same values. Bad input of any kind arrives
-here as ``ValueError`` and is printed as one line on stderr with exit code 2.
+here as ``BadInput`` and is printed as one line on stderr with exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from pathlib import Path
 
 from . import __version__, commands, config
 from .config import ScanConfig, TrainConfig
-from .plain import one_line
+from .plain import BadInput, one_line
 
 EXIT_USAGE = 2
 
 
-class UsageError(ValueError):
+class UsageError(BadInput):
     """Bad command-line syntax (raised by the parser instead of printing usage)."""
 
 
@@ -59,22 +60,29 @@ def _task_opt(text):
     return key.strip(), value.strip()
 
 
-def _field(p: argparse.ArgumentParser, cls, name: str, *aliases: str, metavar: str | None = None) -> None:
+class _Formatter(argparse.HelpFormatter):
+    """Help that lists a registry's choices with what each one is (read only when --help is asked for)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if isinstance(action.choices, config.Registry):
+            text += f" ({action.choices.describe()})"
+        return text
+
+
+def _field(p: argparse.ArgumentParser, cls, name: str) -> None:
     """The option ``--name`` for config field ``name``: parsed, checked and documented by its declared rule."""
     rule, default = config.rule(cls, name), config.default(cls, name)
     flag = "--" + name.replace("_", "-")
     help_text = rule.help
     if default is not None and default is not False:
         shown = ",".join(map(str, default)) if isinstance(default, list) else default
-        help_text += f" (default {shown})"
+        help_text += f"; default {shown}"
     if rule.kind is bool:
-        p.add_argument(flag, *aliases, action="store_true", default=None, help=help_text)
-        return
-    if rule.choices is not None:
-        p.add_argument(flag, *aliases, type=rule.parse(flag), choices=rule.choices, metavar=metavar or "NAME",
+        p.add_argument(flag, action="store_true", default=None, help=help_text)
+    else:
+        p.add_argument(flag, type=rule.parse(flag), choices=rule.choices, metavar=rule.metavar or "NAME",
                        help=help_text)
-        return
-    p.add_argument(flag, *aliases, type=rule.parse(flag), metavar=metavar, help=help_text)
 
 
 def _run_options(p: argparse.ArgumentParser, cls, shard_help: str) -> None:
@@ -92,26 +100,29 @@ def _run_options(p: argparse.ArgumentParser, cls, shard_help: str) -> None:
                    "auto: from a Slurm job array or MPI")
 
 
-SCAN_FIELDS = ("norms", "absolute", "restarts", "steps", "lr", "batch_size", "seed", "method", "constrain",
-               "history", "save_params", "chunk")
-TRAIN_FIELDS = ("init_scale", "weight_decay", "seeds", "lr", "steps", "batch_size", "constrain", "log_every",
-                "log_points", "checkpoint_every", "chunk")
-METAVARS = {"norms": "SPEC", "init_scale": "A[,A...]", "weight_decay": "WD[,WD...]", "seeds": "S[,S...]",
-            "history": "N", "log_every": "N", "log_points": "N", "checkpoint_every": "N", "constrain": "GLOB"}
+RUN_FIELDS = ("task", "task_options", "device", "engine")  # added by _run_options, with the shared options
+
+
+def _fields(p: argparse.ArgumentParser, cls) -> None:
+    """One option for every other field of ``cls``, in declaration order."""
+    for name in config.field_names(cls):
+        if name not in RUN_FIELDS:
+            _field(p, cls, name)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="landscape", description="Reduced loss landscapes (Omnigrok's L/U curves) for grokking studies.")
+    p = _Parser(prog="landscape", description="Reduced loss landscapes (Omnigrok's L/U curves) for grokking studies.",
+                formatter_class=_Formatter)
     p.add_argument("--version", action="version", version=f"landscape {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=functools.partial(
+        _Parser, formatter_class=_Formatter))
     sub.required = True
 
     s = sub.add_parser("scan", help="build the reduced landscape (train/test loss against weight norm)",
                        description="Minimize the training loss on spheres ||theta|| = w for a grid of norms "
                                    "and store train/test metrics at each constrained minimizer.")
     _run_options(s, ScanConfig, "compute only shard I of N (interleaved points)")
-    for name in SCAN_FIELDS:
-        _field(s, ScanConfig, name, metavar=METAVARS.get(name))
+    _fields(s, ScanConfig)
     s.add_argument("--overwrite", action="store_true", help="replace an output file that holds another experiment")
 
     t = sub.add_parser("train", help="free-training trajectories (AdamW) stored next to the scan",
@@ -119,8 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "accuracies over steps. Lists sweep: every (weight decay, init scale, seed) "
                                    "combination is one trajectory, all trained as one ensemble.")
     _run_options(t, TrainConfig, "train only shard I of N of the sweep's trajectories")
-    for name in TRAIN_FIELDS:
-        _field(t, TrainConfig, name, metavar=METAVARS.get(name))
+    _fields(t, TrainConfig)
     t.add_argument("--overwrite", action="store_true", help="replace trajectories of the same name with other settings")
 
     mg = sub.add_parser("merge", help="join shard files into one file",
@@ -240,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         args.args = rest
         return COMMANDS[args.command](args)
-    except ValueError as e:  # bad input: ConfigError, StoreError, TaskError, UsageError, the grid's messages
+    except BadInput as e:  # ConfigError, StoreError, TaskError, UsageError, validation messages
         msg = one_line(e)
         print(msg if msg.startswith("landscape") else f"landscape: error: {msg}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,44 +1,34 @@
 """What each ``landscape`` command does, given validated settings: the CLI parses, these run.
 
 Each command is a function of explicit arguments that returns an exit code.
-Bad input is raised as ``ValueError`` (``ConfigError``, ``StoreError``,
-``TaskError`` and the grid's own) with a one-line message; ``landscape.cli``
-prints it and exits 2.
+Bad input is raised as ``BadInput`` (``ConfigError``, ``StoreError``,
+``TaskError``, or a validation message converted by ``bad_input()``) with a
+one-line message; ``landscape.cli`` prints it and exits 2.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from pathlib import Path
 
 from . import cluster
 from .config import ScanConfig, TrainConfig
-from .plain import one_line, to_json
-
-
-@contextlib.contextmanager
-def user_code(prefix: str):
-    """Any exception from the user's task code becomes one ``ValueError`` line starting with ``prefix``."""
-    try:
-        yield
-    except ValueError as e:
-        raise ValueError(one_line(e)) from None
-    except Exception as e:  # noqa: BLE001 -- user-supplied task code can raise anything
-        raise ValueError(f"{prefix}{type(e).__name__}: {one_line(e)}") from None
+from .plain import BadInput, bad_input, to_json
 
 
 def _plan(cfg, shard_spec: str | None, make_plan, auto_chunk):
     """Resolve the task, the plan, the chunk size and the shard."""
     from .tasks import get_task
 
-    task = get_task(cfg.task, cfg.task_options)
-    cfg.task_options = task.options
-    with user_code(f"task {cfg.task!r}: "):
+    with bad_input():
+        task = get_task(cfg.task, cfg.task_options)
+        cfg.task_options = task.options
+    with bad_input(f"task {cfg.task!r}: "):
         plan = make_plan(cfg, task)
         size = cfg.chunk or auto_chunk(plan)
-    return plan, size, cluster.resolve(shard_spec)
+    with bad_input():
+        return plan, size, cluster.resolve(shard_spec)
 
 
 def _bar(total: int, desc: str, quiet: bool):
@@ -48,25 +38,26 @@ def _bar(total: int, desc: str, quiet: bool):
 
 
 def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bool = False, quiet: bool = False) -> int:
-    from . import report, scan as scan_mod, store
+    from . import loop, report, scan as scan_mod, store
 
     plan, size, shard = _plan(cfg, shard_spec, scan_mod.make_plan, scan_mod.auto_chunk)
     path = out if shard is None else cluster.shard_path(out, shard[0], shard[1])
     # The handler is in place before the file exists: a SIGTERM at any point leaves it whole.
     with cluster.Termination(immediate=True) as term:
-        with term.critical():
+        with term.critical(), bad_input():
             todo = store.prepare_scan(path, cfg, plan, overwrite=overwrite, shard=shard and shard[:2])
         mine = plan.n_points if shard is None else len(range(shard[0], plan.n_points, shard[1]))
         if mine - len(todo) and not quiet:
             print(f"resuming {path}: {mine - len(todo)} of {mine} points already done", file=sys.stderr)
         bar = _bar(len(todo) * cfg.steps, "scan", quiet)
-        for chunk in scan_mod.chunks(todo, size):
+        for chunk in loop.chunks(todo, size):
             result = scan_mod.run_chunk(plan, chunk, on_progress=bar.update)
-            with term.critical():
+            with term.critical(), bad_input():
                 store.write_chunk(path, result, cfg.restarts)
     bar.close()
     if shard is not None and shard[2] == "mpi":
-        cluster.mpi_merge(out, shard, quiet)
+        with bad_input():
+            cluster.mpi_merge(out, shard, quiet)
     if not quiet and shard is None:
         print(report.summary_table(store.read_scan(path)))
     if not quiet:
@@ -89,11 +80,13 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
         if not plan.members:
             print(f"shard {shard[0]}/{shard[1]} has no trajectories (the sweep has fewer members)", file=sys.stderr)
             if shard[2] == "mpi":
-                cluster.mpi_merge(out, shard, quiet)
+                with bad_input():
+                    cluster.mpi_merge(out, shard, quiet)
             return 0
     # The handler is in place before the file exists: a SIGTERM at any point is a checkpoint, never a torn file.
     with cluster.Termination(immediate=False) as term:
-        states = store.prepare_trajectories(path, cfg, plan, overwrite=overwrite)
+        with bad_input():
+            states = store.prepare_trajectories(path, cfg, plan, overwrite=overwrite)
         groups: dict[int, list] = {}  # members by the step they resume from; finished ones are skipped
         for m in plan.members:
             start = states[m.name].step if states[m.name] is not None else 0
@@ -118,7 +111,8 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
               file=sys.stderr)
         return 128 + term.signum
     if shard is not None and shard[2] == "mpi":
-        cluster.mpi_merge(out, shard, quiet)
+        with bad_input():
+            cluster.mpi_merge(out, shard, quiet)
     if not quiet:
         print(report.trajectory_table(store.read_trajectories(path), [m.name for m in plan.members]))
         print(f"wrote {path}")
@@ -131,27 +125,28 @@ def plot(file: str, out: str | None = None, names: str | None = None) -> int:
 
     fig_path = Path(out) if out else Path(file).with_suffix(".png")
     if fig_path.suffix.lower() not in plot_mod.FORMATS:
-        raise ValueError(f"-o {fig_path}: figure format must be one of {', '.join(plot_mod.FORMATS)}")
+        raise BadInput(f"-o {fig_path}: figure format must be one of {', '.join(plot_mod.FORMATS)}")
     if not fig_path.parent.is_dir():
-        raise ValueError(f"-o {fig_path}: directory {str(fig_path.parent)!r} does not exist")
-    scan_data = store.read_scan(file)
-    trajs = store.read_trajectories(file)
-    result = store.read_analysis(file)
-    meta = store.series_meta(file)
+        raise BadInput(f"-o {fig_path}: directory {str(fig_path.parent)!r} does not exist")
+    with bad_input():
+        scan_data = store.read_scan(file)
+        trajs = store.read_trajectories(file)
+        result = store.read_analysis(file)
+        meta = store.series_meta(file)
     if names is not None:
         wanted = [n.strip() for n in names.split(",") if n.strip()]
         if not wanted:
-            raise ValueError("--trajectories: give one or more names separated by commas")
+            raise BadInput("--trajectories: give one or more names separated by commas")
         known = [t["name"] for t in trajs]
         unknown = [n for n in wanted if n not in known]
         if unknown:
-            raise ValueError(f"{file}: no trajectory {', '.join(unknown)}; it has: {', '.join(known) or 'none'}")
+            raise BadInput(f"{file}: no trajectory {', '.join(unknown)}; it has: {', '.join(known) or 'none'}")
         trajs = [t for t in trajs if t["name"] in wanted]
     trajs = [t for t in trajs if len(t["step"])]
     if scan_data is not None and not (scan_data["status"] == Status.DONE).any():
         scan_data = None  # nothing finished (all pending or diverged): no curve to draw
     if scan_data is None and not trajs:
-        raise ValueError(f"{file}: holds no finished scan points and no logged trajectories to plot")
+        raise BadInput(f"{file}: holds no finished scan points and no logged trajectories to plot")
     written = []
 
     def save(fig, path):
@@ -181,16 +176,18 @@ def plot(file: str, out: str | None = None, names: str | None = None) -> int:
 def info(file: str, as_json: bool = False) -> int:
     from . import report, store
 
-    desc = store.describe(file)
-    scan_data = store.read_scan(file)
-    trajs = store.read_trajectories(file)
+    with bad_input():
+        desc = store.describe(file)
+        scan_data = store.read_scan(file)
+        trajs = store.read_trajectories(file)
+        meta = store.series_meta(file)
     if as_json:
         data = {"attrs": desc["attrs"], "groups": desc["groups"], "trajectories": trajs}
         if scan_data is not None:
             data["scan"] = scan_data
         print(to_json(data, indent=1, sort_keys=False))
         return 0
-    print(report.info_text(file, desc, scan_data, trajs, store.series_meta(file)))
+    print(report.info_text(file, desc, scan_data, trajs, meta))
     return 0
 
 
@@ -208,13 +205,14 @@ def analyze(file: str, criteria: dict, accuracy: bool | None = None, as_json: bo
     from . import analysis, report, store
     from .status import Status
 
-    scan_data = store.read_scan(file)
-    trajs = store.read_trajectories(file)
+    with bad_input():
+        scan_data = store.read_scan(file)
+        trajs = store.read_trajectories(file)
     if scan_data is not None and not (scan_data["status"] == Status.DONE).any():
         print(f"{file}: the scan has no finished points; analyzing the trajectories alone", file=sys.stderr)
         scan_data = None
     if scan_data is None and not trajs:
-        raise ValueError(f"{file}: holds neither finished scan points nor trajectories to analyze")
+        raise BadInput(f"{file}: holds neither finished scan points nor trajectories to analyze")
     crit = analysis.Criteria(**{k: v for k, v in criteria.items() if v is not None}, accuracy=accuracy)
     result = analysis.analyze(scan_data, [t for t in trajs if len(t["step"])], crit)
     data = analysis.to_dict(result)
@@ -223,7 +221,8 @@ def analyze(file: str, criteria: dict, accuracy: bool | None = None, as_json: bo
     else:
         print(report.analysis_report(result))
     if write:
-        store.write_analysis(file, data)
+        with bad_input():
+            store.write_analysis(file, data)
     return 0
 
 
@@ -236,9 +235,9 @@ def merge(patterns: list[str], out: str, allow_partial: bool = False) -> int:
     for pattern in patterns:
         found = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
         if not found:
-            raise ValueError(f"merge: no file matches {pattern!r}")
+            raise BadInput(f"merge: no file matches {pattern!r}")
         paths += found
-    with cluster.Termination(immediate=True) as term, term.critical():
+    with cluster.Termination(immediate=True) as term, term.critical(), bad_input():
         result = merge_files(paths, out, allow_partial=allow_partial)
     print(f"merged {len(result.shards)} shards into {out}: {result.points} scan points, "
           f"{result.trajectories} trajectories")
@@ -253,9 +252,10 @@ def check_sharded(what: str, cfg) -> None:
     from .grid import parse_norms
     from .tasks import get_task
 
-    if what == "scan":
-        parse_norms(cfg.norms)
-    get_task(cfg.task, cfg.task_options)
+    with bad_input():
+        if what == "scan":
+            parse_norms(cfg.norms)
+        get_task(cfg.task, cfg.task_options)
 
 
 def submit(what: str, args: list[str], out: str, tasks: int, throttle: int | None, settings: dict,
@@ -267,6 +267,7 @@ def submit(what: str, args: list[str], out: str, tasks: int, throttle: int | Non
         for cmd in commands:
             print(" ".join(shlex.quote(c) for c in cmd))
         return 0
-    ids = cluster.submit(commands)
+    with bad_input():
+        ids = cluster.submit(commands)
     print(f"array job {ids[0]} ({tasks} tasks), merge job {ids[1]} (after the array succeeds)")
     return 0

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .plain import one_line
+from .plain import BadInput, one_line
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,21 +34,33 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-class ConfigError(ValueError):
+class ConfigError(BadInput):
     """A configuration value is not accepted; the message is one line for the user."""
 
 
 class Registry:
-    """The names of a registry in another module, looked up only when needed (no torch import at start-up).
+    """The names of a registry owned by another module, looked up only when a value is checked.
 
-    ``Registry("landscape.optim", "METHODS")`` behaves as the tuple of that dict's keys.
+    ``Registry("landscape.optim", "METHODS")`` behaves as the tuple of that dict's
+    keys. The engines and the constrained methods are declared once, beside their
+    code (``ensemble.ENGINES``, ``optim.METHODS``); reading them late keeps torch
+    out of the start-up of commands that do not compute (``info``, ``plot``,
+    ``merge``). ``tests/test_layout.py`` lists these two late lookups.
     """
 
     def __init__(self, module: str, name: str):
         self.module, self.name = module, name
 
+    def entries(self) -> dict[str, Any]:
+        return dict(getattr(importlib.import_module(self.module), self.name))
+
     def names(self) -> tuple[str, ...]:
-        return tuple(getattr(importlib.import_module(self.module), self.name))
+        return tuple(self.entries())
+
+    def describe(self) -> str:
+        """``name: what it is; ...`` from the entries (strings, or objects with a ``label``)."""
+        return "; ".join(f"{k}: {v if isinstance(v, str) else getattr(v, 'label', '')}"
+                         for k, v in self.entries().items())
 
     def __contains__(self, value) -> bool:
         return value in self.names()
@@ -89,6 +101,7 @@ class Rule:
     listed: bool = False
     execution: bool = False
     per_member: bool = False
+    metavar: str | None = None  # the value's name in --help
 
     def check(self, name: str, value: Any) -> Any:
         """``value`` if accepted (lists normalized), else ``ConfigError`` naming ``name``."""
@@ -157,25 +170,26 @@ DEVICE = "cpu, cuda or cuda:N"
 class ScanConfig:
     """Everything ``landscape scan`` needs."""
 
-    task: str = setting("teacher-student", Rule(str, "built-in task or package.module:function"))
+    task: str = setting("teacher-student", Rule(str, "built-in task or package.module:function", metavar="NAME"))
     task_options: dict[str, Any] = field(default_factory=dict)
-    norms: str = setting("0.1:10:17:log", Rule(str, "START:STOP[:NUM[:log]] or A,B,C (NUM 11)"))
+    norms: str = setting("0.1:10:17:log", Rule(str, "START:STOP[:NUM[:log]] or A,B,C (NUM 11)", metavar="SPEC"))
     absolute: bool = setting(False, Rule(bool, "norms are raw L2 norms instead of multiples alpha of the "
                                                "default-init norm w0"))
-    restarts: int = setting(1, Rule(int, "initializations per norm", minimum=1))
-    steps: int = setting(1000, Rule(int, "optimizer steps per point", minimum=1))
-    lr: float = setting(0.01, Rule(float, "peak learning rate, cosine-decayed", positive=True))
+    restarts: int = setting(1, Rule(int, "initializations per norm", minimum=1, metavar="R"))
+    steps: int = setting(1000, Rule(int, "optimizer steps per point", minimum=1, metavar="N"))
+    lr: float = setting(0.01, Rule(float, "peak learning rate, cosine-decayed", positive=True, metavar="LR"))
     batch_size: int | None = setting(None, Rule(int, "minibatch size (default: full batch)", minimum=1,
-                                                optional=True))
-    seed: int = setting(0, Rule(int, "seed for initializations and minibatches"))
-    method: str = setting("riemannian", Rule(str, "constrained method: %(choices)s", choices=METHODS))
-    constrain: str = setting("*", Rule(str, "parameters whose joint norm is constrained (globs, comma-separated)"))
-    history: int = setting(0, Rule(int, "also record train and test loss every N steps", minimum=0))
+                                                optional=True, metavar="B"))
+    seed: int = setting(0, Rule(int, "seed for initializations and minibatches", metavar="S"))
+    method: str = setting("riemannian", Rule(str, "constrained method", choices=METHODS))
+    constrain: str = setting("*", Rule(str, "parameters whose joint norm is constrained (globs, comma-separated)",
+                                       metavar="GLOB"))
+    history: int = setting(0, Rule(int, "also record train and test loss every N steps", minimum=0, metavar="N"))
     save_params: bool = setting(False, Rule(bool, "store the constrained minimizers"))
     chunk: int | None = setting(None, Rule(int, "points per batched computation (default: from memory)",
-                                           minimum=1, optional=True, execution=True))
-    engine: str = setting("auto", Rule(str, "batched engine: %(choices)s", choices=ENGINES, execution=True))
-    device: str = setting("cpu", Rule(str, DEVICE, execution=True))
+                                           minimum=1, optional=True, execution=True, metavar="C"))
+    engine: str = setting("auto", Rule(str, "how the batch is computed", choices=ENGINES, execution=True))
+    device: str = setting("cpu", Rule(str, DEVICE, execution=True, metavar="DEVICE"))
 
     def identity(self) -> dict[str, Any]:
         """The fields that define the experiment (a file holds one identity)."""
@@ -200,26 +214,28 @@ class Member:
 class TrainConfig:
     """Everything ``landscape train`` needs: one trajectory per (weight decay, init scale, seed)."""
 
-    task: str = setting("teacher-student", Rule(str, "built-in task or package.module:function"))
+    task: str = setting("teacher-student", Rule(str, "built-in task or package.module:function", metavar="NAME"))
     task_options: dict[str, Any] = field(default_factory=dict)
     init_scale: list[float] = setting([1.0], Rule(float, "multiply the default initialization by alpha",
-                                                  positive=True, listed=True, per_member=True))
+                                                  positive=True, listed=True, per_member=True, metavar="A[,A...]"))
     weight_decay: list[float] = setting([0.0], Rule(float, "AdamW decoupled weight decay", nonnegative=True,
-                                                    listed=True, per_member=True))
-    seeds: list[int] = setting([0], Rule(int, "initialization and minibatch seeds", listed=True, per_member=True))
-    lr: float = setting(0.001, Rule(float, "learning rate, constant", positive=True))
-    steps: int = setting(10000, Rule(int, "training steps", minimum=1))
+                                                    listed=True, per_member=True, metavar="WD[,WD...]"))
+    seeds: list[int] = setting([0], Rule(int, "initialization and minibatch seeds", listed=True, per_member=True,
+                                         metavar="S[,S...]"))
+    lr: float = setting(0.001, Rule(float, "learning rate, constant", positive=True, metavar="LR"))
+    steps: int = setting(10000, Rule(int, "training steps", minimum=1, metavar="N"))
     batch_size: int | None = setting(None, Rule(int, "minibatch size (default: full batch)", minimum=1,
-                                                optional=True))
-    constrain: str = setting("*", Rule(str, "parameter set whose norm is logged as constrained_norm"))
-    log_every: int = setting(0, Rule(int, "log every N steps (0: a log-spaced grid)", minimum=0))
-    log_points: int = setting(100, Rule(int, "points of the log-spaced grid", minimum=1))
+                                                optional=True, metavar="B"))
+    constrain: str = setting("*", Rule(str, "parameter set whose norm is logged as constrained_norm",
+                                       metavar="GLOB"))
+    log_every: int = setting(0, Rule(int, "log every N steps (0: a log-spaced grid)", minimum=0, metavar="N"))
+    log_points: int = setting(100, Rule(int, "points of the log-spaced grid", minimum=1, metavar="N"))
     checkpoint_every: int = setting(1000, Rule(int, "write logs and a resumable checkpoint every N steps",
-                                               minimum=1, execution=True))
+                                               minimum=1, execution=True, metavar="N"))
     chunk: int | None = setting(None, Rule(int, "trajectories per batched computation", minimum=1,
-                                           optional=True, execution=True))
-    engine: str = setting("auto", Rule(str, "batched engine: %(choices)s", choices=ENGINES, execution=True))
-    device: str = setting("cpu", Rule(str, DEVICE, execution=True))
+                                           optional=True, execution=True, metavar="C"))
+    engine: str = setting("auto", Rule(str, "how the batch is computed", choices=ENGINES, execution=True))
+    device: str = setting("cpu", Rule(str, DEVICE, execution=True, metavar="DEVICE"))
 
     def identity(self) -> dict[str, Any]:
         """Settings shared by every trajectory of the sweep (per-member values are stored apart)."""

@@ -25,7 +25,7 @@ from torch.func import functional_call, grad_and_value, vmap
 from . import mlp
 from .tasks import Task
 
-# --engine: what each name computes (the CLI's choices and the config's rule read this)
+# --engine: what each name computes (the config's rule, the CLI's choices and its --help read this)
 ENGINES = {
     "auto": "mlp for plain MLPs, else vmap",
     "mlp": "hand-batched MLP ensemble",

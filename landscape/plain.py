@@ -1,4 +1,4 @@
-"""Plain values for JSON, and one-line messages: how results and errors leave the program.
+"""Plain values for JSON, and bad input as one line: how results and errors leave the program.
 
 >>> plain({"a": float("nan"), "b": (1, 2)})
 {'a': None, 'b': [1, 2]}
@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -16,31 +17,57 @@ from typing import Any
 import numpy as np
 
 
-def plain(obj: Any) -> Any:
-    """JSON types only: dataclasses and dicts become dicts, sequences and arrays lists, NaN and infinities None."""
+def plain(obj: Any, finite: bool = True) -> Any:
+    """JSON types only: dataclasses and dicts become dicts, sequences and arrays lists, NaN and infinities None
+    (kept as floats with ``finite=False``)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: plain(getattr(obj, f.name), finite) for f in dataclasses.fields(obj)}
     if isinstance(obj, dict):
-        return {str(k): plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [plain(v) for v in obj]
+        return {str(k): plain(v, finite) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        obj = obj.tolist()
+    if isinstance(obj, (list, tuple)):
+        return [plain(v, finite) for v in obj]
     if isinstance(obj, (bool, np.bool_)):
         return bool(obj)
     if isinstance(obj, (int, np.integer)):
         return int(obj)
     if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
+        return float(obj) if math.isfinite(obj) or not finite else None
     if obj is None or isinstance(obj, str):
         return obj
     return str(obj)
 
 
-def to_json(obj: Any, **kwargs) -> str:
-    """Canonical JSON of ``plain(obj)`` (keys sorted unless ``sort_keys=False``)."""
+def to_json(obj: Any, finite: bool = True, **kwargs) -> str:
+    """JSON of ``plain(obj)``, keys sorted unless ``sort_keys=False``; ``finite=False`` writes NaN as NaN."""
     kwargs.setdefault("sort_keys", True)
-    return json.dumps(plain(obj), allow_nan=False, **kwargs)
+    return json.dumps(plain(obj, finite), allow_nan=not finite, **kwargs)
 
 
 def one_line(e: BaseException | str) -> str:
     """A message on one line (a user sees one line per error)."""
     return " ".join(str(e).split())
+
+
+class BadInput(ValueError):
+    """Input the user can fix (a value, a file, a task): the CLI prints the message as one line, exit code 2.
+
+    ``ConfigError``, ``StoreError`` and ``TaskError`` are kinds of it.
+    """
+
+
+@contextlib.contextmanager
+def bad_input(prefix: str | None = None):
+    """Validation messages raised inside (``ValueError``) become ``BadInput``; with ``prefix``, so does any
+    exception (user task code), as ``PREFIX Type: message``."""
+    try:
+        yield
+    except BadInput:
+        raise
+    except ValueError as e:
+        raise BadInput(one_line(e)) from None
+    except Exception as e:  # noqa: BLE001 -- user-supplied task code can raise anything
+        if prefix is None:
+            raise
+        raise BadInput(f"{prefix}{type(e).__name__}: {one_line(e)}") from None

@@ -18,6 +18,7 @@ Seeds depend only on ``(seed, restart)`` for the initialization and on
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -28,7 +29,7 @@ from . import optim, sphere
 from .config import ScanConfig
 from .ensemble import Layout
 from .grid import parse_norms
-from .loop import MEMORY_BUDGET, Worker, chunk_size, chunks, derived_seed, init_params, model_of  # noqa: F401 (chunks: for callers)
+from .loop import MEMORY_BUDGET, Worker, chunk_size, derived_seed, init_params, model_of
 from .status import Status
 from .tasks import Task
 
@@ -194,10 +195,10 @@ def concat(results: list[ChunkResult]) -> ChunkResult:
     """Join chunk results along the point axis."""
     def cat(name):
         vals = [getattr(r, name) for r in results]
-        return None if vals[0] is None else np.concatenate(vals)
+        if vals[0] is None:
+            return None
+        if isinstance(vals[0], tuple):  # history: (train, test)
+            return tuple(np.concatenate(parts) for parts in zip(*vals))
+        return np.concatenate(vals)
 
-    history = None
-    if results[0].history is not None:
-        history = tuple(np.concatenate([r.history[i] for r in results]) for i in range(2))
-    names = ["index", "train_loss", "test_loss", "train_acc", "test_acc", "grad_norm", "steps", "status", "params"]
-    return ChunkResult(**{n: cat(n) for n in names}, history=history)
+    return ChunkResult(**{f.name: cat(f.name) for f in dataclasses.fields(ChunkResult)})

@@ -31,10 +31,6 @@ class TrainState:
         """The same state with numpy arrays (for the store)."""
         return TrainState(self.step, _numpy(self.theta), _numpy(self.m), _numpy(self.v), self.adam_t)
 
-    def row(self, j: int) -> "TrainState":
-        """Member ``j`` alone, as a one-row state."""
-        return TrainState(self.step, self.theta[j:j + 1], self.m[j:j + 1], self.v[j:j + 1], self.adam_t)
-
     @staticmethod
     def stack(states: list["TrainState"]) -> "TrainState":
         """Join one-row numpy states that stand at the same step."""

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from landscape import scan
+from landscape import loop, scan
 from landscape.status import Status
 from landscape.config import ScanConfig
 from landscape.tasks import get_task
@@ -38,7 +38,7 @@ def test_chunking_does_not_change_results():
     cfg = ScanConfig(norms="0.3:3:4:log", steps=30, restarts=2, batch_size=20)
     plan = scan.make_plan(cfg, get_task("teacher-student"))
     whole = scan.run_chunk(plan, np.arange(8))
-    parts = scan.concat([scan.run_chunk(plan, c) for c in scan.chunks(np.arange(8)[::-1].copy(), 3)])
+    parts = scan.concat([scan.run_chunk(plan, c) for c in loop.chunks(np.arange(8)[::-1].copy(), 3)])
     order = np.argsort(parts.index)
     np.testing.assert_allclose(parts.train_loss[order], whole.train_loss, rtol=1e-5)
 

@@ -46,6 +46,18 @@ def _imports(path: Path) -> set[str]:
     return out
 
 
+def _late(path: Path) -> set[str]:
+    """Modules named by ``Registry("landscape.X", ...)``: registries looked up only when a value is checked."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Registry" and node.args \
+                and isinstance(node.args[0], ast.Constant) and str(node.args[0].value).startswith("landscape."):
+            out.add(node.args[0].value.split(".")[1])
+    return out
+
+
+LATE = {"config": {"ensemble", "optim"}}  # config checks --engine and --method against their owners' registries
+
 FILES = sorted(PACKAGE.rglob("*.py"))
 
 
@@ -60,6 +72,11 @@ def test_imports_point_down(path):
         assert other in LEVELS, f"{path.name} imports unknown module {other}"
         assert LEVELS[other] < LEVELS[me] or (other, me) == ("landscape", "landscape"), \
             f"{path.relative_to(PACKAGE)} ({me}, level {LEVELS[me]}) imports {other} (level {LEVELS[other]})"
+
+
+@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(PACKAGE)) for p in FILES])
+def test_late_lookups_are_only_the_declared_ones(path):
+    assert _late(path) <= LATE.get(_module(path), set()), path.name
 
 
 def test_store_knows_nothing_of_the_computations():

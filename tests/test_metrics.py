@@ -107,3 +107,12 @@ def test_metric_context_evaluates_each_split_once():
     for _ in range(3):
         ctx.evaluate("train"), ctx.evaluate("test")
     assert calls == ["train", "test"]
+
+
+def test_metric_names_that_would_clash_in_the_file_are_refused():
+    import pytest
+
+    metrics.registered()
+    for name in ("norm", "step", "seed", "checkpoint_a", "a/b"):
+        with pytest.raises(ValueError):
+            metrics.metric(name, "clash")(lambda ctx: ctx.theta.sum(-1))

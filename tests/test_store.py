@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from processes import watch
 
-from landscape import scan, store
+from landscape import loop, scan, store
 from landscape.config import ScanConfig
 from landscape.tasks import get_task
 
@@ -16,7 +16,7 @@ from landscape.tasks import get_task
 def _run(cfg, path, overwrite=False):
     plan = scan.make_plan(cfg, get_task(cfg.task, cfg.task_options))
     todo = store.prepare_scan(path, cfg, plan, overwrite=overwrite)
-    for c in scan.chunks(todo, 2):
+    for c in loop.chunks(todo, 2):
         store.write_chunk(path, scan.run_chunk(plan, c), cfg.restarts)
     return plan, todo
 

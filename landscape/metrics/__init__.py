@@ -80,10 +80,19 @@ REGISTRY: dict[str, Metric] = {}
 
 
 def metric(name: str, description: str, units: str = "", keys: Callable[[Any], list[str]] | None = None):
-    """Register the decorated ``compute(ctx)`` as the metric ``name``."""
+    """Register the decorated ``compute(ctx)`` as the metric ``name``.
+
+    The name becomes a dataset (or, for a family, a group) of every trajectory,
+    so it must be new, contain no ``/``, and not be a name the trajectory group
+    already uses (``step``, its checkpoints and attributes).
+    """
+    from ..store.trajectories import RESERVED
+
     def register(compute):
         if name in REGISTRY:
             raise ValueError(f"metric {name!r} is registered twice")
+        if "/" in name or name in RESERVED:
+            raise ValueError(f"metric name {name!r} is taken by the trajectory group or contains '/'")
         REGISTRY[name] = Metric(name, description, units, compute, keys)
         return compute
     return register
@@ -96,7 +105,7 @@ def _load() -> None:
 
 
 def registered() -> list[Metric]:
-    """Every metric, in registration order."""
+    """Every metric: modules in file-name order, each module's metrics in the order they are defined."""
     _load()
     return list(REGISTRY.values())
 

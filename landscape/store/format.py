@@ -17,7 +17,7 @@ from typing import Any
 
 import h5py
 
-from ..plain import one_line, to_json
+from ..plain import BadInput, one_line, to_json as _to_json
 from ..status import POINT
 
 FORMAT = "landscape"
@@ -27,7 +27,12 @@ STATUS_ENUM = {s.label: int(s) for s in POINT}  # a scan point's status, stored 
 STATUS_DTYPE = h5py.enum_dtype(STATUS_ENUM, basetype="i1")
 
 
-class StoreError(ValueError):
+def to_json(obj: Any) -> str:
+    """Canonical JSON for attributes (NaN stays NaN, as in files written before)."""
+    return _to_json(obj, finite=False)
+
+
+class StoreError(BadInput):
     """The file cannot be used as asked (unreadable, foreign, or a different experiment)."""
 
 

@@ -4,8 +4,10 @@ Checks that every shard holds the same experiment (task, data, scan and training
 settings), takes each scan point and each trajectory from the shard that
 finished it, reports overlaps that disagree and points or trajectories that no
 shard finished, and writes the result atomically (a temporary file renamed into
-place). Groups this module does not know are copied as they are, from the
-first file that holds them. Merging the same shards again gives the same file.
+place). Top-level groups this module does not know are copied as they are,
+from the first file that holds them; inside ``/scan`` only the declared
+datasets are merged (the rest come from the first shard), and the root
+attributes are the first shard's. Merging the same shards again gives the same file.
 """
 
 from __future__ import annotations

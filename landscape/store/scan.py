@@ -3,7 +3,7 @@
 Every per-point dataset ``[K, R]`` is one entry of ``POINT_VALUES``; creating,
 writing, reading and merging a scan all loop over it, so a new per-point value
 is one declaration here plus the field of the same name in
-``landscape.scan.ChunkResult``. ``status`` is written after everything else.
+``landscape.scan.ChunkResult`` (filled in ``scan._final``). ``status`` is written after everything else.
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def read_scan(path: str | Path) -> dict[str, Any] | None:
         out["status"] = g["status"][()].astype(np.int8)
         out["w0"] = float(g.attrs["w0"])
         out["config"] = json.loads(g.attrs["config"])
-        out["method_label"] = str(g.attrs.get("method_label", out["config"]["method"]))
+        out["method_label"] = str(g.attrs.get("method_label", f"{out['config']['method']} Adam"))  # older files
         out["classification"] = bool(g.attrs["classification"])
         out["task"] = str(f.attrs["task"])
         if "history" in g:

@@ -25,6 +25,9 @@ from .format import (StoreError, attrs_of, check_task, damaged_as_error, data_fi
 CHECKPOINT_SLOTS = ("checkpoint_a", "checkpoint_b")
 CHECKPOINT_ARRAYS = ("theta", "m", "v")  # TrainState fields stored per member, [P] float32
 DESCRIPTION = "free-training runs (AdamW), one group per trajectory"
+ATTRIBUTES = ("weight_decay", "init_scale", "seed", "lr", "steps", "batch_size", "batch_size_description", "config",
+              "identity", "classification", "checkpoint_step", "status", "description")
+RESERVED = {"name", "series", "step", *CHECKPOINT_SLOTS, *ATTRIBUTES}  # not usable as series names
 
 
 def series_names(g: h5py.Group) -> list[str]:
@@ -223,9 +226,9 @@ def finished(g: h5py.Group) -> tuple[bool, int]:
 
 
 def same_results(a: h5py.Group, b: h5py.Group) -> bool:
-    """Whether two copies of a trajectory logged the same values."""
-    keys = ["step", *sorted(set(series_names(a)) | set(series_names(b)))]
-    return all(k in a and k in b and np.array_equal(a[k][()], b[k][()], equal_nan=True) for k in keys)
+    """Whether two copies of a trajectory logged the same values (in the series both hold)."""
+    keys = ["step", *sorted(set(series_names(a)) & set(series_names(b)))]
+    return all(np.array_equal(a[k][()], b[k][()], equal_nan=True) for k in keys)
 
 
 def copy_trajectory(g: h5py.Group, top: h5py.Group, name: str) -> None:

@@ -31,8 +31,10 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from ..plain import BadInput
 
-class TaskError(ValueError):
+
+class TaskError(BadInput):
     """A task could not be built from the given name or options."""
 
 
