@@ -176,7 +176,7 @@ def mpi_merge(out: str, shard: tuple[int, int, str], quiet: bool) -> None:
         if not quiet:
             print(f"no mpi4py: merge the shards yourself with `landscape merge ... -o {out}`", file=sys.stderr)
         return
-    from .store import merge
+    from .store import merge, writer_lock
 
     comm = MPI.COMM_WORLD
     comm.Barrier()
@@ -184,7 +184,8 @@ def mpi_merge(out: str, shard: tuple[int, int, str], quiet: bool) -> None:
     if shard[0] == 0:
         paths = [p for p in (shard_path(out, i, shard[1]) for i in range(shard[1])) if p.exists()]
         try:
-            merge(paths, out)
+            with writer_lock(out):
+                merge(paths, out)
         except ValueError as e:
             error = one_line(e)
         if error is None and not quiet:

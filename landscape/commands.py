@@ -41,19 +41,41 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
     from . import loop, report, scan as scan_mod, store
 
     plan, size, shard = _plan(cfg, shard_spec, scan_mod.make_plan, scan_mod.auto_chunk)
-    path = out if shard is None else cluster.shard_path(out, shard[0], shard[1])
-    # The handler is in place before the file exists: a SIGTERM at any point leaves it whole.
-    with cluster.Termination(immediate=True) as term:
-        with term.critical(), bad_input():
-            todo = store.prepare_scan(path, cfg, plan, overwrite=overwrite, shard=shard and shard[:2])
+    path = Path(out if shard is None else cluster.shard_path(out, shard[0], shard[1]))
+    shard_ix = shard and shard[:2]
+    # One writer per output; the SIGTERM handler is in place before the file exists.
+    created = False
+    with bad_input(), store.writer_lock(path), cluster.Termination(immediate=True) as term:
+        with term.critical():
+            if overwrite and path.exists():  # the old file stays readable until the new one is complete
+                work = store.staging(path)
+                try:
+                    todo = store.prepare_scan(work, cfg, plan, shard=shard_ix) if work.exists() else None
+                except store.StoreError:  # a staging file of another attempt
+                    todo = None
+                if todo is None:
+                    store.stage(path)
+                    todo = store.prepare_scan(work, cfg, plan, overwrite=True, shard=shard_ix)
+            else:
+                work = path
+                created = not path.exists()
+                todo = store.prepare_scan(path, cfg, plan, overwrite=overwrite, shard=shard_ix)
         mine = plan.n_points if shard is None else len(range(shard[0], plan.n_points, shard[1]))
         if mine - len(todo) and not quiet:
             print(f"resuming {path}: {mine - len(todo)} of {mine} points already done", file=sys.stderr)
         bar = _bar(len(todo) * cfg.steps, "scan", quiet)
-        for chunk in loop.chunks(todo, size):
-            result = scan_mod.run_chunk(plan, chunk, on_progress=bar.update)
-            with term.critical(), bad_input():
-                store.write_chunk(path, result, cfg.restarts)
+        for i, chunk in enumerate(loop.chunks(todo, size)):
+            try:
+                with bad_input(f"task {cfg.task!r}: "):
+                    result = scan_mod.run_chunk(plan, chunk, on_progress=bar.update)
+            except BadInput:
+                if i == 0 and work == path and created:
+                    path.unlink(missing_ok=True)  # nothing finished: leave nothing that blocks a corrected rerun
+                raise
+            with term.critical():
+                store.write_chunk(work, result, cfg.restarts)
+        if work != path:
+            store.publish(work, path)
     bar.close()
     if shard is not None and shard[2] == "mpi":
         with bad_input():
@@ -83,10 +105,23 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
                 with bad_input():
                     cluster.mpi_merge(out, shard, quiet)
             return 0
-    # The handler is in place before the file exists: a SIGTERM at any point is a checkpoint, never a torn file.
-    with cluster.Termination(immediate=False) as term:
-        with bad_input():
-            states = store.prepare_trajectories(path, cfg, plan, overwrite=overwrite)
+    path = Path(path)
+    # One writer per output; the SIGTERM handler is in place before the file exists.
+    with bad_input(), store.writer_lock(path), cluster.Termination(immediate=False) as term:
+        if overwrite and path.exists():  # the old file stays readable until the new one is complete
+            work = store.staging(path)
+            try:
+                states = store.prepare_trajectories(work, cfg, plan) if work.exists() else None
+            except store.StoreError:  # a staging file of another attempt
+                work.unlink()
+                states = None
+            if states is None:
+                store.stage(path)
+                states = store.prepare_trajectories(work, cfg, plan, overwrite=True)
+        else:
+            work, created = path, not path.exists()
+            states = store.prepare_trajectories(path, cfg, plan)
+        saved = []
         groups: dict[int, list] = {}  # members by the step they resume from; finished ones are skipped
         for m in plan.members:
             start = states[m.name].step if states[m.name] is not None else 0
@@ -101,13 +136,22 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
                             for i in range(0, len(group), size)]:
             state = (train_mod.fresh_state(plan, part) if start == 0
                      else TrainState.stack([states[m.name] for m in part]))
-            train_mod.run(plan, part, state, on_checkpoint=train_mod.saver(path, plan, part, term.critical),
-                          on_progress=bar.update, should_stop=lambda: term.requested)
+            write = train_mod.saver(work, plan, part, term.critical)
+            try:
+                with bad_input(f"task {cfg.task!r}: "):
+                    train_mod.run(plan, part, state, on_checkpoint=lambda st, log: (write(st, log), saved.append(1)),
+                                  on_progress=bar.update, should_stop=lambda: term.requested)
+            except BadInput:
+                if created and not saved:
+                    path.unlink(missing_ok=True)  # nothing finished: leave nothing that blocks a corrected rerun
+                raise
             if term.requested:
                 break
+        if work != path and not term.requested:
+            store.publish(work, path)
     bar.close()
     if term.requested:
-        print(f"landscape: terminated; checkpoint written to {path}, rerun the same command to resume",
+        print(f"landscape: terminated; checkpoint written to {work}, rerun the same command to resume",
               file=sys.stderr)
         return 128 + term.signum
     if shard is not None and shard[2] == "mpi":
@@ -221,7 +265,7 @@ def analyze(file: str, criteria: dict, accuracy: bool | None = None, as_json: bo
     else:
         print(report.analysis_report(result))
     if write:
-        with bad_input():
+        with bad_input(), store.writer_lock(file):
             store.write_analysis(file, data)
     return 0
 
@@ -229,6 +273,7 @@ def analyze(file: str, criteria: dict, accuracy: bool | None = None, as_json: bo
 def merge(patterns: list[str], out: str, allow_partial: bool = False) -> int:
     import glob
 
+    from . import store
     from .store import merge as merge_files
 
     paths = []
@@ -237,7 +282,7 @@ def merge(patterns: list[str], out: str, allow_partial: bool = False) -> int:
         if not found:
             raise BadInput(f"merge: no file matches {pattern!r}")
         paths += found
-    with cluster.Termination(immediate=True) as term, term.critical(), bad_input():
+    with bad_input(), store.writer_lock(out), cluster.Termination(immediate=True) as term, term.critical():
         result = merge_files(paths, out, allow_partial=allow_partial)
     print(f"merged {len(result.shards)} shards into {out}: {result.points} scan points, "
           f"{result.trajectories} trajectories")

@@ -145,9 +145,14 @@ def saver(path, plan: TrainPlan, group: list[Member], guard=contextlib.nullconte
     names = [m.name for m in group]
 
     def save(state: TrainState, log: Log) -> None:
+        state = state.numpy()
+        series = log.arrays(plan.series, len(names))
+        diverged = ~np.isfinite(state.theta).all(-1)  # NaN or inf in a member: diverged, the others go on
+        for key in ("train_loss", "test_loss"):
+            diverged |= ~np.isfinite(series[key]).all(-1)
         with guard():
-            store.write_trajectories(path, names, state, log.step, log.arrays(plan.series, len(names)),
-                                     done=state.step >= plan.config.steps, meta=plan.series)
+            store.write_trajectories(path, names, state, log.step, series, done=state.step >= plan.config.steps,
+                                     meta=plan.series, diverged=diverged.tolist())
     return save
 
 

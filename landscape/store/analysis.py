@@ -10,7 +10,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .format import damaged_as_error, drop_analysis, open_file, to_json
+from .format import commit, damaged_as_error, drop_analysis, open_file, to_json
 
 
 def write_analysis(path: str | Path, result: dict[str, Any]) -> None:
@@ -22,7 +22,7 @@ def write_analysis(path: str | Path, result: dict[str, Any]) -> None:
     def num(x):
         return float("nan") if x is None else float(x)
 
-    with open_file(path, "r+") as f:
+    with commit(path) as f:
         drop_analysis(f)
         g = f.create_group("analysis")
         g.attrs["description"] = ("critical norm w_c (knee of the train-loss L), test-minimizing norm w_star, "

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
+import fcntl
 import hashlib
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -92,6 +96,127 @@ def open_file(path: str | Path, mode: str = "r") -> h5py.File:
         f.close()
         raise StoreError(f"{path}: format version {version} is newer than this landscape reads ({FORMAT_VERSION})")
     return f
+
+
+# ---------------------------------------------------------------- durable commits
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temporary(path: Path, what: str = "tmp") -> Path:
+    """The hidden name beside ``path`` that a change is built under (``.NAME.tmp-PID``)."""
+    return path.with_name(f".{path.name}.{what}-{os.getpid()}")
+
+
+def remove_stale(path: Path) -> None:
+    """Remove temporaries of ``path`` left by killed processes (call with the writer lock held)."""
+    for p in path.parent.glob(f".{path.name}.tmp-*"):
+        p.unlink(missing_ok=True)
+
+
+def staging(path: str | Path) -> Path:
+    """Where an ``--overwrite`` run builds its new file until it is complete (``.NAME.new`` beside ``path``)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.new")
+
+
+def stage(path: str | Path) -> Path:
+    """Start (or continue) building a replacement of ``path``: its staging file, a copy of ``path`` if new.
+
+    ``path`` must be a landscape file (anything else is never replaced).
+    """
+    path, work = Path(path), staging(path)
+    with open_file(path, "r"):
+        pass
+    if not work.exists():
+        tmp = temporary(work)
+        shutil.copyfile(path, tmp)
+        publish(tmp, work)
+    return work
+
+
+def publish(src: Path, path: Path) -> None:
+    """Move the finished file ``src`` onto ``path`` durably: fsync the file, rename, fsync the directory."""
+    _fsync(src)
+    os.replace(src, path)
+    _fsync(path.parent)
+
+
+@contextlib.contextmanager
+def commit(path: str | Path, new: bool = False):
+    """Change ``path`` as one atomic step; yields the open h5py file to change.
+
+    The change is made in a copy beside ``path`` (an empty file with ``new``),
+    which is flushed to disk and renamed over ``path`` only when the block ends
+    without error. A kill, a full disk or an exception at any moment leaves
+    ``path`` exactly as it was: HDF5 has no journal, so the one copy that
+    readers see is never written in place.
+    """
+    path = Path(path)
+    tmp = temporary(path)
+    try:
+        if not new and path.exists():
+            shutil.copyfile(path, tmp)
+        with open_file(tmp, "r+" if tmp.exists() else "w") as f:
+            yield f
+        publish(tmp, path)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise StoreError(f"{path}: cannot write ({e.strerror}); the file is unchanged") from None
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def writer_lock(path: str | Path):
+    """Hold the one writer's lock of output ``path`` (a lock file ``.NAME.lock`` beside it).
+
+    A second writer is refused at once with one line naming the holder. The
+    kernel drops the lock when its process dies, so a crash never leaves a
+    stale lock; the file is removed on release.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise StoreError(f"{path}: is a directory, not a file")
+    if not path.parent.is_dir():
+        raise StoreError(f"{path}: directory {str(path.parent)!r} does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise StoreError(f"{path}: directory {str(path.parent)!r} is not writable; choose another --out")
+    lock = path.with_name(f".{path.name}.lock")
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise StoreError(f"{path}: cannot create the lock file {lock.name} ({e.strerror}); "
+                             "is the directory writable?") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StoreError(f"{path}: another landscape process (pid {holder}) is writing this file; "
+                             "wait for it to finish or use another --out") from None
+        try:  # the file may have been removed (and recreated) by a holder that just released it
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        remove_stale(path)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
 
 
 def write_root(f: h5py.File, task, fingerprint: str) -> None:

@@ -13,7 +13,6 @@ attributes are the first shard's. Merging the same shards again gives the same f
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import h5py
 from ..config import TrainConfig, execution_fields
 from . import scan as scan_group
 from . import trajectories as traj_group
-from .format import StoreError, damaged_as_error, open_file, to_json
+from .format import StoreError, damaged_as_error, open_file, publish, temporary, to_json
 
 KNOWN = ("scan", "trajectories", "analysis")  # merged (scan, trajectories) or dropped as stale (analysis)
 
@@ -131,7 +130,7 @@ def merge(paths: list[str | Path], out: str | Path, allow_partial: bool = False)
             whole.update({k: ident[k] for k in ("scan", "train") if k in ident})
         report = Report([str(p) for p in paths])
         existing = open_file(out, "r") if out.exists() else None
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+        tmp = temporary(out)
         try:
             if existing is not None:
                 with damaged_as_error(out):
@@ -148,7 +147,7 @@ def merge(paths: list[str | Path], out: str | Path, allow_partial: bool = False)
             if existing is not None:
                 existing.close()
                 existing = None
-            os.replace(tmp, out)
+            publish(tmp, out)
         finally:
             if existing is not None:
                 existing.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,8 @@ import h5py
 import numpy as np
 
 from ..status import Status
-from .format import (STATUS_DTYPE, StoreError, check_task, damaged_as_error, data_fingerprint, describe_difference,
-                     drop_analysis, open_file, reset_scales, set_root_config, to_json, write_root)
+from .format import (STATUS_DTYPE, StoreError, check_task, commit, damaged_as_error, data_fingerprint,
+                     describe_difference, drop_analysis, open_file, reset_scales, set_root_config, to_json, write_root)
 
 
 @dataclass(frozen=True)
@@ -57,8 +56,11 @@ def scan_identity(config, plan) -> dict:
     return json.loads(to_json(ident))
 
 
-def _pending(status: np.ndarray, mine: np.ndarray) -> np.ndarray:
-    return mine[status.astype(np.int8).ravel()[mine] == Status.PENDING]
+def _pending(g: h5py.Group, mine: np.ndarray) -> np.ndarray:
+    """The points still to compute: pending, or marked done without a finite loss (checked, not trusted)."""
+    status = g["status"][()].astype(np.int8).ravel()
+    broken = (status == Status.DONE) & ~np.isfinite(g["train_loss"][()].ravel())
+    return mine[(status[mine] == Status.PENDING) | broken[mine]]
 
 
 def prepare_scan(path: str | Path, config, plan, overwrite: bool = False,
@@ -75,6 +77,7 @@ def prepare_scan(path: str | Path, config, plan, overwrite: bool = False,
     path = Path(path)
     fingerprint = data_fingerprint(plan.task)
     ident = scan_identity(config, plan)
+    new = True
     if path.exists():
         with open_file(path, "r") as f, damaged_as_error(path):
             if not overwrite:  # (with overwrite, opening it proved it is a landscape file; it is replaced below)
@@ -89,22 +92,13 @@ def prepare_scan(path: str | Path, config, plan, overwrite: bool = False,
                     if stored_shard != (tuple(shard) if shard else ()):
                         raise StoreError(f"{path}: was written as shard {stored_shard or 'none'}, not "
                                          f"{tuple(shard) if shard else 'none'}; use another --out")
-                    return _pending(f["scan/status"][()], mine)
-    if path.exists() and not overwrite:
-        with open_file(path, "a") as f:
-            set_root_config(f, "scan", config, plan.task.options)
-            _create(f, config, plan, ident, shard)
-        return mine
-    # a new file (or a replacement) is built beside the target and moved into place when complete
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open_file(tmp, "w") as f:
+                    return _pending(f["scan"], mine)
+                new = "format" not in f.attrs  # an empty HDF5 file: treated as no file
+    with commit(path, new=new or overwrite) as f:
+        if new or overwrite:
             write_root(f, plan.task, fingerprint)
-            set_root_config(f, "scan", config, plan.task.options)
-            _create(f, config, plan, ident, shard)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        set_root_config(f, "scan", config, plan.task.options)
+        _create(f, config, plan, ident, shard)
     return mine
 
 
@@ -180,7 +174,7 @@ def attach_scales(g: h5py.Group) -> None:
 def write_chunk(path: str | Path, result, restarts: int) -> None:
     """Store one chunk of results; statuses are written last, then the file is closed."""
     ks, rs = np.divmod(result.index, restarts)
-    with open_file(path, "r+") as f:
+    with commit(path) as f:
         drop_analysis(f)
         g = f["scan"]
         for name in POINT_VALUES:

@@ -19,8 +19,9 @@ import numpy as np
 
 from ..state import TrainState
 from ..status import Status
-from .format import (StoreError, attrs_of, check_task, damaged_as_error, data_fingerprint, describe_difference,
-                     drop_analysis, open_file, reset_scales, root_or_check, set_root_config, to_json)
+from .format import (StoreError, attrs_of, check_task, commit, damaged_as_error, data_fingerprint,
+                     describe_difference, drop_analysis, open_file, reset_scales, root_or_check, set_root_config,
+                     to_json)
 
 CHECKPOINT_SLOTS = ("checkpoint_a", "checkpoint_b")
 CHECKPOINT_ARRAYS = ("theta", "m", "v")  # TrainState fields stored per member, [P] float32
@@ -82,26 +83,20 @@ def prepare_trajectories(path: str | Path, config, plan, overwrite: bool = False
                         raise StoreError(f"{path}: trajectory {m.name} exists with other settings "
                                          f"({describe_difference(stored, ident)}); use --overwrite to replace it, "
                                          "or another --out")
-    new = not path.exists()
     states = {}
-    try:
-        with open_file(path, "a") as f:
-            root_or_check(f, path, plan.task, fingerprint)
-            set_root_config(f, "train", config, plan.task.options)
-            top = f.require_group("trajectories")
-            top.attrs["description"] = DESCRIPTION
-            for m in plan.members:
-                if m.name in top and overwrite:
-                    del top[m.name]
-                if m.name in top:
-                    states[m.name] = _reopen(top[m.name])
-                else:
-                    _create(top, m, config, plan, ident)
-                    states[m.name] = None
-    except BaseException:
-        if new:
-            path.unlink(missing_ok=True)
-        raise
+    with commit(path) as f:
+        root_or_check(f, path, plan.task, fingerprint)
+        set_root_config(f, "train", config, plan.task.options)
+        top = f.require_group("trajectories")
+        top.attrs["description"] = DESCRIPTION
+        for m in plan.members:
+            if m.name in top and overwrite:
+                del top[m.name]
+            if m.name in top:
+                states[m.name] = _reopen(top[m.name])
+            else:
+                _create(top, m, config, plan, ident)
+                states[m.name] = None
     return states
 
 
@@ -144,16 +139,21 @@ def _reopen(g: h5py.Group) -> TrainState | None:
 
 
 def write_trajectories(path: str | Path, names: list[str], state: TrainState, log_steps: list[int],
-                       series: dict[str, np.ndarray], done: bool, meta: dict[str, tuple[str, str]] | None = None) -> None:
+                       series: dict[str, np.ndarray], done: bool, meta: dict[str, tuple[str, str]] | None = None,
+                       diverged: list[bool] | None = None) -> None:
     """Append logged rows (``series[name]: [M, n]``) and store ``state`` as each named trajectory's checkpoint.
 
     Row ``j`` of the state and of every series belongs to ``names[j]``. The
-    checkpoint step and the status are written last. A series the group does
-    not hold yet (a file written before its metric existed) is created, NaN for
-    the rows logged before; ``meta`` gives its units and description.
+    whole change is one atomic commit. A member in ``diverged`` (its
+    parameters or losses stopped being finite), or one that diverged before,
+    is marked ``diverged``; the others ``done`` when ``done``, else ``running``.
+    A series the group does not hold yet (a file written before its metric
+    existed) is created, NaN for the rows logged before; ``meta`` gives its
+    units and description.
     """
     state = state.numpy()
-    with open_file(path, "r+") as f:
+    diverged = diverged or [False] * len(names)
+    with commit(path) as f:
         drop_analysis(f)
         for j, name in enumerate(names):
             g = f["trajectories"][name]
@@ -184,10 +184,13 @@ def write_trajectories(path: str | Path, names: list[str], state: TrainState, lo
             c.attrs["adam_t"] = state.adam_t
             c.attrs["step"] = state.step
         f.flush()
-        for name in names:
+        for name, bad in zip(names, diverged):
             g = f["trajectories"][name]
             g.attrs["checkpoint_step"] = state.step
-            g.attrs["status"] = (Status.DONE if done else Status.RUNNING).label
+            if bad or g.attrs["status"] == Status.DIVERGED.label:
+                g.attrs["status"] = Status.DIVERGED.label
+            else:
+                g.attrs["status"] = (Status.DONE if done else Status.RUNNING).label
         f.flush()
 
 
@@ -221,8 +224,9 @@ def series_meta(path: str | Path) -> dict[str, tuple[str, str]]:
 
 
 def finished(g: h5py.Group) -> tuple[bool, int]:
-    """``(done, checkpoint step)`` of a trajectory group: how far it got, to pick the best copy."""
-    return Status.from_label(str(g.attrs["status"])) is Status.DONE, int(g.attrs["checkpoint_step"])
+    """``(finished, checkpoint step)`` of a trajectory group (done or diverged): how far it got, to pick the best
+    copy."""
+    return Status.from_label(str(g.attrs["status"])) in (Status.DONE, Status.DIVERGED), int(g.attrs["checkpoint_step"])
 
 
 def same_results(a: h5py.Group, b: h5py.Group) -> bool:
