@@ -43,6 +43,13 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
     plan, size, shard = _plan(cfg, shard_spec, scan_mod.make_plan, scan_mod.auto_chunk)
     path = Path(out if shard is None else cluster.shard_path(out, shard[0], shard[1]))
     shard_ix = shard and shard[:2]
+    if shard is not None and shard[0] >= plan.n_points:
+        print(f"shard {shard[0]}/{shard[1]} has no points (the scan has {plan.n_points}); nothing to do",
+              file=sys.stderr)
+        if shard[2] == "mpi":
+            with bad_input():
+                cluster.mpi_merge(out, shard, quiet)
+        return 0
     # One writer per output; the SIGTERM handler is in place before the file exists.
     created = False
     with bad_input(), store.writer_lock(path), cluster.Termination(immediate=True) as term:

@@ -180,7 +180,7 @@ class ScanConfig:
     lr: float = setting(0.01, Rule(float, "peak learning rate, cosine-decayed", positive=True, metavar="LR"))
     batch_size: int | None = setting(None, Rule(int, "minibatch size (default: full batch)", minimum=1,
                                                 optional=True, metavar="B"))
-    seed: int = setting(0, Rule(int, "seed for initializations and minibatches", metavar="S"))
+    seed: int = setting(0, Rule(int, "seed for initializations and minibatches", minimum=0, metavar="S"))
     method: str = setting("riemannian", Rule(str, "constrained method", choices=METHODS))
     constrain: str = setting("*", Rule(str, "parameters whose joint norm is constrained (globs, comma-separated)",
                                        metavar="GLOB"))
@@ -220,7 +220,8 @@ class TrainConfig:
                                                   positive=True, listed=True, per_member=True, metavar="A[,A...]"))
     weight_decay: list[float] = setting([0.0], Rule(float, "AdamW decoupled weight decay", nonnegative=True,
                                                     listed=True, per_member=True, metavar="WD[,WD...]"))
-    seeds: list[int] = setting([0], Rule(int, "initialization and minibatch seeds", listed=True, per_member=True,
+    seeds: list[int] = setting([0], Rule(int, "initialization and minibatch seeds", minimum=0, listed=True,
+                                         per_member=True,
                                          metavar="S[,S...]"))
     lr: float = setting(0.001, Rule(float, "learning rate, constant", positive=True, metavar="LR"))
     steps: int = setting(10000, Rule(int, "training steps", minimum=1, metavar="N"))
@@ -280,6 +281,9 @@ def load_toml(path: str | Path, cls=ScanConfig) -> dict[str, Any]:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"config file {str(path)!r}: {one_line(e)}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(path)!r} is not a text (TOML) file; pass a preset such as "
+                          "data/teacher-student.toml") from None
     allowed = set(field_names(cls))
     unknown = sorted(set(data) - allowed)
     if unknown:

@@ -20,6 +20,7 @@ point or a trajectory sees the same numbers whatever chunk or shard computes it.
 from __future__ import annotations
 
 import copy
+import fnmatch
 from typing import Iterator
 
 import numpy as np
@@ -50,8 +51,11 @@ def model_of(task: Task, constrain: str, engine: str, seed: int) -> tuple[torch.
     """The task's model (initialized with ``seed``) and its layout; ``ValueError`` for unusable settings."""
     module, _ = init_params(task, None, seed)
     layout = layout_of(module, constrain)
-    if not any(layout.constrained):
-        raise ValueError(f"--constrain {constrain!r} matches no parameter; names are: {', '.join(layout.names)}")
+    unmatched = [g for g in (g.strip() for g in constrain.split(",")) if g
+                 and not any(fnmatch.fnmatchcase(n, g) for n in layout.names)]
+    if unmatched or not any(layout.constrained):
+        raise ValueError(f"--constrain {', '.join(unmatched) or constrain!r} matches no parameter; "
+                         f"names are: {', '.join(layout.names)}")
     check_engine(module, layout, engine)
     return module, layout
 

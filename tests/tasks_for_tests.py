@@ -38,3 +38,21 @@ def flat(seed: int = 0):
     task = tiny(seed)
     task.loss = lambda out, target: 0.0 * out.sum()
     return task
+
+
+def raising(seed: int = 0):
+    """``tiny`` whose loss raises: an error in the user's task code."""
+    task = tiny(seed)
+
+    def loss(out, target):
+        raise RuntimeError("my loss is broken")
+
+    task.loss = loss
+    return task
+
+
+def wrong_width(seed: int = 0):
+    """``tiny`` whose model expects 4 inputs, not the data's 3."""
+    task = tiny(seed)
+    task.model = lambda: torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    return task

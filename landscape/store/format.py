@@ -166,8 +166,10 @@ def commit(path: str | Path, new: bool = False):
             yield f
         publish(tmp, path)
     except OSError as e:
-        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
-            raise StoreError(f"{path}: cannot write ({e.strerror}); the file is unchanged") from None
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(e)
+        if full or e.errno in (errno.EROFS, errno.EACCES):
+            why = "no space left on the device" if full else e.strerror
+            raise StoreError(f"{path}: cannot write ({why}); the file is unchanged") from None
         raise
     finally:
         tmp.unlink(missing_ok=True)

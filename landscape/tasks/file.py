@@ -44,6 +44,9 @@ def make(path: str = "", widths: str = "200,200", activation: str = "relu", kind
             raise TaskError(f"file task: {key} in {path!r} is empty")
         if not (np.issubdtype(d[key].dtype, np.number) or d[key].dtype == bool):
             raise TaskError(f"file task: {key} in {path!r} is not numeric (dtype {d[key].dtype})")
+        if np.issubdtype(d[key].dtype, np.inexact) and not np.isfinite(d[key]).all():
+            raise TaskError(f"file task: {key} in {path!r} holds NaN or infinite values "
+                            f"({int((~np.isfinite(d[key])).sum())} of {d[key].size}); clean the data first")
     x_train = torch.as_tensor(d["x_train"], dtype=torch.float32).reshape(len(d["x_train"]), -1)
     x_test = torch.as_tensor(d["x_test"], dtype=torch.float32).reshape(len(d["x_test"]), -1)
     if x_train.shape[1] != x_test.shape[1]:
