@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and store train/test metrics at each constrained minimizer.")
     _run_options(s, ScanConfig, "compute only shard I of N (interleaved points)")
     _fields(s, ScanConfig)
-    s.add_argument("--overwrite", action="store_true", help="replace an output file that holds another experiment")
+    s.add_argument("--overwrite", action="store_true", help="replace an output file that holds another experiment; "
+                   "the old file stays readable until the new one is complete")
 
     t = sub.add_parser("train", help="free-training trajectories (AdamW) stored next to the scan",
                        description="Train with AdamW from a scaled default initialization and log norm, losses and "
@@ -131,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "combination is one trajectory, all trained as one ensemble.")
     _run_options(t, TrainConfig, "train only shard I of N of the sweep's trajectories")
     _fields(t, TrainConfig)
-    t.add_argument("--overwrite", action="store_true", help="replace trajectories of the same name with other settings")
+    t.add_argument("--overwrite", action="store_true", help="replace trajectories of the same name with other "
+                   "settings; the old file stays readable until the new one is complete")
 
     mg = sub.add_parser("merge", help="join shard files into one file",
                         description="Check that shards hold the same experiment, join their points and "
