@@ -150,3 +150,23 @@ def test_a_full_disk_fails_with_one_line_and_keeps_the_file(tmp_path, capsys):
         assert len(store.read_trajectories(out)) == 1 and store.read_scan(out) is not None
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_two_processes_on_one_new_output(tmp_path, env):
+    """The second process is refused with one line while the first writes; the first's file is whole."""
+    import sys
+    import time
+
+    out = tmp_path / "r.h5"
+    argv = [sys.executable, "-m", "landscape", "scan", *TINY, "--norms", "0.5:2:6", "--steps", "400", "--chunk", "1",
+            "--out", str(out)]
+    first = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE)
+    lock = tmp_path / ".r.h5.lock"
+    deadline = time.monotonic() + 120
+    while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert first.poll() is None, first.stderr.read()
+    second = subprocess.run(argv, env=env, capture_output=True, text=True)
+    assert first.wait(timeout=300) == 0
+    assert second.returncode == 2 and second.stderr.count("\n") == 1 and "another landscape process" in second.stderr
+    assert (store.read_scan(out)["status"] == 1).all()

@@ -190,6 +190,8 @@ def writer_lock(path: str | Path):
         raise StoreError(f"{path}: directory {str(path.parent)!r} does not exist")
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise StoreError(f"{path}: directory {str(path.parent)!r} is not writable; choose another --out")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise StoreError(f"{path}: the file is read-only; make it writable (chmod u+w) or choose another --out")
     lock = path.with_name(f".{path.name}.lock")
     while True:
         try:

@@ -9,9 +9,10 @@ from . import Task, TaskError, mlp, mse
 
 def make(seed: int = 0, n_train: int = 100, n_test: int = 100, dim: int = 5, width: int = 100) -> Task:
     """Teacher-student regression: tanh MLP 5-100-100-5 teacher at default init, MSE (Omnigrok)."""
-    for name, value in (("n_train", n_train), ("n_test", n_test), ("dim", dim), ("width", width)):
+    for name, value in (("dim", dim), ("width", width)):
         if value < 1:
-            raise TaskError(f"teacher-student: {name} must be at least 1, got {value}; e.g. --task-opt {name}=100")
+            raise TaskError(f"task 'teacher-student': {name} must be at least 1, got {value}; "
+                            f"e.g. --task-opt {name}=100")
     sizes = [dim, width, width, dim]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
