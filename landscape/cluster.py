@@ -186,7 +186,7 @@ def mpi_merge(out: str, shard: tuple[int, int, str], quiet: bool) -> None:
         try:
             with writer_lock(out):
                 merge(paths, out)
-        except ValueError as e:
+        except Exception as e:  # noqa: BLE001 -- every rank must reach the broadcast, whatever went wrong
             error = one_line(e)
         if error is None and not quiet:
             print(f"rank 0 merged {len(paths)} shards into {out}")

@@ -8,6 +8,7 @@ one-line message; ``landscape.cli`` prints it and exits 2.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -60,8 +61,8 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
                     todo = store.prepare_scan(work, cfg, plan, shard=shard_ix) if work.exists() else None
                 except store.StoreError:  # a staging file of another attempt
                     todo = None
-                if todo is None:
-                    store.stage(path)
+                if todo is None:  # a scan's replacement starts empty
+                    store.stage(path, copy=False)
                     todo = store.prepare_scan(work, cfg, plan, overwrite=True, shard=shard_ix)
             else:
                 work = path
@@ -82,7 +83,7 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
             with term.critical():
                 store.write_chunk(work, result, cfg.restarts)
         if work != path:
-            store.publish(work, path)
+            store.publish_staging(path)
     bar.close()
     if shard is not None and shard[2] == "mpi":
         with bad_input():
@@ -113,17 +114,19 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
                     cluster.mpi_merge(out, shard, quiet)
             return 0
     path = Path(path)
+    names = [m.name for m in plan.members]
+    created = False
     # One writer per output; the SIGTERM handler is in place before the file exists.
     with bad_input(), store.writer_lock(path), cluster.Termination(immediate=False) as term:
         if overwrite and path.exists():  # the old file stays readable until the new one is complete
-            work = store.staging(path)
-            try:
-                states = store.prepare_trajectories(work, cfg, plan) if work.exists() else None
-            except store.StoreError:  # a staging file of another attempt
-                work.unlink()
-                states = None
-            if states is None:
-                store.stage(path)
+            work, states = store.staging(path), None
+            if not store.stale_staging(path, names):  # made from this very file, for these trajectories
+                try:
+                    states = store.prepare_trajectories(work, cfg, plan)
+                except store.StoreError:  # other settings than this attempt's
+                    states = None
+            if states is None:  # a copy of the file whose named trajectories are replaced
+                store.stage(path, copy=True, members=names)
                 states = store.prepare_trajectories(work, cfg, plan, overwrite=True)
         else:
             work, created = path, not path.exists()
@@ -155,7 +158,7 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
             if term.requested:
                 break
         if work != path and not term.requested:
-            store.publish(work, path)
+            store.publish_staging(path)
     bar.close()
     if term.requested:
         print(f"landscape: terminated; checkpoint written to {work}, rerun the same command to resume",
@@ -253,7 +256,17 @@ def tasks() -> int:
 
 def analyze(file: str, criteria: dict, accuracy: bool | None = None, as_json: bool = False,
             write: bool = True) -> int:
-    from . import analysis, report, store
+    from . import store
+
+    with contextlib.ExitStack() as stack:
+        if write:  # one writer: nothing may change the file between reading it and storing the result
+            with bad_input():
+                stack.enter_context(store.writer_lock(file))
+        return _analyze(file, store, criteria, accuracy, as_json, write)
+
+
+def _analyze(file, store, criteria, accuracy, as_json, write) -> int:
+    from . import analysis, report
     from .status import Status
 
     with bad_input():
@@ -272,7 +285,7 @@ def analyze(file: str, criteria: dict, accuracy: bool | None = None, as_json: bo
     else:
         print(report.analysis_report(result))
     if write:
-        with bad_input(), store.writer_lock(file):
+        with bad_input():
             store.write_analysis(file, data)
     return 0
 

@@ -29,6 +29,7 @@ import landscape.commands  # noqa: F401
 import landscape.report  # noqa: F401
 import landscape.scan  # noqa: F401
 import landscape.train  # noqa: F401
+from landscape import store
 from landscape.cli import main
 
 SYSCALLS = ("pwrite64", "sendfile", "fsync", "rename")
@@ -99,8 +100,14 @@ def main_(spec_path: str, result_path: str) -> None:
         status, _ = _run([*argv, "--out", out], ["-o", "/dev/null", "-e", f"trace={syscall}",
                                                   "-e", f"inject={syscall}:signal=KILL:when={n}"])
         killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        readable = True
+        if os.path.exists(out):  # what the kill left must open as a landscape file
+            try:
+                store.describe(out), store.read_scan(out), store.read_trajectories(out)
+            except Exception:  # noqa: BLE001
+                readable = False
         rerun, _ = _run([*argv, "--out", out], [])
-        result["trials"].append({"syscall": syscall, "n": n, "out": out, "killed": killed,
+        result["trials"].append({"syscall": syscall, "n": n, "out": out, "killed": killed, "readable": readable,
                                  "rerun": os.WEXITSTATUS(rerun) if os.WIFEXITED(rerun) else -1})
     json.dump(result, open(result_path, "w"))
 

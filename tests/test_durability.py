@@ -160,13 +160,47 @@ def test_two_processes_on_one_new_output(tmp_path, env):
     out = tmp_path / "r.h5"
     argv = [sys.executable, "-m", "landscape", "scan", *TINY, "--norms", "0.5:2:6", "--steps", "400", "--chunk", "1",
             "--out", str(out)]
+    argv[argv.index("400")] = "100000"  # the first is still running when the second asks for the lock
     first = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE)
     lock = tmp_path / ".r.h5.lock"
     deadline = time.monotonic() + 120
     while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert first.poll() is None, first.stderr.read()
-    second = subprocess.run(argv, env=env, capture_output=True, text=True)
-    assert first.wait(timeout=300) == 0
+    try:
+        assert first.poll() is None, first.stderr.read()
+        second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        assert first.poll() is None, "the first run ended before the second asked"
+    finally:
+        first.terminate()
+        first.wait(timeout=120)
     assert second.returncode == 2 and second.stderr.count("\n") == 1 and "another landscape process" in second.stderr
-    assert (store.read_scan(out)["status"] == 1).all()
+    store.read_scan(out)  # the first's file is whole (SIGTERM ends a scan between commits)
+    assert not lock.exists()
+
+
+def test_train_overwrite_is_staged_and_never_publishes_a_stale_copy(tmp_path, monkeypatch, capsys):
+    from landscape import train
+
+    out = tmp_path / "t.h5"
+    base = ["train", *TINY, "--steps", "40", "--checkpoint-every", "10", "--out", str(out)]
+    assert main(base) == 0
+    before = _sha(out)
+    real, calls = train.run, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "run", interrupted)
+    assert main([*base, "--lr", "0.002", "--overwrite"]) == 130
+    assert _sha(out) == before  # old trajectory still there, file untouched
+    monkeypatch.setattr(train, "run", real)
+    assert main([*base, "--seeds", "1"]) == 0  # the file changes while the staging copy waits
+    assert main([*base, "--lr", "0.002", "--overwrite"]) == 0
+    names = sorted(t["name"] for t in store.read_trajectories(out))
+    assert names == ["wd0_init1_seed0", "wd0_init1_seed1"]  # seed 1, added in between, is kept
+    assert store.read_trajectories(out)[0]["config"]["lr"] == 0.002
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.h5"]
+    capsys.readouterr()
+    bad = ["train", "--task", "tasks_for_tests:raising", "--steps", "5", "--quiet", "--overwrite", "--out", str(out)]
+    assert main(bad) == 2 and "holds task" in capsys.readouterr().err  # one line, never a traceback

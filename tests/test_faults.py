@@ -36,12 +36,23 @@ TRAIN = ["train", "--task", "tasks_for_tests:tiny", "--weight-decay", "0.1,1", "
          "--checkpoint-every", "20", "--log-every", "10", "--quiet"]
 
 
+SKIP_ATTRS = {"created", "DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME"}
+
+
+def _attrs(obj) -> dict:
+    return {k: np.asarray(v).tobytes() if isinstance(v, np.ndarray) else v
+            for k, v in obj.attrs.items() if k not in SKIP_ATTRS}
+
+
 def _datasets(path) -> dict[str, bytes]:
-    out = {}
+    """Every dataset's bytes and every attribute (statuses, checkpoint steps, configs) but creation times."""
+    out = {"/": _attrs(h5py.File(path, "r"))}
     with h5py.File(path, "r") as f:
         def visit(name, obj):
             if isinstance(obj, h5py.Dataset):
-                out[name] = (obj.dtype.str, obj.shape, np.asarray(obj[()]).tobytes())
+                out[name] = (obj.dtype.str, obj.shape, np.asarray(obj[()]).tobytes(), _attrs(obj))
+            else:
+                out[name] = _attrs(obj)
         f.visititems(visit)
     return out
 
@@ -62,7 +73,8 @@ def _faults(tmp_path, argv, env):
         differ = [k for k in clean if got[k] != clean[k]]
         assert not differ, f"after a kill at {t['syscall']} call {t['n']}: {differ} differ from the clean run"
         exact += 1
-        leftovers = [p.name for p in tmp_path.glob(f".{Path(t['out']).name}*")]
+        assert t["readable"], f"after a kill at {t['syscall']} call {t['n']} the file did not open"
+        leftovers = [p.name for p in tmp_path.iterdir() if Path(t["out"]).name in p.name and p.name != Path(t["out"]).name]
         assert not leftovers, leftovers  # no lock or temporary file survives the rerun
     counts = result["counts"]
     print(f"{argv[0]}: {counts}; {len(result['trials'])} kills tried, {exact} bit-exact after the rerun")

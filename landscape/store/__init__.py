@@ -13,7 +13,7 @@ hand it plans, results and states, and it reads their attributes.
 
 from .analysis import read_analysis, write_analysis
 from .format import (FORMAT, FORMAT_VERSION, STATUS_ENUM, StoreError, data_fingerprint, describe, open_file, publish,
-                     stage, staging, writer_lock)
+                     publish_staging, stage, stale_staging, staging, writer_lock)
 from .merge import Report, merge
 from .scan import POINT_VALUES, prepare_scan, read_scan, write_chunk
 from .trajectories import (CHECKPOINT_SLOTS, prepare_trajectories, read_trajectories, series_meta,
@@ -21,7 +21,7 @@ from .trajectories import (CHECKPOINT_SLOTS, prepare_trajectories, read_trajecto
 
 __all__ = [
     "CHECKPOINT_SLOTS", "FORMAT", "FORMAT_VERSION", "POINT_VALUES", "STATUS_ENUM", "Report", "StoreError",
-    "data_fingerprint", "describe", "merge", "open_file", "prepare_scan", "prepare_trajectories", "publish",
+    "data_fingerprint", "describe", "merge", "open_file", "prepare_scan", "prepare_trajectories", "publish", "publish_staging", "stale_staging",
     "read_analysis", "read_scan", "read_trajectories", "series_meta", "stage", "staging", "write_analysis",
     "write_chunk", "write_trajectories", "writer_lock",
 ]

@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -114,63 +115,116 @@ def temporary(path: Path, what: str = "tmp") -> Path:
 
 
 def remove_stale(path: Path) -> None:
-    """Remove temporaries of ``path`` left by killed processes (call with the writer lock held)."""
-    for p in path.parent.glob(f".{path.name}.tmp-*"):
-        p.unlink(missing_ok=True)
+    """Remove temporaries of ``path`` and of its staging file left by killed processes (with the lock held)."""
+    for name in (path.name, staging(path).name, _record(path).name):
+        pattern = re.compile(rf"\.{re.escape(name)}\.tmp-\d+")
+        for p in path.parent.iterdir():
+            if pattern.fullmatch(p.name):
+                p.unlink(missing_ok=True)
+
+
+def real(path: str | Path) -> Path:
+    """The file a path names (a symlink at ``--out`` is followed: the target is changed, the link kept)."""
+    return Path(os.path.realpath(path))
 
 
 def staging(path: str | Path) -> Path:
     """Where an ``--overwrite`` run builds its new file until it is complete (``.NAME.new`` beside ``path``)."""
-    path = Path(path)
+    path = real(path)
     return path.with_name(f".{path.name}.new")
 
 
-def stage(path: str | Path) -> Path:
-    """Start (or continue) building a replacement of ``path``: its staging file, a copy of ``path`` if new.
+def _signature(path: Path) -> str:
+    st = os.stat(path)
+    return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
 
-    ``path`` must be a landscape file (anything else is never replaced).
+
+def _record(path: Path) -> Path:
+    return staging(path).with_name(staging(path).name + ".from")
+
+
+def stage(path: str | Path, copy: bool, members: list[str] | None = None) -> Path:
+    """Start building a replacement of ``path`` in its staging file (a copy of ``path`` with ``copy``).
+
+    ``path`` must be a landscape file (anything else is never replaced). A
+    record beside the staging file says which state of ``path`` it replaces
+    (inode, time, size) and for which ``members``, so :func:`stale_staging`
+    can tell when it no longer fits.
     """
-    path, work = Path(path), staging(path)
+    path, work = real(path), staging(path)
     with open_file(path, "r"):
         pass
-    if not work.exists():
-        tmp = temporary(work)
-        shutil.copyfile(path, tmp)
-        publish(tmp, work)
+    with commit(work, new=not copy, source=path if copy else None):
+        pass
+    record, tmp = _record(path), temporary(_record(path))
+    with write_errors(path):
+        tmp.write_text(to_json({"from": _signature(path), "members": members or []}))
+        publish(tmp, record)
     return work
 
 
+def stale_staging(path: str | Path, members: list[str] | None = None) -> bool:
+    """Whether the staging file of ``path`` is missing, or was made for another state of ``path`` or other members."""
+    path, record = real(path), _record(path)
+    if not staging(path).exists() or not record.exists():
+        return True
+    return record.read_text() != to_json({"from": _signature(path), "members": members or []})
+
+
+def publish_staging(path: str | Path) -> None:
+    """The finished replacement of ``path`` takes its place; its record goes."""
+    publish(staging(path), path)
+    _record(path).unlink(missing_ok=True)
+
+
 def publish(src: Path, path: Path) -> None:
-    """Move the finished file ``src`` onto ``path`` durably: fsync the file, rename, fsync the directory."""
-    _fsync(src)
-    os.replace(src, path)
-    _fsync(path.parent)
+    """Move the finished file ``src`` onto ``path`` durably: fsync the file, rename, fsync the directory.
+
+    The file keeps the permissions of the one it replaces.
+    """
+    path = real(path)
+    with write_errors(path):
+        if path.exists():
+            shutil.copymode(path, src)
+        _fsync(src)
+        os.replace(src, path)
+        _fsync(path.parent)
 
 
 @contextlib.contextmanager
-def commit(path: str | Path, new: bool = False):
+def write_errors(path: Path):
+    """A full disk, a read-only file system or a missing permission: one line, the file unchanged."""
+    try:
+        yield
+    except OSError as e:
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(e)
+        if full or e.errno in (errno.EROFS, errno.EACCES, errno.EIO):
+            why = "no space left on the device" if full else e.strerror
+            raise StoreError(f"{path}: cannot write ({why}); the file is unchanged") from None
+        raise
+
+
+@contextlib.contextmanager
+def commit(path: str | Path, new: bool = False, source: Path | None = None):
     """Change ``path`` as one atomic step; yields the open h5py file to change.
 
     The change is made in a copy beside ``path`` (an empty file with ``new``),
     which is flushed to disk and renamed over ``path`` only when the block ends
     without error. A kill, a full disk or an exception at any moment leaves
     ``path`` exactly as it was: HDF5 has no journal, so the one copy that
-    readers see is never written in place.
+    readers see is never written in place. ``source`` starts the copy from
+    another file instead of ``path``.
     """
-    path = Path(path)
+    path = real(path)
     tmp = temporary(path)
+    source = source or (None if new else path)
     try:
-        if not new and path.exists():
-            shutil.copyfile(path, tmp)
-        with open_file(tmp, "r+" if tmp.exists() else "w") as f:
-            yield f
+        with write_errors(path):
+            if source is not None and source.exists():
+                shutil.copyfile(source, tmp)
+            with open_file(tmp, "r+" if tmp.exists() else "w") as f:
+                yield f
         publish(tmp, path)
-    except OSError as e:
-        full = e.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(e)
-        if full or e.errno in (errno.EROFS, errno.EACCES):
-            why = "no space left on the device" if full else e.strerror
-            raise StoreError(f"{path}: cannot write ({why}); the file is unchanged") from None
-        raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -183,7 +237,7 @@ def writer_lock(path: str | Path):
     kernel drops the lock when its process dies, so a crash never leaves a
     stale lock; the file is removed on release.
     """
-    path = Path(path)
+    path = real(path)
     if path.is_dir():
         raise StoreError(f"{path}: is a directory, not a file")
     if not path.parent.is_dir():
@@ -206,6 +260,10 @@ def writer_lock(path: str | Path):
             os.close(fd)
             raise StoreError(f"{path}: another landscape process (pid {holder}) is writing this file; "
                              "wait for it to finish or use another --out") from None
+        except OSError as e:
+            os.close(fd)
+            raise StoreError(f"{path}: cannot lock {lock.name} ({e.strerror}); this file system may not "
+                             "support flock: write to a local directory") from None
         try:  # the file may have been removed (and recreated) by a holder that just released it
             same = os.fstat(fd).st_ino == os.stat(lock).st_ino
         except FileNotFoundError:

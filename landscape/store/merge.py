@@ -21,7 +21,7 @@ import h5py
 from ..config import TrainConfig, execution_fields
 from . import scan as scan_group
 from . import trajectories as traj_group
-from .format import StoreError, damaged_as_error, open_file, publish, temporary, to_json
+from .format import StoreError, write_errors, damaged_as_error, open_file, publish, temporary, to_json
 
 KNOWN = ("scan", "trajectories", "analysis")  # merged (scan, trajectories) or dropped as stale (analysis)
 
@@ -137,7 +137,7 @@ def merge(paths: list[str | Path], out: str | Path, allow_partial: bool = False)
                     why = _compatible(_identity(existing), whole)
                 if why:
                     raise StoreError(f"merge: {out} exists and holds another experiment ({why}); choose another -o")
-            with h5py.File(tmp, "w") as dst:
+            with write_errors(out), h5py.File(tmp, "w") as dst:
                 _write(dst, files, paths, idents, existing, out, parts, whole, report)
                 if not report.complete:
                     if not allow_partial:

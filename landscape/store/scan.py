@@ -57,9 +57,10 @@ def scan_identity(config, plan) -> dict:
 
 
 def _pending(g: h5py.Group, mine: np.ndarray) -> np.ndarray:
-    """The points still to compute: pending, or marked done without a finite loss (checked, not trusted)."""
+    """The points still to compute: pending, or marked done without finite losses (checked, not trusted)."""
     status = g["status"][()].astype(np.int8).ravel()
-    broken = (status == Status.DONE) & ~np.isfinite(g["train_loss"][()].ravel())
+    finite = np.isfinite(g["train_loss"][()].ravel()) & np.isfinite(g["test_loss"][()].ravel())
+    broken = (status == Status.DONE) & ~finite
     return mine[(status[mine] == Status.PENDING) | broken[mine]]
 
 
