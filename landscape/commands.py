@@ -32,6 +32,13 @@ def _plan(cfg, shard_spec: str | None, make_plan, auto_chunk):
         return plan, size, cluster.resolve(shard_spec)
 
 
+def _mpi_merge(out: str, shard, quiet: bool) -> None:
+    """Under MPI, every rank meets the others and rank 0 merges the shards into ``out``."""
+    if shard is not None and shard[2] == "mpi":
+        with bad_input():
+            cluster.mpi_merge(out, shard, quiet)
+
+
 def _bar(total: int, desc: str, quiet: bool):
     from tqdm import tqdm
 
@@ -47,9 +54,7 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
     if shard is not None and shard[0] >= plan.n_points:
         print(f"shard {shard[0]}/{shard[1]} has no points (the scan has {plan.n_points}); nothing to do",
               file=sys.stderr)
-        if shard[2] == "mpi":
-            with bad_input():
-                cluster.mpi_merge(out, shard, quiet)
+        _mpi_merge(out, shard, quiet)
         return 0
     # One writer per output; the SIGTERM handler is in place before the file exists.
     created = False
@@ -85,9 +90,7 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
         if work != path:
             store.publish_staging(path)
     bar.close()
-    if shard is not None and shard[2] == "mpi":
-        with bad_input():
-            cluster.mpi_merge(out, shard, quiet)
+    _mpi_merge(out, shard, quiet)
     if not quiet and shard is None:
         print(report.summary_table(store.read_scan(path)))
     if not quiet:
@@ -109,9 +112,7 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
         plan.members = cluster.shard_items(plan.members, shard[0], shard[1])
         if not plan.members:
             print(f"shard {shard[0]}/{shard[1]} has no trajectories (the sweep has fewer members)", file=sys.stderr)
-            if shard[2] == "mpi":
-                with bad_input():
-                    cluster.mpi_merge(out, shard, quiet)
+            _mpi_merge(out, shard, quiet)
             return 0
     path = Path(path)
     names = [m.name for m in plan.members]
@@ -164,9 +165,7 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
         print(f"landscape: terminated; checkpoint written to {work}, rerun the same command to resume",
               file=sys.stderr)
         return 128 + term.signum
-    if shard is not None and shard[2] == "mpi":
-        with bad_input():
-            cluster.mpi_merge(out, shard, quiet)
+    _mpi_merge(out, shard, quiet)
     if not quiet:
         print(report.trajectory_table(store.read_trajectories(path), [m.name for m in plan.members]))
         print(f"wrote {path}")

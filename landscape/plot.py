@@ -165,7 +165,7 @@ def grokking_figure(trajs: list[dict]) -> Figure:
 def metrics_figure(trajs: list[dict], meta: dict[str, tuple[str, str]]) -> Figure | None:
     """Every logged series the other figures do not show, against log step: one panel per metric
     (a family such as ``group_norm/<group>`` shares a panel, one line per key), one line style per trajectory."""
-    keys = [k for k in other_series(trajs) if k != "norm"] + (["norm"] if "norm" in other_series(trajs) else [])
+    keys = sorted(other_series(trajs), key=lambda k: k == "norm")  # the whole norm last
     panels: dict[str, list[str]] = {}
     for k in keys:
         panels.setdefault(k.split("/", 1)[0], []).append(k)

@@ -8,6 +8,7 @@ from landscape import metrics, store, train
 from landscape.cli import main
 from landscape.config import TrainConfig
 from landscape.tasks import get_task
+from training import train_until
 
 TRAIN = ["train", "--task", "tasks_for_tests:tiny", "--weight-decay", "0.1,1", "--init-scale", "3", "--steps", "60",
          "--log-every", "10", "--checkpoint-every", "20", "--quiet"]
@@ -62,20 +63,7 @@ def test_a_file_written_before_a_metric_existed_reads_and_resumes(tmp_path, caps
     old, clean = tmp_path / "old.h5", tmp_path / "clean.h5"
     cfg = TrainConfig(task="tasks_for_tests:tiny", weight_decay=[0.1, 1.0], init_scale=[3.0], steps=60,
                       log_every=10, checkpoint_every=20)
-    task = get_task(cfg.task)
-    cfg.task_options = task.options
-    plan = train.make_plan(cfg, task)
-    store.prepare_trajectories(old, cfg, plan)
-    names = [m.name for m in plan.members]
-    calls = []
-    write = train.saver(old, plan, plan.members)
-
-    def save(st, log):
-        calls.append(st.step)
-        write(st, log)
-
-    train.run(plan, plan.members, train.fresh_state(plan, plan.members), on_checkpoint=save,
-              should_stop=lambda: len(calls) >= 1)
+    names = train_until(old, cfg, checkpoints=1)
     with h5py.File(old, "r+") as f:  # as written before the metric existed
         for n in names:
             del f[f"trajectories/{n}/group_norm"]

@@ -297,29 +297,15 @@ def test_merge_refuses_empty_inputs_and_missing_directories(tmp_path, capsys):
 
 def test_interrupted_checkpoint_write_leaves_the_previous_checkpoint_usable(tmp_path):
     """A kill while a checkpoint is being written must not corrupt the resume (two slots)."""
-    from landscape import train
     from landscape.config import TrainConfig
-    from landscape.tasks import get_task
+    from training import train_until
 
     args = ["train", *TINY, "--weight-decay", "0.1,0.3", "--steps", "300", "--checkpoint-every", "100",
             "--log-every", "20"]
     out = tmp_path / "k.h5"
     cfg = TrainConfig(task="tasks_for_tests:tiny", weight_decay=[0.1, 0.3], steps=300, checkpoint_every=100,
                       log_every=20)
-    task = get_task(cfg.task)
-    cfg.task_options = task.options
-    plan = train.make_plan(cfg, task)
-    store.prepare_trajectories(out, cfg, plan)
-    names = [m.name for m in plan.members]
-    calls = []
-    write = train.saver(out, plan, plan.members)
-
-    def save(st, log):
-        calls.append(st.step)
-        write(st, log)
-
-    train.run(plan, plan.members, train.fresh_state(plan, plan.members), on_checkpoint=save,
-              should_stop=lambda: len(calls) >= 2)  # checkpoints at 100 and 200, then one at the stop
+    names = train_until(out, cfg, checkpoints=2)  # checkpoints at 100 and 200, then one at the stop
     # now a third checkpoint write is "killed" halfway: the inactive slot is overwritten, the step never set
     with h5py.File(out, "r+") as f:
         for name in names:

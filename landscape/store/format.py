@@ -109,9 +109,9 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def temporary(path: Path, what: str = "tmp") -> Path:
+def temporary(path: Path) -> Path:
     """The hidden name beside ``path`` that a change is built under (``.NAME.tmp-PID``)."""
-    return path.with_name(f".{path.name}.{what}-{os.getpid()}")
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
 def remove_stale(path: Path) -> None:
