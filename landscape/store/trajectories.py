@@ -33,14 +33,15 @@ RESERVED = {"name", "series", "step", *CHECKPOINT_SLOTS, *ATTRIBUTES}  # not usa
 
 def series_names(g: h5py.Group) -> list[str]:
     """The logged series of a trajectory group: every dataset along ``step`` (``family/key`` inside subgroups)."""
-    names = []
-    for key, obj in g.items():
+    names = []  # getclass asks for the kind without opening each object (a third of the time)
+    for key in g.keys():
         if key == "step" or key in CHECKPOINT_SLOTS:
             continue
-        if isinstance(obj, h5py.Dataset):
+        if g.get(key, getclass=True) is h5py.Dataset:
             names.append(key)
         else:
-            names += [f"{key}/{k}" for k, ds in obj.items() if isinstance(ds, h5py.Dataset)]
+            sub = g[key]
+            names += [f"{key}/{k}" for k in sub.keys() if sub.get(k, getclass=True) is h5py.Dataset]
     return names
 
 
@@ -159,11 +160,12 @@ def write_trajectories(path: str | Path, names: list[str], state: TrainState, lo
             g = f["trajectories"][name]
             n0 = g["step"].shape[0]
             n1 = n0 + len(log_steps)
-            for key in series:
-                if key not in g:
-                    units, desc = (meta or {}).get(key, ("", key))
-                    _new_series(g, key, units, desc, n0)
-            for key in ("step", *series_names(g)):
+            held = series_names(g)
+            for key in [k for k in series if k not in set(held)]:
+                units, desc = (meta or {}).get(key, ("", key))
+                _new_series(g, key, units, desc, n0)
+                held.append(key)
+            for key in ("step", *held):
                 g[key].resize((n1,))
             g["step"][n0:n1] = log_steps
             for key, values in series.items():
