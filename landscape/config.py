@@ -163,6 +163,7 @@ def setting(default: Any, rule: Rule) -> Any:
 
 ENGINES = Registry("landscape.ensemble", "ENGINES")
 METHODS = Registry("landscape.optim", "METHODS")
+SCHEDULES = Registry("landscape.optim", "SCHEDULES")
 DEVICE = "cpu, cuda or cuda:N"
 
 
@@ -204,10 +205,12 @@ class Member:
     weight_decay: float
     init_scale: float
     seed: int
+    fix_norm: bool = False  # trained on the sphere of its initial norm
 
     @property
     def name(self) -> str:
-        return f"wd{self.weight_decay:g}_init{self.init_scale:g}_seed{self.seed}"
+        """``wd..._init..._seedS``; norm-constrained trajectories start with ``fixnorm_``."""
+        return f"{'fixnorm_' if self.fix_norm else ''}wd{self.weight_decay:g}_init{self.init_scale:g}_seed{self.seed}"
 
 
 @dataclass
@@ -223,12 +226,20 @@ class TrainConfig:
     seeds: list[int] = setting([0], Rule(int, "initialization and minibatch seeds", minimum=0, listed=True,
                                          per_member=True,
                                          metavar="S[,S...]"))
-    lr: float = setting(0.001, Rule(float, "learning rate, constant", positive=True, metavar="LR"))
+    lr: float = setting(0.001, Rule(float, "peak learning rate (see --warmup, --schedule)", positive=True,
+                                    metavar="LR"))
+    betas: list[float] = setting([0.9, 0.999], Rule(float, "Adam's beta1,beta2, each in [0, 1)", nonnegative=True,
+                                                    listed=True, metavar="B1,B2"))
+    warmup: int = setting(0, Rule(int, "steps of linear learning-rate warm-up", minimum=0, metavar="N"))
+    schedule: str = setting("constant", Rule(str, "learning rate after the warm-up", choices=SCHEDULES))
+    fix_norm: bool = setting(False, Rule(bool, "train on the sphere of each member's initial norm of the "
+                                               "constrained parameters (Riemannian AdamW; weight decay acts "
+                                               "on the other parameters only)"))
     steps: int = setting(10000, Rule(int, "training steps", minimum=1, metavar="N"))
     batch_size: int | None = setting(None, Rule(int, "minibatch size (default: full batch)", minimum=1,
                                                 optional=True, metavar="B"))
-    constrain: str = setting("*", Rule(str, "parameter set whose norm is logged as constrained_norm",
-                                       metavar="GLOB"))
+    constrain: str = setting("*", Rule(str, "parameter set whose norm is logged as constrained_norm (and held "
+                                            "fixed with --fix-norm)", metavar="GLOB"))
     log_every: int = setting(0, Rule(int, "log every N steps (0: a log-spaced grid)", minimum=0, metavar="N"))
     log_points: int = setting(100, Rule(int, "points of the log-spaced grid", minimum=1, metavar="N"))
     checkpoint_every: int = setting(1000, Rule(int, "write logs and a resumable checkpoint every N steps",
@@ -246,7 +257,7 @@ class TrainConfig:
 
     def members(self) -> list[Member]:
         """The sweep: every (weight decay, init scale, seed) combination, in that nesting order."""
-        return [Member(float(wd), float(a), int(s))
+        return [Member(float(wd), float(a), int(s), bool(self.fix_norm))
                 for wd, a, s in itertools.product(self.weight_decay, self.init_scale, self.seeds)]
 
 
@@ -311,6 +322,10 @@ def validate(cfg):
             setattr(cfg, f.name, f.metadata["rule"].check(f.name, getattr(cfg, f.name)))
     check_device(cfg.device)
     if isinstance(cfg, TrainConfig):
+        if len(cfg.betas) != 2 or not all(0 <= b < 1 for b in cfg.betas):
+            raise ConfigError(f"betas must be two numbers B1,B2 in [0, 1), got {cfg.betas!r}")
+        if cfg.warmup > cfg.steps:
+            raise ConfigError(f"warmup must be at most steps ({cfg.steps}), got {cfg.warmup}")
         names = [m.name for m in cfg.members()]
         if len(set(names)) != len(names):
             raise ConfigError("the sweep lists the same (weight decay, init scale, seed) twice")

@@ -74,11 +74,17 @@ def adam_direction(state: AdamState, betas=BETAS, eps=EPS) -> torch.Tensor:
     return state.m / adam_denominator(state, betas, eps)
 
 
-def riemannian_adam_step(theta, grad, state, lr, target, mask):
-    """One Riemannian Adam step on the sphere; returns ``(theta, state)``."""
+def riemannian_adam_step(theta, grad, state, lr, target, mask, betas=BETAS, weight_decay=0.0):
+    """One Riemannian Adam step on the sphere; returns ``(theta, state)``.
+
+    ``weight_decay`` (a number or ``[M, 1]``) decays the free coordinates only,
+    as AdamW does: on the constrained ones the norm is fixed.
+    """
     g = sphere.tangent(theta, grad, mask)
-    state = adam_moments(state, g)
-    d = sphere.tangent(theta, adam_direction(state), mask)
+    state = adam_moments(state, g, betas)
+    d = sphere.tangent(theta, adam_direction(state, betas), mask)
+    if mask is not None and not (isinstance(weight_decay, (int, float)) and weight_decay == 0):
+        theta = theta * (1 - lr * weight_decay * (1 - mask))
     theta = sphere.retract(torch.add(theta, d, alpha=-lr), target, mask)
     state = AdamState(sphere.tangent(theta, state.m, mask), state.v, state.t)
     return theta, state
@@ -106,13 +112,30 @@ METHODS = {
 }
 
 
-def adamw_step(theta, grad, state, lr, weight_decay):
+def adamw_step(theta, grad, state, lr, weight_decay, betas=BETAS):
     """AdamW (decoupled decay): ``theta <- theta - lr * (adam_direction + wd * theta)``."""
-    state = adam_moments(state, grad)
+    state = adam_moments(state, grad, betas)
     decayed = theta * (1 - lr * weight_decay)
-    return decayed.addcdiv_(state.m, adam_denominator(state), value=-lr), state
+    return decayed.addcdiv_(state.m, adam_denominator(state, betas), value=-lr), state
 
 
 def cosine_lr(base_lr: float, step: int, total: int) -> float:
     """Cosine decay from ``base_lr`` at step 0 towards 0 at step ``total``."""
     return base_lr * 0.5 * (1.0 + math.cos(math.pi * step / max(total, 1)))
+
+
+# --schedule: the learning rate after the warm-up (the config's choices read this)
+SCHEDULES = {
+    "constant": "the peak learning rate throughout",
+    "cosine": "cosine decay from the peak towards 0 at the last step",
+}
+
+
+def scheduled_lr(base_lr: float, step: int, total: int, warmup: int = 0, schedule: str = "constant") -> float:
+    """The learning rate of step ``step`` (0-based) of ``total``: linear warm-up over ``warmup`` steps
+    (``base_lr * (step + 1) / warmup``), then ``schedule`` over the remaining steps."""
+    if step < warmup:
+        return base_lr * (step + 1) / warmup
+    if schedule == "cosine":
+        return cosine_lr(base_lr, step - warmup, total - warmup)
+    return base_lr

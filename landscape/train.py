@@ -1,4 +1,4 @@
-"""Free-training trajectories: AdamW from a scaled default initialization, logged over steps.
+"""Training trajectories: AdamW from a scaled default initialization, logged over steps.
 
 A sweep is the product of weight decays x init scales x seeds; every member is
 one trajectory and the whole sweep runs as one ensemble on the engine the scan
@@ -9,6 +9,11 @@ Member with seed s starts from the default initialization drawn with the same
 seed as a scan's restart 0 with ``--seed s``, multiplied by its init scale on the
 constrained parameters, and reads minibatches from a stream seeded by s alone,
 so members that differ only in weight decay or init scale see the same batches.
+
+With ``fix_norm`` every member trains on the sphere of its initial norm of the
+constrained parameters instead (Riemannian Adam, ``landscape.optim``, the scan's
+constraint): weight decay then acts on the free parameters only. The learning
+rate follows ``warmup`` and ``schedule`` (``optim.scheduled_lr``).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import metrics, optim, store
+from . import metrics, optim, sphere, store
 from .config import Member, TrainConfig
 from .ensemble import Layout
 from .loop import Worker, chunk_size, derived_seed, init_params, model_of
@@ -105,6 +110,9 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, en
     worker = Worker(plan.task, plan.module, plan.layout, engine or cfg.engine, device or cfg.device)
     dev = worker.device
     wd = torch.tensor([m.weight_decay for m in group], dtype=torch.float32, device=dev)[:, None]
+    betas = tuple(cfg.betas)
+    if cfg.fix_norm:  # each member's initial norm, recomputed from its seed: a resumed run holds the same one
+        target = sphere.constrained_norm(torch.stack([initial_theta(plan, m) for m in group]).to(dev), worker.mask)
     theta = torch.as_tensor(state.theta).to(dev)
     adam = optim.AdamState(torch.as_tensor(state.m).to(dev), torch.as_tensor(state.v).to(dev), state.adam_t)
     stream = worker.stream([derived_seed(m.seed, 3) for m in group], cfg.batch_size, skip=state.step)
@@ -129,7 +137,11 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, en
         if t > state.step and t % cfg.checkpoint_every == 0:
             checkpoint(t)
         grad, _ = worker.grad(theta, idx)
-        theta, adam = optim.adamw_step(theta, grad, adam, cfg.lr, wd)
+        lr = optim.scheduled_lr(cfg.lr, t, cfg.steps, cfg.warmup, cfg.schedule)
+        if cfg.fix_norm:
+            theta, adam = optim.riemannian_adam_step(theta, grad, adam, lr, target, worker.mask, betas, wd)
+        else:
+            theta, adam = optim.adamw_step(theta, grad, adam, lr, wd, betas)
         t += 1
         if on_progress is not None:
             on_progress(1)

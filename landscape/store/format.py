@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 
 from ..plain import BadInput, one_line, to_json as _to_json
 from ..status import POINT
@@ -357,7 +358,8 @@ def reset_scales(g: h5py.Group) -> None:
 
 def attrs_of(obj, skip=()) -> dict[str, Any]:
     """An object's attributes as plain Python values."""
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in obj.attrs.items() if k not in skip}
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if hasattr(v, "item") else v)
+            for k, v in obj.attrs.items() if k not in skip}
 
 
 def describe(path: str | Path) -> dict[str, Any]:

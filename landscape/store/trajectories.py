@@ -25,9 +25,15 @@ from .format import (StoreError, attrs_of, check_task, commit, damaged_as_error,
 
 CHECKPOINT_SLOTS = ("checkpoint_a", "checkpoint_b")
 CHECKPOINT_ARRAYS = ("theta", "m", "v")  # TrainState fields stored per member, [P] float32
-DESCRIPTION = "free-training runs (AdamW), one group per trajectory"
-ATTRIBUTES = ("weight_decay", "init_scale", "seed", "lr", "steps", "batch_size", "batch_size_description", "config",
-              "identity", "classification", "checkpoint_step", "status", "description")
+DESCRIPTION = "training runs (free AdamW, or norm-constrained with fix_norm), one group per trajectory"
+ATTRIBUTES = ("weight_decay", "init_scale", "seed", "lr", "betas", "warmup", "schedule", "fix_norm", "steps",
+              "batch_size", "batch_size_description", "config", "identity", "classification", "checkpoint_step",
+              "status", "description")
+FREE = ("free training with AdamW (decoupled weight decay) from the default initialization multiplied by "
+        "init_scale on the constrained parameters")
+FIXED = ("norm-constrained training (--fix-norm): Riemannian Adam on the sphere of the initial norm of the "
+         "constrained parameters (the default initialization multiplied by init_scale); weight decay acts on the "
+         "free parameters only")
 RESERVED = {"name", "series", "step", *CHECKPOINT_SLOTS, *ATTRIBUTES}  # not usable as series names
 
 
@@ -63,6 +69,11 @@ def attach_scales(g: h5py.Group) -> None:
         g[name].dims[0].attach_scale(g["step"])
 
 
+def ident_defaults(config) -> dict[str, Any]:
+    """The identity of a default config: the values of settings a file written before them was run with."""
+    return json.loads(to_json(type(config)().identity()))
+
+
 def prepare_trajectories(path: str | Path, config, plan, overwrite: bool = False) -> dict[str, TrainState | None]:
     """Create or reopen the trajectory groups of ``plan``; return ``{name: one-row TrainState or None}``.
 
@@ -79,7 +90,7 @@ def prepare_trajectories(path: str | Path, config, plan, overwrite: bool = False
             for m in plan.members:
                 key = f"trajectories/{m.name}"
                 if key in f and not overwrite:
-                    stored = json.loads(f[key].attrs["identity"])
+                    stored = {**ident_defaults(config), **json.loads(f[key].attrs["identity"])}
                     if stored != ident:
                         raise StoreError(f"{path}: trajectory {m.name} exists with other settings "
                                          f"({describe_difference(stored, ident)}); use --overwrite to replace it, "
@@ -103,12 +114,15 @@ def prepare_trajectories(path: str | Path, config, plan, overwrite: bool = False
 
 def _create(top: h5py.Group, member, config, plan, ident: dict) -> None:
     g = top.create_group(member.name)
-    g.attrs["description"] = ("free training with AdamW (decoupled weight decay) from the default initialization "
-                              "multiplied by init_scale on the constrained parameters")
+    g.attrs["description"] = FIXED if member.fix_norm else FREE
     g.attrs["weight_decay"] = member.weight_decay
     g.attrs["init_scale"] = member.init_scale
     g.attrs["seed"] = member.seed
     g.attrs["lr"] = config.lr
+    g.attrs["betas"] = np.asarray(config.betas, dtype=np.float64)
+    g.attrs["warmup"] = config.warmup
+    g.attrs["schedule"] = config.schedule
+    g.attrs["fix_norm"] = member.fix_norm
     g.attrs["steps"] = config.steps
     g.attrs["batch_size"] = config.batch_size or 0
     g.attrs["batch_size_description"] = "0 = full batch"

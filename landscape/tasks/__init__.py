@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -112,23 +113,40 @@ def describe() -> list[tuple[str, str]]:
     return [(name, inspect.getdoc(f).splitlines()[0]) for name, f in _registry().items()]
 
 
-def _coerce(name: str, value: Any, default: Any) -> Any:
-    if not isinstance(value, str) or isinstance(default, str) or default is None:
+def _kind(param: inspect.Parameter) -> type | None:
+    """The type a string option is converted to: the default's, else the annotation's (``int | None``)."""
+    default = param.default
+    if default is not inspect.Parameter.empty and default is not None:
+        return type(default)
+    annotation = param.annotation
+    kinds = typing.get_args(annotation) or (annotation,)
+    return next((k for k in (bool, int, float, str) if k in kinds), None)
+
+
+def _coerce(name: str, value: Any, kind: type | None) -> Any:
+    if not isinstance(value, str) or kind in (str, None):
         return value
     try:
-        if isinstance(default, bool):
+        if kind is bool:
             if value.lower() in ("1", "true", "yes", "on"):
                 return True
             if value.lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError
-        if isinstance(default, int):
+        if kind is int:
             return int(value)
-        if isinstance(default, float):
+        if kind is float:
             return float(value)
     except ValueError:
-        raise TaskError(f"task option {name}={value!r}: expected {type(default).__name__}") from None
+        raise TaskError(f"task option {name}={value!r}: expected {kind.__name__}") from None
     return value
+
+
+def _signature(factory: Callable) -> inspect.Signature:
+    try:
+        return inspect.signature(factory, eval_str=True)
+    except Exception:  # noqa: BLE001 -- annotations that do not evaluate: use the defaults' types only
+        return inspect.signature(factory)
 
 
 def resolve_factory(name: str) -> Callable[..., Task]:
@@ -166,15 +184,14 @@ def get_task(name: str, options: dict[str, Any] | None = None) -> Task:
     """Build the task ``name`` with keyword ``options`` (strings are converted to the defaults' types)."""
     factory = resolve_factory(name)
     options = dict(options or {})
-    params = inspect.signature(factory).parameters
+    params = _signature(factory).parameters
     takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params.values())
     resolved = {}
     for key, value in options.items():
         if key not in params and not takes_kwargs:
             accepted = ", ".join(k for k, v in params.items() if v.kind != v.VAR_POSITIONAL) or "none"
             raise TaskError(f"task {name!r} has no option {key!r}; accepted: {accepted}")
-        default = params[key].default if key in params else None
-        resolved[key] = _coerce(key, value, None if default is inspect.Parameter.empty else default)
+        resolved[key] = _coerce(key, value, _kind(params[key]) if key in params else None)
     try:
         task = factory(**resolved)
     except TaskError:

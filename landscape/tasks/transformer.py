@@ -1,0 +1,105 @@
+"""Nanda et al. (2023)'s one-layer transformer for modular arithmetic ("Progress measures for grokking via
+mechanistic interpretability").
+
+Input: the tokens ``a b =`` (vocabulary ``p + 1``, ``=`` is token ``p``). One
+attention layer of ``heads`` heads of ``d_head``, one ReLU MLP of ``d_mlp``, no
+LayerNorm, learned positional embeddings, residual stream of ``d_model``; the
+logits over ``p`` classes are read at the last position. Initialization as
+Nanda's: every matrix N(0, 1) / sqrt(d_model), the unembedding N(0, 1) /
+sqrt(p), biases zero.
+
+Nanda's model masks attention causally and computes every position, but the
+logits are read at the last position only, and that position attends to all
+three tokens under a causal mask. So this module computes exactly that
+position's output: keys and values at every position, the query, the MLP
+and the unembedding at the last one. The logits (and so the loss and every
+gradient) are the same; a step costs about half the arithmetic.
+
+Parameters are grouped by module (``embed``, ``attn``, ``mlp``, ``unembed``),
+so ``--constrain 'attn.*'`` or the ``group_norm`` metric address one block.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _normal(*shape: int, fan: int) -> nn.Parameter:
+    return nn.Parameter(torch.randn(*shape) / math.sqrt(fan))
+
+
+class Embed(nn.Module):
+    def __init__(self, vocab: int, n_ctx: int, d_model: int):
+        super().__init__()
+        self.W_E = _normal(vocab, d_model, fan=d_model)
+        self.W_pos = _normal(n_ctx, d_model, fan=d_model)
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every position's embedding ``[N, T, d_model]`` and, apart, the last one's ``[N, d_model]``.
+
+        The last position's is computed on its own (a second, small lookup) so
+        that its gradient does not pass through a slice of the whole tensor.
+        """
+        return F.embedding(tokens, self.W_E) + self.W_pos, F.embedding(tokens[:, -1], self.W_E) + self.W_pos[-1]
+
+
+class Attention(nn.Module):
+    def __init__(self, d_model: int, heads: int, d_head: int):
+        super().__init__()
+        self.W_Q = _normal(heads, d_head, d_model, fan=d_model)
+        self.W_K = _normal(heads, d_head, d_model, fan=d_model)
+        self.W_V = _normal(heads, d_head, d_model, fan=d_model)
+        self.W_O = _normal(d_model, heads * d_head, fan=d_model)
+
+    def forward(self, h: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """The attention output at the last position (``last: [N, d_model]``) over ``h: [N, T, d_model]``."""
+        heads, d_head, d_model = self.W_K.shape
+        k = (h @ self.W_K.reshape(heads * d_head, d_model).T).unflatten(-1, (heads, d_head))  # [N, T, H, D]
+        v = (h @ self.W_V.reshape(heads * d_head, d_model).T).unflatten(-1, (heads, d_head))
+        q = (last @ self.W_Q.reshape(heads * d_head, d_model).T).unflatten(-1, (heads, d_head))  # [N, H, D]
+        scores = (q.unsqueeze(1) * k).sum(-1) / math.sqrt(d_head)  # [N, T, H]
+        z = (scores.softmax(1).unsqueeze(-1) * v).sum(1)  # [N, H, D]
+        return z.flatten(-2) @ self.W_O.T
+
+
+class MLP(nn.Module):
+    def __init__(self, d_model: int, d_mlp: int):
+        super().__init__()
+        self.W_in = _normal(d_mlp, d_model, fan=d_model)
+        self.b_in = nn.Parameter(torch.zeros(d_mlp))
+        self.W_out = _normal(d_model, d_mlp, fan=d_model)
+        self.b_out = nn.Parameter(torch.zeros(d_model))
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.relu(F.linear(r, self.W_in, self.b_in)), self.W_out, self.b_out)
+
+
+class Unembed(nn.Module):
+    def __init__(self, d_model: int, n_out: int):
+        super().__init__()
+        self.W_U = _normal(d_model, n_out, fan=n_out)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        return r @ self.W_U
+
+
+class Transformer(nn.Module):
+    """One attention layer and one MLP on a residual stream; logits at the last position: ``[N, T] -> [N, n_out]``."""
+
+    def __init__(self, vocab: int, n_out: int, n_ctx: int = 3, d_model: int = 128, heads: int = 4,
+                 d_head: int = 32, d_mlp: int = 512):
+        super().__init__()
+        self.embed = Embed(vocab, n_ctx, d_model)
+        self.attn = Attention(d_model, heads, d_head)
+        self.mlp = MLP(d_model, d_mlp)
+        self.unembed = Unembed(d_model, n_out)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        h, last = self.embed(tokens)
+        r = last + self.attn(h, last)
+        r = r + self.mlp(r)
+        return self.unembed(r)
