@@ -126,10 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="replace an output file that holds another experiment; "
                    "the old file stays readable until the new one is complete")
 
-    t = sub.add_parser("train", help="free-training trajectories (AdamW) stored next to the scan",
+    t = sub.add_parser("train", help="training trajectories (AdamW, or norm-fixed) stored next to the scan",
                        description="Train with AdamW from a scaled default initialization and log norm, losses and "
-                                   "accuracies over steps. Lists sweep: every (weight decay, init scale, seed) "
-                                   "combination is one trajectory, all trained as one ensemble.")
+                                   "accuracies over steps (with --fix-norm: on the sphere of the initial norm). "
+                                   "Lists sweep: every (weight decay, init scale, seed) combination is one "
+                                   "trajectory, all trained as one ensemble.")
     _run_options(t, TrainConfig, "train only shard I of N of the sweep's trajectories")
     _fields(t, TrainConfig)
     t.add_argument("--overwrite", action="store_true", help="replace trajectories of the same name with other "
@@ -160,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="draw the L/U figure and the trajectories of a file")
     pl.add_argument("file")
     pl.add_argument("-o", "--out", help="figure path; .png, .pdf or .svg (default FILE with .png); "
-                                        "with trajectories also NAME-grokking.SUFFIX and NAME-metrics.SUFFIX")
+                                        "with trajectories also NAME-grokking.SUFFIX and NAME-metrics.SUFFIX, "
+                                        "and NAME-fixnorm.SUFFIX when free and --fix-norm runs share seed and lr")
     pl.add_argument("--trajectories", metavar="NAMES", help="comma list of trajectory names to draw (default all)")
 
     an = sub.add_parser("analyze", help="critical norm, Goldilocks zone, predicted vs measured grokking time",

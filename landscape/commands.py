@@ -218,6 +218,9 @@ def plot(file: str, out: str | None = None, names: str | None = None) -> int:
         fig = plot_mod.metrics_figure(trajs, meta)
         if fig is not None:
             save(fig, fig_path.with_name(f"{fig_path.stem}-metrics{fig_path.suffix}"))
+        matched = plot_mod.pairs(trajs)
+        if matched:
+            save(plot_mod.comparison_figure(matched), fig_path.with_name(f"{fig_path.stem}-fixnorm{fig_path.suffix}"))
     fig = plot_mod.prediction_figure(result) if result is not None else None
     if fig is not None:
         save(fig, fig_path.with_name(f"{fig_path.stem}-prediction{fig_path.suffix}"))

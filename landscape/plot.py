@@ -148,7 +148,7 @@ def grokking_figure(trajs: list[dict]) -> Figure:
             ax.set_ylabel("loss")
         ax.set_xscale("log")
         ax.set_xlabel("optimization step")
-        ax.set_title(f"wd={t['weight_decay']:g}, init scale={t['init_scale']:g}, seed={t['seed']}", fontsize=9)
+        ax.set_title(_label(t), fontsize=9)
         ax.grid(alpha=0.3, lw=0.5)
         twin = ax.twinx()
         twin.plot(step, t["constrained_norm"], color=MARK, ls="--", lw=1.2, label="weight norm")
@@ -158,7 +158,60 @@ def grokking_figure(trajs: list[dict]) -> Figure:
     handles.append(Line2D([], [], color=MARK, ls="--"))
     labels.append("weight norm (right axis)")
     fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
-    fig.suptitle("Free training (AdamW)", fontsize=10)
+    kinds = {fixed(t) for t in trajs}
+    fig.suptitle({frozenset({False}): "Free training (AdamW)", frozenset({True}): "Norm-constrained training"}
+                 .get(frozenset(kinds), "Free and norm-constrained training"), fontsize=10)
+    return fig
+
+
+def fixed(t: dict) -> bool:
+    """Whether a trajectory was trained with its norm held fixed (``--fix-norm``)."""
+    return bool(t.get("fix_norm", False))
+
+
+def _label(t: dict) -> str:
+    if fixed(t):
+        return f"norm fixed at init scale {t['init_scale']:g}, wd={t['weight_decay']:g}, seed={t['seed']}"
+    return f"wd={t['weight_decay']:g}, init scale={t['init_scale']:g}, seed={t['seed']}"
+
+
+def pairs(trajs: list[dict]) -> list[tuple[dict, dict]]:
+    """Every (free, norm-constrained) pair of trajectories with the same seed and learning rate."""
+    return [(a, b) for a in trajs if not fixed(a) for b in trajs
+            if fixed(b) and a["seed"] == b["seed"] and a["lr"] == b["lr"]]
+
+
+def comparison_figure(matched: list[tuple[dict, dict]]) -> Figure:
+    """Free against norm-constrained training, one panel per pair: accuracy (or loss) against log step."""
+    n = len(matched)
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig = Figure(figsize=(4.6 * cols + 1.6, 3.4 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    for ax, (free, fix) in zip(axes, matched):
+        for t, ls in ((free, "-"), (fix, "--")):
+            step = np.maximum(t["step"], 1)
+            key = "acc" if t["classification"] else "loss"
+            ax.plot(step, t[f"train_{key}"], color=TRAIN, ls=ls)
+            ax.plot(step, t[f"test_{key}"], color=TEST, ls=ls)
+        if free["classification"]:
+            ax.set_ylabel("accuracy")
+            ax.set_ylim(-0.03, 1.03)
+        else:
+            ax.set_yscale("log")
+            ax.set_ylabel("loss")
+        ax.set_xscale("log")
+        ax.set_xlabel("optimization step")
+        ax.set_title(f"free: wd={free['weight_decay']:g}, init {free['init_scale']:g}\n"
+                     f"fixed norm: init {fix['init_scale']:g} (seed {free['seed']}, lr {free['lr']:g})", fontsize=9)
+        ax.grid(alpha=0.3, lw=0.5)
+    handles = [Line2D([], [], color=TRAIN), Line2D([], [], color=TEST), Line2D([], [], color="black"),
+               Line2D([], [], color="black", ls="--")]
+    labels = ["train", "test", "free (AdamW, weight decay)", "norm fixed (--fix-norm)"]
+    fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
+    fig.suptitle("Free against norm-constrained training", fontsize=10)
     return fig
 
 
