@@ -183,6 +183,7 @@ class TrajectoryAnalysis:
     delay: Estimate
     predictions: list[Prediction]
     notes: list[str] = field(default_factory=list)
+    fix_norm: bool = False  # trained with its norm held fixed: no decay to predict
 
 
 @dataclass
@@ -621,7 +622,11 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
         if g.value <= m.value:
             delay.note = "generalizes no later than it memorizes: no grokking delay"
     preds = []
-    if scan is None:
+    fix_norm = bool(t.get("fix_norm", False))
+    if fix_norm:
+        preds = [Prediction(k, None, Estimate(), Estimate(), reason="the norm was held fixed (--fix-norm): "
+                            "weight decay does not move it, nothing to predict") for k in TARGETS]
+    elif scan is None:
         preds = [Prediction(k, None, Estimate(), Estimate(), reason="no scan to take the target norm from")
                  for k in TARGETS]
     else:
@@ -633,7 +638,8 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
     return TrajectoryAnalysis(
         name=str(t["name"]), weight_decay=wd, init_scale=_num(t.get("init_scale")), seed=_int(t.get("seed")),
         lr=lr, batch_size=_int(t.get("batch_size")), last_step=int(steps[-1]) if steps.size else None,
-        status=t.get("status"), memorization=mem, grokking=grok, delay=delay, predictions=preds, notes=notes)
+        status=t.get("status"), memorization=mem, grokking=grok, delay=delay, predictions=preds, notes=notes,
+        fix_norm=fix_norm)
 
 
 def _num(x) -> float | None:
@@ -708,7 +714,8 @@ def weight_decay_sweeps(results: list[TrajectoryAnalysis]) -> list[SweepFit]:
     """
     groups: dict[tuple, list[TrajectoryAnalysis]] = {}
     for r in results:
-        groups.setdefault((r.init_scale, r.seed, r.lr, r.batch_size), []).append(r)
+        if not r.fix_norm:  # a fixed norm is not shrunk by weight decay: no slope to fit
+            groups.setdefault((r.init_scale, r.seed, r.lr, r.batch_size), []).append(r)
     fits, pooled, pooled_excluded, labels = [], [], {}, []
     for (init, seed, lr, bs), members in groups.items():
         if len({m.weight_decay for m in members}) < 2:

@@ -168,11 +168,11 @@ def analysis_report(analysis) -> str:
         lines += [f"  note: {n}" for n in s.notes]
     if analysis.trajectories:
         lines.append("")
-        lines.append(f"{'trajectory':<24} {'wd':>7} {'mem step':>9} {'w_mem':>8} {'grok step':>9} {'w_grok':>8} "
+        lines.append(f"{'trajectory':<28} {'wd':>7} {'mem step':>9} {'w_mem':>8} {'grok step':>9} {'w_grok':>8} "
                      f"{'delay':>7} {'pred w_c':>9} {'ratio':>6} {'pred w*':>8} {'ratio':>6} "
                      f"{'pred zone':>9} {'ratio':>6}")
         for r in analysis.trajectories:
-            row = (f"{r.name:<24} {r.weight_decay:7.3g} {_steps(r.memorization.step):>9} "
+            row = (f"{r.name:<28} {r.weight_decay:7.3g} {_steps(r.memorization.step):>9} "
                    f"{_fmt(r.memorization.norm):>8} {_steps(r.grokking.step):>9} {_fmt(r.grokking.norm):>8} "
                    f"{_steps(r.delay):>7}")
             for p in r.predictions:
