@@ -113,7 +113,10 @@ def info_text(path, desc: dict, scan: dict | None, trajs: list[dict], meta: dict
         lines.append("trajectories: none")
     else:
         cfg = trajs[0]["config"]
-        lines.append(f"trajectories: {len(trajs)} (AdamW, lr {cfg['lr']}, {cfg['steps']} steps, "
+        fixed = sum(bool(t.get("fix_norm", False)) for t in trajs)
+        kinds = ("AdamW" if not fixed else "norm fixed" if fixed == len(trajs) else
+                 f"{len(trajs) - fixed} AdamW, {fixed} norm fixed")
+        lines.append(f"trajectories: {len(trajs)} ({kinds}; first: lr {cfg['lr']}, {cfg['steps']} steps, "
                      f"batch {cfg['batch_size'] or 'full'}); last logged values:")
         lines.append(trajectory_table(trajs))
         extra = metrics_table(trajs, meta)

@@ -87,3 +87,6 @@ def test_vmap_and_loop_engines_agree_on_a_short_run(fix_norm):
     for key in ("train_loss", "test_loss", "norm", "train_acc"):
         np.testing.assert_allclose(a[key], b[key], rtol=1e-4, atol=1e-6, err_msg=key)
     assert not np.allclose(a["train_loss"][:, 0], a["train_loss"][:, -1])  # it trained
+    if fix_norm:  # every step on the sphere of the initial norm
+        w = a["constrained_norm"]
+        assert np.abs(w / w[:, :1] - 1).max() <= 1e-5
