@@ -90,11 +90,12 @@ def member_flop(p: int) -> int:
     return counter.get_total_flops()
 
 
-def ensemble_step(p: int, steps: int, device: str) -> float:
-    """Seconds per training step (gradient + AdamW) of the 8-member ensemble, vmap engine."""
+def ensemble_step(p: int, steps: int, device: str, members: int = 8) -> float:
+    """Seconds per training step (gradient + AdamW) of the first ``members`` of the sweep as one ensemble, vmap."""
     cfg = config(p, steps, "vmap", device)
     task = get_task(cfg.task, cfg.task_options)
     plan = train.make_plan(cfg, task)
+    plan.members = plan.members[:members]
     worker = Worker(task, plan.module, plan.layout, "vmap", device)
     theta = train.fresh_state(plan, plan.members).theta.to(device)
     adam = optim.AdamState.zeros_like(theta)
@@ -144,14 +145,20 @@ def main() -> int:
         one = timed_run(config(p, steps, "loop", args.device), one_at_a_time=True)
         per_ens, per_one = ens / (8 * steps) * 1e3, one / (8 * steps) * 1e3
         ratios[p] = per_one / per_ens
+        gflop = member_flop(p) / 1e9  # per member-step: what each side would need at the peak rate
         print(f"   p={p:3d}: ensemble {per_ens:7.2f} ms, one at a time {per_one:7.2f} ms per member-step; "
-              f"ratio {ratios[p]:.2f}")
+              f"ratio {ratios[p]:.2f}; matrix products at {gflop / per_ens * 1e3 / rate:.0%} and "
+              f"{gflop / per_one * 1e3 / rate:.0%} of the peak (a ratio of 3 needs the loop below "
+              f"{100 / 3 * (gflop / per_ens * 1e3 / rate):.0f}%)")
 
     flop = 8 * member_flop(113)
     sec = ensemble_step(113, args.steps_large, args.device)
     achieved = flop / sec / 1e9
     print(f"\n3. rate: p=113, 8 members, full batch: {sec:.3f} s per step, {flop / 1e9:.1f} GFLOP of matrix "
           f"products (FlopCounterMode) -> {achieved:.1f} GFLOP/s = {achieved / rate:.0%} of the peak")
+    single = ensemble_step(113, args.steps_large, args.device, members=1)
+    print(f"   one member (the grokking preset's run): {single:.3f} s per step, so its 10000 steps take about "
+          f"{single * 10000 / 60:.0f} min plus logging")
 
     chunked, whole = peak_rss(2, args.device), peak_rss(8, args.device)
     print(f"\n4. memory: p=113, 8 members, full batch: peak RSS {whole:.2f} GiB with --chunk 8, "
