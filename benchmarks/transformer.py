@@ -15,7 +15,7 @@ One run measures, on the same machine:
              (gradient and AdamW update; vmap engine) against the peak of section 1. The FLOPs are not
              estimated: ``torch.utils.flop_counter.FlopCounterMode`` counts the matrix products of one
              member's loss and backward pass (loop engine), times 8.
-4. memory    peak resident memory (ru_maxrss) of ``landscape train`` on the 8-member sweep at p = 113,
+4. memory    peak resident memory (VmHWM) of ``landscape train`` on the 8-member sweep at p = 113,
              full batch, 2 steps, in a fresh process: with ``--chunk 8`` (one ensemble) and ``--chunk 2``.
 
 The targets of issue 12 are printed with the measured values at the end.
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -115,15 +114,20 @@ def ensemble_step(p: int, steps: int, device: str, members: int = 8) -> float:
 
 
 def peak_rss(chunk: int, device: str) -> float:
-    """GiB of peak resident memory of ``landscape train`` on the 8-member sweep at p = 113, in its own process."""
+    """GiB of peak resident memory of ``landscape train`` on the 8-member sweep at p = 113, in its own process.
+
+    Read as ``VmHWM`` of the child's ``/proc/self/status``: ``ru_maxrss`` would count the parent's pages
+    (Linux carries it across fork and exec, so a child of this large process would report this one's peak).
+    """
     with tempfile.TemporaryDirectory() as d:
-        code = ("import resource, sys; from landscape.cli import main; rc = main(sys.argv[1:]); "
-                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+        code = ("import sys; from landscape.cli import main; rc = main(sys.argv[1:]); "
+                "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM'))); "
+                "sys.exit(rc)")
         argv = ["train", "--task", "modular", "--task-opt", "model=transformer", "--weight-decay", "0.3,1",
                 "--seeds", "0,1,2,3", "--steps", "2", "--chunk", str(chunk), "--device", device, "--quiet",
                 "--out", os.path.join(d, "m.h5")]
         out = subprocess.run([sys.executable, "-c", code, *argv], check=True, capture_output=True, text=True)
-        return int(out.stdout.strip().splitlines()[-1]) / 2**20  # ru_maxrss is in KiB on Linux
+        return int(out.stdout.strip().splitlines()[-1]) / 2**20  # kB
 
 
 def main() -> int:
