@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="machine-readable output")
 
     sub.add_parser("tasks", help="list the built-in tasks")
+    sub.add_parser("metrics", help="list the trajectory metrics (train --metrics) and the tasks they apply to")
     return p
 
 
@@ -241,6 +242,7 @@ COMMANDS = {
     "plot": lambda a: commands.plot(a.file, a.out, a.trajectories),
     "info": lambda a: commands.info(a.file, a.json),
     "tasks": lambda a: commands.tasks(),
+    "metrics": lambda a: commands.metrics_list(),
 }
 
 

@@ -256,6 +256,19 @@ def tasks() -> int:
     return 0
 
 
+def metrics_list() -> int:
+    from . import metrics
+
+    rows = [(m.name, "always" if m.always else "default" if m.default else "on request", m.tasks, m.description)
+            for m in metrics.registered()]
+    print(f"{'metric':<22} {'logged':<10} {'applies to':<26} description")
+    for name, logged, tasks, desc in rows:
+        print(f"{name:<22} {logged:<10} {tasks:<26} {desc}")
+    print("train --metrics NAME[,NAME] picks the optional ones (the 'always' ones are logged in any case); "
+          "default: every 'default' metric that applies to the task")
+    return 0
+
+
 def analyze(file: str, criteria: dict, accuracy: bool | None = None, as_json: bool = False,
             write: bool = True) -> int:
     from . import store

@@ -112,7 +112,7 @@ class Rule:
         if _is(value, self.kind):
             value = [value]
         if not isinstance(value, list) or not value or not all(_is(v, self.kind) for v in value):
-            noun = "integers" if self.kind is int else "numbers"
+            noun = {int: "integers", str: "names"}.get(self.kind, "numbers")
             raise ConfigError(f"{name} must be a non-empty list of {noun}, got {value!r}")
         return [self._one(name, v, f"{name} values must be") for v in value]
 
@@ -138,7 +138,7 @@ class Rule:
                 if self.kind is str:
                     value = text
                 elif self.listed:
-                    value = [self.kind(v) for v in text.split(",") if v.strip()]
+                    value = [self.kind(v.strip()) for v in text.split(",") if v.strip()]
                 else:
                     value = self.kind(text)
             except ValueError:
@@ -242,6 +242,9 @@ class TrainConfig:
                                             "fixed with --fix-norm)", metavar="GLOB"))
     log_every: int = setting(0, Rule(int, "log every N steps (0: a log-spaced grid)", minimum=0, metavar="N"))
     log_points: int = setting(100, Rule(int, "points of the log-spaced grid", minimum=1, metavar="N"))
+    metrics: list[str] | None = setting(None, Rule(str, "metrics to log (default: the task's default set; "
+                                                        "`landscape metrics` lists them)", listed=True,
+                                                   optional=True, execution=True, metavar="NAME[,NAME...]"))
     checkpoint_every: int = setting(1000, Rule(int, "write logs and a resumable checkpoint every N steps",
                                                minimum=1, execution=True, metavar="N"))
     chunk: int | None = setting(None, Rule(int, "trajectories per batched computation", minimum=1,

@@ -53,11 +53,14 @@ class TrainPlan:
     members: list[Member]
     log_steps: np.ndarray
     series: dict[str, tuple[str, str]]  # every logged series: name -> (units, description)
+    metrics: list = field(default_factory=list)  # the metrics.Metric entries logged
 
 
 def make_plan(config: TrainConfig, task: Task) -> TrainPlan:
     module, layout = model_of(task, config.constrain, config.engine, derived_seed(0, 1, 0))
-    return TrainPlan(config, task, module, layout, config.members(), log_steps(config), metrics.series(layout))
+    chosen = metrics.select(task, config.metrics)
+    return TrainPlan(config, task, module, layout, config.members(), log_steps(config),
+                     metrics.series(layout, chosen), chosen)
 
 
 def initial_theta(plan: TrainPlan, member: Member) -> torch.Tensor:
@@ -120,7 +123,7 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, en
     log = Log()
 
     def record(step):
-        log.add(step, metrics.evaluate(metrics.Context(theta, worker)))
+        log.add(step, metrics.evaluate(metrics.Context(theta, worker), plan.metrics))
 
     def checkpoint(step) -> TrainState:
         nonlocal log

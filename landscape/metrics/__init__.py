@@ -24,6 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 
+def any_task(task) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
@@ -31,6 +35,10 @@ class Metric:
     units: str
     compute: Callable[["Context"], Any]
     keys: Callable[[Any], list[str]] | None = None  # a family's series keys for a layout
+    applies: Callable[[Any], str | None] = any_task  # None when it applies to the task, else what it needs
+    tasks: str = "any task"  # for `landscape metrics`
+    default: bool = True  # logged when --metrics is not given (and it applies)
+    always: bool = False  # logged whatever --metrics says (losses, accuracies, norms: tables and analysis read them)
 
     def series(self, layout) -> dict[str, tuple[str, str]]:
         """``{series name: (units, description)}`` this metric logs for a model with ``layout``."""
@@ -79,12 +87,16 @@ class Context:
 REGISTRY: dict[str, Metric] = {}
 
 
-def metric(name: str, description: str, units: str = "", keys: Callable[[Any], list[str]] | None = None):
+def metric(name: str, description: str, units: str = "", keys: Callable[[Any], list[str]] | None = None,
+           applies: Callable[[Any], str | None] = any_task, tasks: str = "any task", default: bool = True,
+           always: bool = False):
     """Register the decorated ``compute(ctx)`` as the metric ``name``.
 
     The name becomes a dataset (or, for a family, a group) of every trajectory,
     so it must be new, contain no ``/``, and not be a name the trajectory group
-    already uses (``step``, its checkpoints and attributes).
+    already uses (``step``, its checkpoints and attributes). ``applies(task)``
+    returns None for a task it can be computed on, else what it needs (one
+    line); ``tasks`` says the same for the listing.
     """
     from ..store.trajectories import RESERVED
 
@@ -93,7 +105,7 @@ def metric(name: str, description: str, units: str = "", keys: Callable[[Any], l
             raise ValueError(f"metric {name!r} is registered twice")
         if "/" in name or name in RESERVED:
             raise ValueError(f"metric name {name!r} is taken by the trajectory group or contains '/'")
-        REGISTRY[name] = Metric(name, description, units, compute, keys)
+        REGISTRY[name] = Metric(name, description, units, compute, keys, applies, tasks, default, always)
         return compute
     return register
 
@@ -110,11 +122,29 @@ def registered() -> list[Metric]:
     return list(REGISTRY.values())
 
 
-def series(layout) -> dict[str, tuple[str, str]]:
-    """``{series name: (units, description)}`` of every metric for a model with ``layout``."""
-    return {name: meta for m in registered() for name, meta in m.series(layout).items()}
+def select(task, names: list[str] | None = None) -> list[Metric]:
+    """The metrics to log: the ``always`` ones and ``names`` (each checked: known, and applicable to ``task``),
+    or, when ``names`` is None, every default metric that applies to ``task``. ``ValueError`` with one line
+    otherwise. Registry order is kept."""
+    known = {m.name: m for m in registered()}
+    if names is None:
+        return [m for m in known.values() if (m.default or m.always) and m.applies(task) is None]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"--metrics: unknown metric {', '.join(unknown)}; known: {', '.join(known)} "
+                         "(landscape metrics lists them)")
+    for n in names:
+        why = known[n].applies(task)
+        if why is not None:
+            raise ValueError(f"--metrics: {n} does not apply to task {task.name!r}: it needs {why}")
+    return [m for m in known.values() if m.always or m.name in names]
 
 
-def evaluate(ctx: Context) -> dict[str, Any]:
-    """``{series name: [M] tensor}``: every metric at the context's parameters."""
-    return {name: v for m in registered() for name, v in m.values(ctx).items()}
+def series(layout, chosen: list[Metric] | None = None) -> dict[str, tuple[str, str]]:
+    """``{series name: (units, description)}`` of the ``chosen`` metrics (default all) for a model with ``layout``."""
+    return {name: meta for m in (registered() if chosen is None else chosen) for name, meta in m.series(layout).items()}
+
+
+def evaluate(ctx: Context, chosen: list[Metric] | None = None) -> dict[str, Any]:
+    """``{series name: [M] tensor}``: the ``chosen`` metrics (default all) at the context's parameters."""
+    return {name: v for m in (registered() if chosen is None else chosen) for name, v in m.values(ctx).items()}

@@ -12,21 +12,21 @@ def _accuracy(ctx, split):
     return acc if ctx.task.classification else torch.full_like(loss, float("nan"))
 
 
-@metric("train_loss", "full training-set loss")
+@metric("train_loss", "full training-set loss", always=True)
 def train_loss(ctx):
     return ctx.evaluate("train")[0]
 
 
-@metric("test_loss", "full test-set loss")
+@metric("test_loss", "full test-set loss", always=True)
 def test_loss(ctx):
     return ctx.evaluate("test")[0]
 
 
-@metric("train_acc", "training accuracy (NaN for regression tasks)", "fraction")
+@metric("train_acc", "training accuracy (NaN for regression tasks)", "fraction", always=True)
 def train_acc(ctx):
     return _accuracy(ctx, "train")
 
 
-@metric("test_acc", "test accuracy (NaN for regression tasks)", "fraction")
+@metric("test_acc", "test accuracy (NaN for regression tasks)", "fraction", always=True)
 def test_acc(ctx):
     return _accuracy(ctx, "test")

@@ -58,6 +58,7 @@ class Task:
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     accuracy: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    structure: dict[str, Any] = field(default_factory=dict)  # what order-parameter metrics read (see modular)
 
     @property
     def classification(self) -> bool:

@@ -1,0 +1,120 @@
+"""Order parameters of the token embeddings (issue 13, part 1): known answers, batching, selection, bad input."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from landscape import metrics, store, train
+from landscape.cli import main
+from landscape.config import TrainConfig
+from landscape.metrics.embedding import fourier, rqi
+from landscape.tasks import get_task
+
+P, D = 59, 32
+
+
+def _circle(k: int, offset: float = 1.5, radius: float = 3.0, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    basis, _ = torch.linalg.qr(torch.randn(D, 2, generator=g, dtype=torch.float64))
+    theta = 2 * math.pi * k * torch.arange(P, dtype=torch.float64) / P
+    return radius * (theta.cos()[:, None] * basis[:, 0] + theta.sin()[:, None] * basis[:, 1]) + offset
+
+
+def _random(seed: int = 1) -> torch.Tensor:
+    return torch.randn(P, D, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def _linear(seed: int = 2) -> torch.Tensor:
+    v = torch.randn(D, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return torch.arange(P, dtype=torch.float64)[:, None] * v + 0.3
+
+
+def test_a_perfect_circle_is_concentrated_and_circular_at_its_frequency():
+    f = fourier(torch.stack([_circle(7), _circle(P - 3)]))  # frequency P - 3 is class 3
+    np.testing.assert_allclose(f["concentration"], 1, atol=1e-9)
+    np.testing.assert_allclose(f["circularity"], 1, atol=1e-9)
+    assert f["key"][:, 0].tolist() == [7, 3]
+    np.testing.assert_allclose(f["share"][0, 6], 1, atol=1e-9)
+
+
+def test_an_ellipse_is_concentrated_but_less_circular():
+    E = _circle(5)
+    E = E + 2 * (E - E.mean(0)) @ torch.outer(torch.eye(D, dtype=torch.float64)[0], torch.eye(D, dtype=torch.float64)[0])
+    f = fourier(E[None])
+    assert f["concentration"].item() == pytest.approx(1, abs=1e-9)
+    assert f["circularity"].item() < 0.95
+
+
+def test_random_embeddings_score_low():
+    f = fourier(torch.stack([_random(s) for s in range(4)]))
+    assert (f["concentration"] < 0.4).all() and (f["circularity"] < 0.75).all()
+    assert (rqi(torch.stack([_random(s) for s in range(4)])) < 0.01).all()
+
+
+def test_rqi_of_an_exactly_additive_embedding_is_one():
+    assert rqi(_linear()[None]).item() == 1.0
+    noisy = _linear() + 0.5 * _random() * _linear().std()
+    assert rqi(noisy[None]).item() < 0.5
+
+
+def test_batched_equals_one_member_at_a_time():
+    E = torch.stack([_circle(4), _random(), _linear(), _circle(11) + 0.1 * _random(3)])
+    whole, r = fourier(E), rqi(E)
+    for j in range(len(E)):
+        one = fourier(E[j:j + 1])
+        for key in ("concentration", "circularity", "share"):
+            torch.testing.assert_close(whole[key][j], one[key][0])
+        torch.testing.assert_close(r[j], rqi(E[j:j + 1])[0])
+
+
+@pytest.mark.parametrize("options", [{"p": 11}, {"p": 11, "model": "transformer", "d_model": 16, "d_mlp": 32,
+                                                 "heads": 2, "d_head": 8}])
+def test_logged_in_a_sweep_as_in_separate_runs(options):
+    cfg = TrainConfig(task="modular", task_options=options, weight_decay=[0.0, 1.0], lr=0.01, steps=30,
+                      log_every=10)
+    task = get_task(cfg.task, cfg.task_options)
+    plan = train.make_plan(cfg, task)
+    names = {"fourier_concentration", "circularity", "rqi", "key_frequency/1"}
+    assert names <= set(plan.series)
+
+    def logged(group):
+        logs = []
+        train.run(plan, group, train.fresh_state(plan, group), on_checkpoint=lambda st, lg: logs.append(lg))
+        return {k: np.concatenate([lg.arrays()[k] for lg in logs if len(lg)], axis=1) for k in names}
+
+    both = logged(plan.members)
+    for j, m in enumerate(plan.members):
+        one = logged([m])
+        for k in names:
+            np.testing.assert_allclose(both[k][j], one[k][0], rtol=1e-5, atol=1e-7, err_msg=k)
+    assert (both["fourier_concentration"] > 0).all() and (both["fourier_concentration"] <= 1 + 1e-9).all()
+
+
+def test_metrics_selection_and_listing(tmp_path, capsys):
+    out = tmp_path / "m.h5"
+    assert main(["train", "--task", "modular", "--task-opt", "p=7", "--steps", "5", "--metrics", "rqi", "-q",
+                 "--out", str(out)]) == 0
+    series = set(store.read_trajectories(out)[0]["series"])
+    assert "rqi" in series and "circularity" not in series and "group_norm/embed" not in series
+    assert {"train_loss", "test_acc", "norm", "constrained_norm"} <= series  # always logged
+    ts = metrics.select(get_task("teacher-student"))
+    assert {m.name for m in ts} == {"group_norm", "train_loss", "test_loss", "train_acc", "test_acc", "norm",
+                                    "constrained_norm"}
+    capsys.readouterr()
+    assert main(["metrics"]) == 0
+    text = capsys.readouterr().out
+    assert "rqi" in text and "modular addition" in text and "circularity" in text
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--task", "modular", "--metrics", "nonsense"], "unknown metric nonsense; known:"),
+    (["--task", "teacher-student", "--metrics", "circularity"], "needs a modular task"),
+    (["--task", "modular", "--task-opt", "op=*", "--metrics", "rqi"], "needs modular addition"),
+])
+def test_bad_metrics_are_one_line_before_any_step(argv, fragment, tmp_path, capsys):
+    assert main(["train", "--steps", "5", *argv, "--out", str(tmp_path / "x.h5")]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1, err
+    assert not (tmp_path / "x.h5").exists()
