@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -242,7 +243,7 @@ def metrics_figure(trajs: list[dict], meta: dict[str, tuple[str, str]]) -> Figur
                 ax.plot(step, t[key], color=colors[j % len(colors)], ls=styles[i % len(styles)], lw=1.3,
                         label=label if i == 0 else None)
         units, desc = meta.get(series[0], ("", panel))
-        ax.set_title(desc.split(":")[0], fontsize=9)
+        ax.set_title(textwrap.fill(desc.split(":")[0].replace(" {key}", ""), 55), fontsize=8)
         ax.set_xscale("log")
         ax.set_xlabel("optimization step")
         ax.set_ylabel(f"{panel}" + (f" [{units}]" if units else ""))
@@ -252,7 +253,7 @@ def metrics_figure(trajs: list[dict], meta: dict[str, tuple[str, str]]) -> Figur
     if len(trajs) > 1:
         handles = [Line2D([], [], color=MARK, ls=styles[i % len(styles)]) for i in range(len(trajs))]
         fig.legend(handles, [t["name"] for t in trajs], loc="outside right center", fontsize=8, frameon=False)
-    fig.suptitle("Logged metrics of free training", fontsize=10)
+    fig.suptitle("Logged metrics", fontsize=10)
     return fig
 
 
