@@ -100,8 +100,8 @@ def test_metrics_selection_and_listing(tmp_path, capsys):
     assert "rqi" in series and "circularity" not in series and "group_norm/embed" not in series
     assert {"train_loss", "test_acc", "norm", "constrained_norm"} <= series  # always logged
     ts = metrics.select(get_task("teacher-student"))
-    assert {m.name for m in ts} == {"group_norm", "train_loss", "test_loss", "train_acc", "test_acc", "norm",
-                                    "constrained_norm"}
+    assert {m.name for m in ts} == {"group_norm", "probe_r2", "train_loss", "test_loss", "train_acc", "test_acc",
+                                    "norm", "constrained_norm"}
     capsys.readouterr()
     assert main(["metrics"]) == 0
     text = capsys.readouterr().out
@@ -118,3 +118,34 @@ def test_bad_metrics_are_one_line_before_any_step(argv, fragment, tmp_path, caps
     err = capsys.readouterr().err
     assert fragment in err and err.count("\n") == 1, err
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_a_linearly_decodable_representation_has_probe_r2_near_one():
+    from landscape.metrics.probe import ridge_r2
+
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(3, 400, 20, generator=g)
+    w = torch.randn(20, 4, generator=g)
+    y = h[0] @ w + 0.5  # member 0's features decode y exactly; the others are unrelated
+    r2 = ridge_r2(h[:, :300], y[:300], h[:, 300:], y[300:])
+    assert r2[0].item() > 0.999 and (r2[1:] < 0.2).all()
+    for j in range(3):  # one solve per member, batched: the same as one at a time
+        torch.testing.assert_close(r2[j], ridge_r2(h[j:j + 1, :300], y[:300], h[j:j + 1, 300:], y[300:])[0])
+
+
+def test_the_probe_reads_the_input_of_the_last_linear_layer():
+    from landscape.ensemble import layout_of, flatten
+    from landscape.metrics.probe import probe_layer, representation
+
+    torch.manual_seed(0)
+    nets = [torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8), torch.nn.ReLU(),
+                                torch.nn.Linear(8, 2)) for _ in range(2)]
+    layout = layout_of(nets[0])
+    theta = torch.stack([flatten(n, layout) for n in nets])
+    x = torch.randn(10, 3)
+    assert probe_layer(nets[0], {}) == "4"
+    h = representation(nets[0], "4", layout, theta, x)
+    for j, net in enumerate(nets):
+        torch.testing.assert_close(h[j], net[:4](x))
+    task = get_task("modular", {"model": "transformer", "p": 7, "d_model": 8, "d_mlp": 8, "heads": 1, "d_head": 8})
+    assert probe_layer(task.model(), task.structure) == "unembed"
