@@ -90,3 +90,25 @@ def test_vmap_and_loop_engines_agree_on_a_short_run(fix_norm):
     if fix_norm:  # every step on the sphere of the initial norm
         w = a["constrained_norm"]
         assert np.abs(w / w[:, :1] - 1).max() <= 1e-5
+
+
+def test_a_stopped_transformer_run_resumes_exactly(tmp_path):
+    from landscape import store
+    from landscape.cli import main
+    from training import train_until
+
+    opts = [f"{k}={v}" for k, v in SMALL.items()]
+    args = ["train", "--task", "modular", *[a for o in opts for a in ("--task-opt", o)], "--steps", "30",
+            "--lr", "1e-3", "--betas", "0.9,0.98", "--warmup", "5", "--weight-decay", "1", "--log-every", "3",
+            "--checkpoint-every", "10", "--quiet"]
+    cfg = TrainConfig(task="modular", task_options=dict(SMALL), steps=30, lr=1e-3, betas=[0.9, 0.98], warmup=5,
+                      weight_decay=[1.0], log_every=3, checkpoint_every=10)
+    stopped, whole = tmp_path / "stopped.h5", tmp_path / "whole.h5"
+    train_until(stopped, cfg, checkpoints=1)
+    assert store.read_trajectories(stopped)[0]["status"] == "running"
+    assert main([*args, "--out", str(stopped)]) == 0
+    assert main([*args, "--out", str(whole)]) == 0
+    a, b = store.read_trajectories(stopped)[0], store.read_trajectories(whole)[0]
+    assert a["status"] == b["status"] == "done"
+    for key in ("step", "train_loss", "test_acc", "norm"):
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)

@@ -7,7 +7,7 @@ from landscape.tasks import get_task
 def train_until(out, cfg, checkpoints: int) -> list[str]:
     """Train ``cfg``'s sweep into ``out`` as ``landscape train`` does, stopping once ``checkpoints`` checkpoints are
     written (plus the one written at the stop); returns the member names."""
-    task = get_task(cfg.task)
+    task = get_task(cfg.task, cfg.task_options)
     cfg.task_options = task.options
     plan = train.make_plan(cfg, task)
     store.prepare_trajectories(out, cfg, plan)
