@@ -1,0 +1,55 @@
+"""What logging the default metrics costs: a sweep with the task's default set against the always-logged core.
+
+    python benchmarks/metrics_cost.py [--runs 3]
+
+For each sweep below, runs ``landscape train`` alternately with the default metrics and with ``--metrics norm``
+(which logs only the always-logged core: losses, accuracies, norms), each in a fresh process and a fresh file,
+on the default 100-point log grid, and prints the median wall times and their ratio (default / core).
+Issue 13's target: under 1.10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+SWEEPS = {
+    "teacher-student, 12 members, 5000 steps (probe_r2, group_norm)": [
+        "--task", "teacher-student", "--weight-decay", "0.03,0.1,0.3", "--seeds", "0,1,2,3", "--init-scale", "8",
+        "--lr", "0.003", "--steps", "5000"],
+    "modular MLP, 6 members, 2000 steps (probe_r2, group_norm, Fourier, RQI)": [
+        "--task", "modular", "--weight-decay", "0.1,0.3,1", "--seeds", "0,1", "--init-scale", "2",
+        "--steps", "2000"],
+}
+
+
+def _time(argv: list[str]) -> float:
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "landscape", "train", *argv, "--quiet", "--out",
+                        os.path.join(d, "m.h5")], check=True)
+        return time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    for name, argv in SWEEPS.items():
+        full, core = [], []
+        for _ in range(args.runs):
+            full.append(_time(argv))
+            core.append(_time([*argv, "--metrics", "norm"]))
+        f, c = statistics.median(full), statistics.median(core)
+        print(f"{name}: default metrics {f:.2f} s, core only {c:.2f} s (medians of {args.runs}); "
+              f"ratio {f / c:.3f} (target < 1.10)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
