@@ -36,6 +36,8 @@ def test_a_perfect_circle_is_concentrated_and_circular_at_its_frequency():
     np.testing.assert_allclose(f["concentration"], 1, atol=1e-9)
     np.testing.assert_allclose(f["circularity"], 1, atol=1e-9)
     assert f["key"][:, 0].tolist() == [7, 3]
+    K = P // 2
+    np.testing.assert_allclose(f["gini"], (K - 1) / K, atol=1e-6)  # one frequency: as unequal as it gets
     np.testing.assert_allclose(f["share"][0, 6], 1, atol=1e-9)
 
 
@@ -49,7 +51,7 @@ def test_an_ellipse_is_concentrated_but_less_circular():
 
 def test_random_embeddings_score_low():
     f = fourier(torch.stack([_random(s) for s in range(4)]))
-    assert (f["concentration"] < 0.4).all() and (f["circularity"] < 0.75).all()
+    assert (f["concentration"] < 0.4).all() and (f["circularity"] < 0.75).all() and (f["gini"] < 0.4).all()
     assert (rqi(torch.stack([_random(s) for s in range(4)])) < 0.01).all()
 
 

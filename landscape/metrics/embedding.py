@@ -43,8 +43,15 @@ def fourier(E: torch.Tensor, top: int = TOP) -> dict[str, torch.Tensor]:
     circ = (1 - radius.std(-1, correction=0) / mean.clamp_min(torch.finfo(mean.dtype).tiny)).clamp(0, 1)
     key = torch.full((E.shape[0], top), float("nan"), dtype=E.dtype, device=E.device)
     key[:, :n] = (idx + 1).to(E.dtype)
-    return {"share": share, "key": key, "concentration": weight.sum(-1),
+    return {"share": share, "key": key, "concentration": weight.sum(-1), "gini": gini(power.sqrt()),
             "circularity": (weight * circ).sum(-1) / weight.sum(-1).clamp_min(torch.finfo(weight.dtype).tiny)}
+
+
+def gini(x: torch.Tensor) -> torch.Tensor:
+    """Gini coefficient of each row of ``x: [M, K]`` (non-negative): 0 for equal entries, (K-1)/K for one non-zero."""
+    K = x.shape[-1]
+    diff = (x[..., :, None] - x[..., None, :]).abs().sum((-1, -2))
+    return diff / (2 * K * x.sum(-1)).clamp_min(torch.finfo(x.dtype).tiny)
 
 
 def rqi(E: torch.Tensor, tolerance: float = RQI_TOLERANCE) -> torch.Tensor:
@@ -114,6 +121,12 @@ def fourier_concentration(ctx):
         "radius's coefficient of variation, power-weighted", "fraction", applies=_needs_embedding, tasks=MODULAR)
 def circularity(ctx):
     return _fourier(ctx)["circularity"]
+
+
+@metric("gini_fourier", "Gini coefficient of the token embeddings' Fourier norms over the frequency classes "
+        "(0: spread evenly, near 1: a few frequencies)", "", applies=_needs_embedding, tasks=MODULAR)
+def gini_fourier(ctx):
+    return _fourier(ctx)["gini"]
 
 
 @metric("key_frequency", "the embedding's rank-{key} Fourier frequency class k (1..p//2) by power",
