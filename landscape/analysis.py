@@ -46,6 +46,7 @@ import numpy as np
 from scipy import stats
 
 from .plain import plain
+from . import transitions
 from .status import Status
 
 
@@ -184,6 +185,7 @@ class TrajectoryAnalysis:
     predictions: list[Prediction]
     notes: list[str] = field(default_factory=list)
     fix_norm: bool = False  # trained with its norm held fixed: no decay to predict
+    transitions: list = field(default_factory=list)  # landscape.transitions.Transition of each order parameter
 
 
 @dataclass
@@ -639,7 +641,8 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
         name=str(t["name"]), weight_decay=wd, init_scale=_num(t.get("init_scale")), seed=_int(t.get("seed")),
         lr=lr, batch_size=_int(t.get("batch_size")), last_step=int(steps[-1]) if steps.size else None,
         status=t.get("status"), memorization=mem, grokking=grok, delay=delay, predictions=preds, notes=notes,
-        fix_norm=fix_norm)
+        fix_norm=fix_norm, transitions=[transitions.find(k, t["step"], t[k]) for k in transitions.ORDER_PARAMETERS
+                                        if k in t.get("series", ())])
 
 
 def _num(x) -> float | None:
@@ -697,6 +700,21 @@ def _fit(group, members: list[TrajectoryAnalysis], excluded: dict[str, str], poo
         ok = all(v is not None and v > 0 for v in pred)
         fit.predicted_slopes[key] = fit_loglog(wds, pred, pooled_labels)[0] if ok else None
     return fit
+
+
+def forecast_sweeps(results: list[TrajectoryAnalysis]) -> None:
+    """Leave-one-out grokking forecasts from each order parameter's transition, within each sweep (in place).
+
+    A sweep here is the trajectories that share lr, batch size and kind (free or norm-fixed).
+    """
+    groups: dict[tuple, list[TrajectoryAnalysis]] = {}
+    for r in results:
+        groups.setdefault((r.lr, r.batch_size, r.fix_norm), []).append(r)
+    for members in groups.values():
+        names = dict.fromkeys(tr.series for r in members for tr in r.transitions)
+        for name in names:
+            transitions.forecast([next((tr for tr in r.transitions if tr.series == name), None) for r in members],
+                                 [r.grokking.step.value for r in members])
 
 
 def weight_decay_sweeps(results: list[TrajectoryAnalysis]) -> list[SweepFit]:
@@ -768,6 +786,7 @@ def analyze(scan: dict | None, trajectories: list[dict], criteria: Criteria = Cr
             r.notes.append(f"scan not used: {why}")
             messages.append(f"{t['name']}: scan not used: {why}")
         results.append(r)
+    forecast_sweeps(results)
     sweeps = weight_decay_sweeps(results)
     if results and not sweeps:
         messages.append("no weight-decay sweep (trajectories sharing init scale, seed, lr and batch size "

@@ -150,6 +150,22 @@ def _steps(e) -> str:
     return "-" if e.value is None else f"{e.value:.0f}"
 
 
+def _transition(tr) -> str:
+    """One order parameter's transition, lead and forecast, in words."""
+    if tr.step is None:
+        return f"{tr.series}: no transition ({tr.reason})"
+    text = (f"{tr.series} {_fmt(tr.early)} -> {_fmt(tr.late)}, half-way at step {tr.step:.0f} "
+            f"(10-90%: {_fmt(tr.start)}-{_fmt(tr.end)})")
+    if tr.lead is not None:
+        text += f", {abs(tr.lead):.0f} steps {'before' if tr.lead >= 0 else 'after'} grokking"
+    if tr.forecast is not None:
+        text += f"; forecast {tr.forecast:.0f}" + (f" (x{tr.forecast_ratio:.2f} the measured step)"
+                                                   if tr.forecast_ratio is not None else "")
+    elif tr.reason:
+        text += f"; no forecast: {tr.reason}"
+    return text
+
+
 def analysis_report(analysis) -> str:
     """A readable plain-text report: the landscape, one row per trajectory, the sweep slopes, and messages."""
     lines = []
@@ -194,6 +210,9 @@ def analysis_report(analysis) -> str:
             else:
                 why += [f"prediction to {p.target}: {p.reason}" for p in r.predictions if p.reason]
             lines += [f"  {r.name}: {w}" for w in why if w]
+        for r in analysis.trajectories:
+            for tr in r.transitions:
+                lines.append(f"  {r.name}: {_transition(tr)}")
         crit = analysis.trajectories[0]
         lines.append(f"memorization: {crit.memorization.criterion}; grokking: {crit.grokking.criterion}")
     for f in analysis.sweeps:

@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).parent.parent / "landscape"
 
 # Level of each module (a package counts for all its files); imports must point to a lower level.
 LEVELS = {
-    "landscape": 0, "plain": 0, "status": 0, "state": 0, "grid": 0, "memory": 0,
+    "landscape": 0, "plain": 0, "status": 0, "state": 0, "grid": 0, "memory": 0, "transitions": 0,
     "config": 1, "tasks": 1, "sphere": 1,
     "optim": 2, "mlp": 2, "store": 2, "report": 2,
     "ensemble": 3, "plot": 3, "cluster": 3,

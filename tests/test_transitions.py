@@ -1,0 +1,46 @@
+"""The transition finder on synthetic sigmoids in log step, and the leave-one-out forecast."""
+
+import numpy as np
+import pytest
+
+from landscape import metrics, transitions
+from landscape.transitions import Transition, find, forecast
+
+STEPS = np.unique(np.round(np.geomspace(1, 20000, 150))).astype(float)
+
+
+def _sigmoid(center: float, width: float, low: float = 0.2, high: float = 0.9, steps=STEPS) -> np.ndarray:
+    """A rise from low to high, logistic in log step: half-way at ``center``, 10%-90% over a factor ``width``."""
+    k = 2 * np.log(9) / np.log(width)  # 10% and 90% at center / sqrt(width) and center * sqrt(width)
+    return low + (high - low) / (1 + np.exp(-k * (np.log(steps) - np.log(center))))
+
+
+@pytest.mark.parametrize("center, width", [(300, 4), (1000, 10), (50, 2)])
+def test_finds_the_half_way_step_and_the_width_of_a_sigmoid(center, width):
+    t = find("x", STEPS, _sigmoid(center, width))
+    assert t.step == pytest.approx(center, rel=0.03)
+    assert t.start == pytest.approx(center / np.sqrt(width), rel=0.05)
+    assert t.end == pytest.approx(center * np.sqrt(width), rel=0.05)
+    assert t.early == pytest.approx(0.2, abs=0.01) and t.late == pytest.approx(0.9, abs=0.01)
+
+
+def test_a_falling_series_and_a_flat_one():
+    t = find("x", STEPS, 1.1 - _sigmoid(1000, 5))
+    assert t.step == pytest.approx(1000, rel=0.03) and t.late < t.early
+    flat = find("x", STEPS, np.full(len(STEPS), 0.5))
+    assert flat.step is None and "no change" in flat.reason
+    assert find("x", STEPS[:3], [0.1, 0.2, 0.3]).reason.startswith("fewer than 5")
+
+
+def test_leave_one_out_forecast_uses_the_other_lags():
+    found = [Transition("x", step=100.0), Transition("x", step=200.0), Transition("x", step=400.0), None]
+    forecast(found, [1100.0, 1300.0, None, 900.0])
+    assert found[0].lead == 1000 and found[1].lead == 1100 and found[2].lead is None
+    assert found[0].forecast == 100 + 1100 and found[1].forecast == 200 + 1000
+    assert found[2].forecast == 400 + 1050  # no grokking step of its own: still forecast, no ratio
+    assert found[2].forecast_ratio is None and found[0].forecast_ratio == pytest.approx(1200 / 1100)
+
+
+def test_order_parameters_are_registered_metrics():
+    names = {m.name for m in metrics.registered()}
+    assert set(transitions.ORDER_PARAMETERS) <= names
