@@ -4,7 +4,8 @@ An order parameter (``ORDER_PARAMETERS``, logged by ``landscape.metrics``) moves
 late one. :func:`find` locates the move on the log-step axis: the early and late plateaus are the medians of the
 first and the last ``PLATEAU`` share of the logged points; the transition step is where the series first crosses
 half-way between them, the start and end where it first crosses 10% and 90% of the way (each interpolated
-linearly in log step between the logged points around the crossing). :func:`forecast` predicts a trajectory's
+linearly in log step between the logged points around the crossing). A change between the plateaus smaller than
+``MIN_CHANGE`` of the series' largest magnitude is not a transition. :func:`forecast` predicts a trajectory's
 grokking step as its transition step plus the median lag (grokking step minus transition step) of the other
 trajectories of its sweep: a leave-one-out estimate.
 """
@@ -17,7 +18,7 @@ import numpy as np
 
 ORDER_PARAMETERS = ("fourier_concentration", "circularity", "gini_fourier", "rqi", "probe_r2")
 PLATEAU = 0.1  # share of the logged points (from each end) whose median is a plateau
-MIN_CHANGE = 1e-3  # |late - early| below this (relative to the series' scale) is no transition
+MIN_CHANGE = 0.1  # |late - early| below this share of the largest |value| is no transition
 
 
 @dataclass
