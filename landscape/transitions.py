@@ -6,8 +6,10 @@ first and the last ``PLATEAU`` share of the logged points; the transition step i
 half-way between them, the start and end where it first crosses 10% and 90% of the way (each interpolated
 linearly in log step between the logged points around the crossing). A change between the plateaus smaller than
 ``MIN_CHANGE`` of the series' largest magnitude is not a transition. :func:`forecast` predicts a trajectory's
-grokking step as its transition step plus the median lag (grokking step minus transition step) of the other
-trajectories of its sweep: a leave-one-out estimate.
+grokking step as its transition step plus the median lag of the other trajectories of its sweep (a
+leave-one-out estimate), the lag measured in log step, ln(grokking step / transition step): across a sweep the
+transition and grokking both scale with the run's time scale (1 / weight decay), so their ratio, not their
+difference, is what the other runs share.
 """
 
 from __future__ import annotations
@@ -77,19 +79,19 @@ def find(series: str, steps, values) -> Transition:
 def forecast(transitions: list[Transition | None], grok_steps: list[float | None]) -> None:
     """Fill ``lead``, ``forecast`` and ``forecast_ratio`` of one series' transitions across one sweep (in place).
 
-    ``transitions[i]`` and ``grok_steps[i]`` belong to trajectory i (None where the series is not logged or it
+    ``transitions[i]`` and ``grok_steps[i]`` belong to trajectory i (steps > 0) (None where the series is not logged or it
     never grokked). A forecast needs this trajectory's transition step and the lag of at least one other.
     """
-    lags = [None if t is None or t.step is None or g is None else g - t.step
+    lags = [None if t is None or t.step is None or g is None else float(np.log(g / t.step))
             for t, g in zip(transitions, grok_steps)]
     for i, t in enumerate(transitions):
         if t is None or t.step is None:
             continue
-        t.lead = lags[i]
+        t.lead = None if grok_steps[i] is None else grok_steps[i] - t.step
         others = [lag for j, lag in enumerate(lags) if j != i and lag is not None]
         if not others:
             t.reason = t.reason or "no other trajectory of the sweep with a transition and a grokking step"
             continue
-        t.forecast = t.step + float(np.median(others))
+        t.forecast = t.step * float(np.exp(np.median(others)))
         if grok_steps[i]:
             t.forecast_ratio = t.forecast / grok_steps[i]

@@ -32,13 +32,13 @@ def test_a_falling_series_and_a_flat_one():
     assert find("x", STEPS[:3], [0.1, 0.2, 0.3]).reason.startswith("fewer than 5")
 
 
-def test_leave_one_out_forecast_uses_the_other_lags():
+def test_leave_one_out_forecast_uses_the_other_lags_in_log_step():
     found = [Transition("x", step=100.0), Transition("x", step=200.0), Transition("x", step=400.0), None]
-    forecast(found, [1100.0, 1300.0, None, 900.0])
-    assert found[0].lead == 1000 and found[1].lead == 1100 and found[2].lead is None
-    assert found[0].forecast == 100 + 1100 and found[1].forecast == 200 + 1000
-    assert found[2].forecast == 400 + 1050  # no grokking step of its own: still forecast, no ratio
-    assert found[2].forecast_ratio is None and found[0].forecast_ratio == pytest.approx(1200 / 1100)
+    forecast(found, [300.0, 800.0, None, 900.0])  # grokking 3x and 4x after the transition
+    assert found[0].lead == 200 and found[1].lead == 600 and found[2].lead is None
+    assert found[0].forecast == pytest.approx(100 * 4) and found[1].forecast == pytest.approx(200 * 3)
+    assert found[2].forecast == pytest.approx(400 * np.sqrt(12))  # median of ln 3 and ln 4; no ratio of its own
+    assert found[2].forecast_ratio is None and found[0].forecast_ratio == pytest.approx(400 / 300)
 
 
 def test_order_parameters_are_registered_metrics():
