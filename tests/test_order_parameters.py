@@ -151,3 +151,18 @@ def test_the_probe_reads_the_input_of_the_last_linear_layer():
         torch.testing.assert_close(h[j], net[:4](x))
     task = get_task("modular", {"model": "transformer", "p": 7, "d_model": 8, "d_mlp": 8, "heads": 1, "d_head": 8})
     assert probe_layer(task.model(), task.structure) == "unembed"
+
+
+def test_probe_layer_task_option(tmp_path, capsys):
+    task = get_task("teacher-student", {"probe_layer": "2"})
+    assert task.structure["probe_layer"] == "2" and task.options["probe_layer"] == "2"
+    out = tmp_path / "p.h5"
+    assert main(["train", "--task", "teacher-student", "--task-opt", "probe_layer=2", "--steps", "5", "-q",
+                 "--metrics", "probe_r2", "--out", str(out)]) == 0
+    assert np.isfinite(store.read_trajectories(out)[0]["probe_r2"]).all()
+    capsys.readouterr()
+    assert main(["train", "--task", "teacher-student", "--task-opt", "probe_layer=nope", "--steps", "5",
+                 "--out", str(tmp_path / "q.h5")]) == 2
+    err = capsys.readouterr().err
+    assert "probe_layer='nope': the model has no such module" in err and err.count("\n") == 1
+    assert not (tmp_path / "q.h5").exists()

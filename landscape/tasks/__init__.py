@@ -18,7 +18,9 @@ importable factory that accepts the options as keyword arguments and returns a
             torch.nn.Linear(3, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
         return Task("mytask", model, x[:n], y[:n], x[n:], y[n:], loss=mse)
 
-and ``landscape scan --task mytask:make --task-opt n=128``.
+and ``landscape scan --task mytask:make --task-opt n=128``. Every task also
+takes ``probe_layer=NAME``: the module whose input ``probe_r2`` reads (default:
+the last ``nn.Linear``).
 """
 
 from __future__ import annotations
@@ -185,6 +187,7 @@ def get_task(name: str, options: dict[str, Any] | None = None) -> Task:
     """Build the task ``name`` with keyword ``options`` (strings are converted to the defaults' types)."""
     factory = resolve_factory(name)
     options = dict(options or {})
+    probe = options.pop("probe_layer", None)  # every task's option: the layer whose input probe_r2 reads
     params = _signature(factory).parameters
     takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params.values())
     resolved = {}
@@ -207,4 +210,16 @@ def get_task(name: str, options: dict[str, Any] | None = None) -> Task:
     full.update(resolved)
     task.options = {**full, **task.options}
     task.name = name
+    if probe is not None:
+        _set_probe_layer(name, task, str(probe))
     return task
+
+
+def _set_probe_layer(name: str, task: Task, layer: str) -> None:
+    with torch.random.fork_rng(devices=[]):
+        modules = [n for n, _ in task.model().named_modules() if n]
+    if layer not in modules:
+        raise TaskError(f"task {name!r}: task option probe_layer={layer!r}: the model has no such module; "
+                        f"modules: {', '.join(modules)}")
+    task.structure = {**task.structure, "probe_layer": layer}
+    task.options["probe_layer"] = layer
