@@ -126,15 +126,21 @@ def overlay_trajectories(fig: Figure, trajs: list[dict]) -> None:
     ax.autoscale_view()
 
 
-def grokking_figure(trajs: list[dict]) -> Figure:
-    """Per trajectory: accuracy (or loss) against log step, with the weight norm on a twin axis."""
-    n = len(trajs)
+def _panels(n: int, legend_width: float):
+    """A figure with ``n`` panels, three to a row (the unused ones hidden), and room for a legend on the right."""
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
-    fig = Figure(figsize=(4.6 * cols + 1.2, 3.4 * rows), layout="constrained")
+    fig = Figure(figsize=(4.6 * cols + legend_width, 3.4 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
+    return fig, axes
+
+
+def grokking_figure(trajs: list[dict]) -> Figure:
+    """Per trajectory: accuracy (or loss) against log step, with the weight norm on a twin axis."""
+    n = len(trajs)
+    fig, axes = _panels(n, legend_width=1.2)
     for ax, t in zip(axes, trajs):
         step = np.maximum(t["step"], 1)
         if t["classification"]:
@@ -185,12 +191,7 @@ def pairs(trajs: list[dict]) -> list[tuple[dict, dict]]:
 def comparison_figure(matched: list[tuple[dict, dict]]) -> Figure:
     """Free against norm-constrained training, one panel per pair: accuracy (or loss) against log step."""
     n = len(matched)
-    cols = min(n, 3)
-    rows = (n + cols - 1) // cols
-    fig = Figure(figsize=(4.6 * cols + 1.6, 3.4 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax in axes[n:]:
-        ax.set_visible(False)
+    fig, axes = _panels(n, legend_width=1.6)
     for ax, (free, fix) in zip(axes, matched):
         for t, ls in ((free, "-"), (fix, "--")):
             step = np.maximum(t["step"], 1)

@@ -175,7 +175,8 @@ def write_trajectories(path: str | Path, names: list[str], state: TrainState, lo
             n0 = g["step"].shape[0]
             n1 = n0 + len(log_steps)
             held = series_names(g)
-            for key in [k for k in series if k not in set(held)]:
+            present = set(held)
+            for key in [k for k in series if k not in present]:
                 units, desc = (meta or {}).get(key, ("", key))
                 _new_series(g, key, units, desc, n0)
                 held.append(key)
