@@ -5,7 +5,9 @@ late one. :func:`find` locates the move on the log-step axis: the early and late
 first and the last ``PLATEAU`` share of the logged points; the transition step is where the series first crosses
 half-way between them, the start and end where it first crosses 10% and 90% of the way (each interpolated
 linearly in log step between the logged points around the crossing). A change between the plateaus smaller than
-``MIN_CHANGE`` of the series' largest magnitude is not a transition. :func:`forecast` predicts a trajectory's
+``MIN_CHANGE`` of the series' largest magnitude is not a transition. Losses (``LOG_SCALE``) are read in log
+space: their transition is where they first cross the geometric mean of their plateaus, and a change under
+``MIN_CHANGE`` of the largest |log value| (or a factor 1.5, whichever is more) is none. :func:`forecast` predicts a trajectory's
 grokking step as its transition step plus the median lag of the other trajectories of its sweep (a
 leave-one-out estimate), the lag measured in log step, ln(grokking step / transition step): across a sweep the
 transition and grokking both scale with the run's time scale (1 / weight decay), so their ratio, not their
@@ -18,7 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ORDER_PARAMETERS = ("fourier_concentration", "circularity", "gini_fourier", "rqi", "probe_r2")
+ORDER_PARAMETERS = ("fourier_concentration", "circularity", "gini_fourier", "rqi", "probe_r2", "restricted_loss",
+                    "excluded_loss")
+LOG_SCALE = ("restricted_loss", "excluded_loss")  # positive series whose transitions are read in log space
 PLATEAU = 0.1  # share of the logged points (from each end) whose median is a plateau
 MIN_CHANGE = 0.1  # |late - early| below this share of the largest |value| is no transition
 
@@ -60,20 +64,26 @@ def _crossing(steps: np.ndarray, y: np.ndarray, level: float, rising: bool) -> f
 def find(series: str, steps, values) -> Transition:
     """The transition of one logged series (NaN entries ignored)."""
     steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
-    ok = np.isfinite(values)
+    log = series in LOG_SCALE
+    ok = np.isfinite(values) & (values > 0 if log else True)
     steps, values = steps[ok], values[ok]
     if len(values) < 5:
-        return Transition(series, reason="fewer than 5 finite logged points")
+        return Transition(series, reason=f"fewer than 5 finite{' positive' if log else ''} logged points")
+    if log:
+        values = np.log(values)
     n = max(1, int(round(PLATEAU * len(values))))
     early, late = float(np.median(values[:n])), float(np.median(values[-n:]))
     scale = max(float(np.max(np.abs(values))), 1e-12)
-    if abs(late - early) < MIN_CHANGE * scale:
-        return Transition(series, early=early, late=late, reason="no change between the early and late plateaus")
+    unit = np.exp if log else float
+    if abs(late - early) < max(MIN_CHANGE * scale, np.log(1.5) if log else 0.0):
+        return Transition(series, early=unit(early), late=unit(late),
+                          reason="no change between the early and late plateaus")
     rising = late > early
     level = lambda q: early + q * (late - early)  # noqa: E731
     return Transition(series, step=_crossing(steps, values, level(0.5), rising),
                       start=_crossing(steps, values, level(0.1), rising),
-                      end=_crossing(steps, values, level(0.9), rising), early=early, late=late)
+                      end=_crossing(steps, values, level(0.9), rising), early=float(unit(early)),
+                      late=float(unit(late)))
 
 
 def forecast(transitions: list[Transition | None], grok_steps: list[float | None]) -> None:

@@ -78,7 +78,7 @@ def test_logged_in_a_sweep_as_in_separate_runs(options):
                       log_every=10)
     task = get_task(cfg.task, cfg.task_options)
     plan = train.make_plan(cfg, task)
-    names = {"fourier_concentration", "circularity", "rqi", "key_frequency/1"}
+    names = {"fourier_concentration", "circularity", "rqi", "key_frequency/1", "restricted_loss", "excluded_loss"}
     assert names <= set(plan.series)
 
     def logged(group):

@@ -32,6 +32,17 @@ def test_a_falling_series_and_a_flat_one():
     assert find("x", STEPS[:3], [0.1, 0.2, 0.3]).reason.startswith("fewer than 5")
 
 
+def test_a_loss_is_read_in_log_space():
+    # a loss falling from 5 to 5e-4, a sigmoid in log loss: half-way in log loss is the geometric mean, 0.05
+    loss = np.exp(np.log(5) + (np.log(5e-4) - np.log(5)) * (_sigmoid(800, 6, 0, 1)))
+    t = find("restricted_loss", STEPS, loss)
+    assert t.step == pytest.approx(800, rel=0.03) and t.start == pytest.approx(800 / np.sqrt(6), rel=0.05)
+    assert t.early == pytest.approx(5, rel=0.02) and t.late == pytest.approx(5e-4, rel=0.05)
+    linear = find("x", STEPS, loss)  # read linearly, the half-way (2.5) is crossed far earlier
+    assert linear.step < 0.5 * t.step
+    assert find("restricted_loss", STEPS, np.linspace(2.0, 1.6, len(STEPS))).step is None  # under a factor 1.5
+
+
 def test_leave_one_out_forecast_uses_the_other_lags_in_log_step():
     found = [Transition("x", step=100.0), Transition("x", step=200.0), Transition("x", step=400.0), None]
     forecast(found, [300.0, 800.0, None, 900.0])  # grokking 3x and 4x after the transition
