@@ -173,7 +173,7 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
 
 
 def plot(file: str, out: str | None = None, names: str | None = None) -> int:
-    from . import plot as plot_mod, store
+    from . import analysis, plot as plot_mod, store
     from .status import Status
 
     fig_path = Path(out) if out else Path(file).with_suffix(".png")
@@ -213,8 +213,21 @@ def plot(file: str, out: str | None = None, names: str | None = None) -> int:
             plot_mod.annotate_analysis(fig, result)
         save(fig, fig_path)
     if trajs:
-        save(plot_mod.grokking_figure(trajs),
+        # the grokking steps and transitions to mark: the stored analysis, or (where it lacks a trajectory) a
+        # fresh one with the default criteria
+        analyzed = {t["name"]: t for t in (result or {}).get("trajectories") or []}
+        if any(t["name"] not in analyzed for t in trajs):
+            analyzed = {t["name"]: t for t in analysis.to_dict(analysis.analyze(scan_data, trajs))["trajectories"]}
+        save(plot_mod.grokking_figure(trajs, analyzed),
              fig_path if scan_data is None else fig_path.with_name(f"{fig_path.stem}-grokking{fig_path.suffix}"))
+        drawn = [s for s in plot_mod.sweeps(trajs) if any(plot_mod.order_series(t) for t in s)]
+        for i, sweep in enumerate(drawn):
+            landscape = scan_data
+            if landscape is not None and any(analysis.incompatibility(landscape, t) for t in sweep):
+                landscape = None  # another task or norm: the L/U is not this sweep's norm axis
+            fig = plot_mod.order_norm_figure(sweep, landscape, analyzed, result if landscape is not None else None)
+            suffix = "" if len(drawn) == 1 else f"-{i + 1}"
+            save(fig, fig_path.with_name(f"{fig_path.stem}-order{suffix}{fig_path.suffix}"))
         fig = plot_mod.metrics_figure(trajs, meta)
         if fig is not None:
             save(fig, fig_path.with_name(f"{fig_path.stem}-metrics{fig_path.suffix}"))

@@ -7,7 +7,8 @@ half-way between them, the start and end where it first crosses 10% and 90% of t
 linearly in log step between the logged points around the crossing). A change between the plateaus smaller than
 ``MIN_CHANGE`` of the series' largest magnitude is not a transition. Losses (``LOG_SCALE``) are read in log
 space: their transition is where they first cross the geometric mean of their plateaus, and a change under
-``MIN_CHANGE`` of the largest |log value| (or a factor 1.5, whichever is more) is none. :func:`forecast` predicts a trajectory's
+``MIN_CHANGE`` of the largest |log value| (or a factor 1.5, whichever is more) is none. The excluded loss falls with the training loss first (memorization)
+and rises later (the circuit): its transition is read on the points from its minimum on (``AFTER_MINIMUM``). :func:`forecast` predicts a trajectory's
 grokking step as its transition step plus the median lag of the other trajectories of its sweep (a
 leave-one-out estimate), the lag measured in log step, ln(grokking step / transition step): across a sweep the
 transition and grokking both scale with the run's time scale (1 / weight decay), so their ratio, not their
@@ -23,6 +24,7 @@ import numpy as np
 ORDER_PARAMETERS = ("fourier_concentration", "circularity", "gini_fourier", "rqi", "probe_r2", "restricted_loss",
                     "excluded_loss")
 LOG_SCALE = ("restricted_loss", "excluded_loss")  # positive series whose transitions are read in log space
+AFTER_MINIMUM = ("excluded_loss",)  # falls with the training loss (memorization) first: read from its minimum on
 PLATEAU = 0.1  # share of the logged points (from each end) whose median is a plateau
 MIN_CHANGE = 0.1  # |late - early| below this share of the largest |value| is no transition
 
@@ -71,6 +73,11 @@ def find(series: str, steps, values) -> Transition:
         return Transition(series, reason=f"fewer than 5 finite{' positive' if log else ''} logged points")
     if log:
         values = np.log(values)
+    if series in AFTER_MINIMUM:
+        low = int(np.argmin(values))
+        steps, values = steps[low:], values[low:]
+        if len(values) < 5:
+            return Transition(series, reason="fewer than 5 logged points after its minimum")
     n = max(1, int(round(PLATEAU * len(values))))
     early, late = float(np.median(values[:n])), float(np.median(values[-n:]))
     scale = max(float(np.max(np.abs(values))), 1e-12)

@@ -43,6 +43,15 @@ def test_a_loss_is_read_in_log_space():
     assert find("restricted_loss", STEPS, np.linspace(2.0, 1.6, len(STEPS))).step is None  # under a factor 1.5
 
 
+def test_the_excluded_loss_is_read_after_its_minimum():
+    # falls with memorization (half-way near step 30), then rises with the circuit (half-way at 2000)
+    fall = np.exp(np.log(4) + (np.log(0.01) - np.log(4)) * _sigmoid(30, 3, 0, 1))
+    loss = fall * np.exp((np.log(6) - np.log(0.01)) * _sigmoid(2000, 4, 0, 1))
+    t = find("excluded_loss", STEPS, loss)
+    assert t.step == pytest.approx(2000, rel=0.05) and t.late > t.early
+    assert find("restricted_loss", STEPS, loss).step is None  # read from the start: from 4 to 6, no change
+
+
 def test_leave_one_out_forecast_uses_the_other_lags_in_log_step():
     found = [Transition("x", step=100.0), Transition("x", step=200.0), Transition("x", step=400.0), None]
     forecast(found, [300.0, 800.0, None, 900.0])  # grokking 3x and 4x after the transition
