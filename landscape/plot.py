@@ -478,6 +478,8 @@ def order_norm_figure(sweep: list[dict], scan: dict | None = None, marks: dict[s
             ax.set_yscale("log")
         if logx:
             ax.set_xscale("log")
+        if norms.size:  # the sweep's norms, not the whole scan: the landscape is the background
+            ax.set_xlim(norms.min() / 1.1, norms.max() * 1.1)
         ax.set_xlabel("weight norm $w$ (constrained parameters)")
         ax.set_ylabel(k)
         ax.grid(alpha=0.3, lw=0.5)

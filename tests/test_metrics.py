@@ -86,6 +86,7 @@ def test_metric_context_evaluates_each_split_once():
 
     class Worker:
         task = layout = mask = None
+        ensemble = type("E", (), {"engine": "mlp"})
 
         def evaluate(self, theta, split):
             calls.append(split)
@@ -95,6 +96,24 @@ def test_metric_context_evaluates_each_split_once():
     for _ in range(3):
         ctx.evaluate("train"), ctx.evaluate("test")
     assert calls == ["train", "test"]
+
+
+def test_on_the_vmap_engine_the_losses_come_from_the_shared_forward_pass():
+    from landscape import loop
+    from landscape.tasks import get_task
+
+    task = get_task("modular", {"p": 11})
+    module, layout = loop.model_of(task, "*", "auto", 0)
+    worker = loop.Worker(task, module, layout)
+    assert worker.ensemble.engine == "vmap"
+    theta = torch.stack([loop.init_params(task, layout, s)[1] for s in range(3)])
+    ctx = metrics.Context(theta, worker)
+    for split in ("train", "test"):
+        for got, want in zip(ctx.evaluate(split), worker.evaluate(theta, split)):
+            torch.testing.assert_close(got, want)
+        out, hidden = ctx.forward(split)
+        assert out.shape == (3, len(worker.data[split][0]), 11) and hidden.shape[:2] == out.shape[:2]
+    assert ctx.forward("train") is ctx.forward("train")  # once per context
 
 
 def test_metric_names_that_would_clash_in_the_file_are_refused():

@@ -23,6 +23,9 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import torch
+from torch.func import vmap
+
 
 def any_task(task) -> str | None:
     return None
@@ -59,7 +62,9 @@ class Context:
     """What a metric may read: the members' parameters, the task, the layout and the worker on the device.
 
     ``evaluate(split)`` is the full-data ``(loss [M], accuracy [M])`` on ``"train"``
-    or ``"test"``, computed once per context however many metrics ask for it.
+    or ``"test"``, and ``forward(split)`` the members' outputs and probe-layer inputs there
+    (``landscape.metrics.forward``); each is computed once per context however many metrics ask
+    for it, and on the ``vmap`` engine the losses are read off the same forward pass.
     """
 
     theta: Any  # [M, P] on the worker's device
@@ -80,8 +85,29 @@ class Context:
 
     def evaluate(self, split: str):
         if split not in self._cache:
-            self._cache[split] = self.worker.evaluate(self.theta, split)
+            if self.worker.ensemble.engine == "vmap":  # the loss from the shared pass: the same computation
+                out, y = self.forward(split)[0], self.worker.data[split][1]
+                task = self.task
+                with torch.no_grad():
+                    loss = vmap(task.loss, in_dims=(0, None))(out, y)
+                    acc = (vmap(task.accuracy, in_dims=(0, None))(out, y) if task.classification
+                           else torch.zeros_like(loss))
+                self._cache[split] = loss, acc
+            else:
+                self._cache[split] = self.worker.evaluate(self.theta, split)
         return self._cache[split]
+
+    def forward(self, split: str):
+        """``(outputs [M, N, ...], probe-layer input [M, N, h] or None)`` of every member on ``split``."""
+        key = ("forward", split)
+        if key not in self._cache:
+            from .forward import forward, probe_layer
+
+            module = self.worker.ensemble.module
+            with torch.no_grad():
+                self._cache[key] = forward(module, self.layout, self.theta, self.worker.data[split][0],
+                                           probe_layer(module, self.task.structure))
+        return self._cache[key]
 
 
 REGISTRY: dict[str, Metric] = {}

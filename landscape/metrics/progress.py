@@ -7,7 +7,8 @@ only those directions of the logits (plus their mean over the pairs) and reads t
 falls when the generalizing circuit forms, before the test loss does. The *excluded loss* removes them and
 reads the loss on the training set: it rises as the network comes to rely on the circuit to fit its training
 data. The key frequencies are each member's current ones, the embedding's ``TOP`` strongest Fourier classes
-(``key_frequency``). The logits of all p² pairs come from one forward pass of every member (``vmap``).
+(``key_frequency``). The logits of all p² pairs come from the forward pass the metrics share
+(``Context.forward``).
 Exact formulas: ``docs/metrics.md``.
 """
 
@@ -16,15 +17,10 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.func import functional_call, vmap
+from torch.func import vmap
 
 from . import metric
 from .embedding import _fourier, _needs_addition
-
-
-def outputs(module, layout, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The model's output for every member: ``[M, N, c]``."""
-    return vmap(lambda flat: functional_call(module, layout.unflatten(flat), (x,)))(theta)
 
 
 def waves(key: torch.Tensor, p: int) -> torch.Tensor:
@@ -64,9 +60,7 @@ def progress(logits: dict[str, torch.Tensor], sums: dict[str, torch.Tensor], key
 def _progress(ctx):
     if "progress" not in ctx._cache:
         worker, p = ctx.worker, ctx.task.structure["modulus"]
-        module = worker.ensemble.module
-        with torch.no_grad():
-            logits = {s: outputs(module, ctx.layout, ctx.theta, worker.data[s][0]) for s in ("train", "test")}
+        logits = {s: ctx.forward(s)[0] for s in ("train", "test")}
         sums = {s: (worker.data[s][0][:, 0] + worker.data[s][0][:, 1]) % p for s in logits}
         ctx._cache["progress"] = progress(logits, sums, _fourier(ctx)["key"], p)
     return ctx._cache["progress"]
