@@ -46,7 +46,7 @@ import numpy as np
 from scipy import stats
 
 from .plain import plain
-from . import transitions
+from . import hysteresis, transitions
 from .status import Status
 
 
@@ -54,6 +54,7 @@ TARGETS = {
     "w_c": "critical norm (knee of the L)",
     "w_star": "test-loss minimum (bottom of the U)",
     "zone_high": "upper edge of the Goldilocks zone",
+    "zone_high_down": "upper edge of the Goldilocks zone on the down branch (landscape scan --branch down)",
 }
 
 
@@ -221,6 +222,8 @@ class Analysis:
     trajectories: list[TrajectoryAnalysis]
     sweeps: list[SweepFit]
     messages: list[str] = field(default_factory=list)
+    down: ScanAnalysis | None = None  # the down branch's landscape, when the file has one
+    hysteresis: list = field(default_factory=list)  # landscape.hysteresis.Gap of each pair of scans
 
 
 # ---------------------------------------------------------------- scan: curves and crossings
@@ -583,14 +586,16 @@ def predict(memorization: Event, target: str, target_norm: Estimate, lr: float, 
 
 
 def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
-                       criteria: Criteria = Criteria()) -> TrajectoryAnalysis:
+                       criteria: Criteria = Criteria(), down: ScanAnalysis | None = None) -> TrajectoryAnalysis:
     """Memorization, grokking, delay and predictions for one ``read_trajectories`` dict.
 
     ``scan`` is the :func:`analyze_scan` result of a compatible landscape (see
     :func:`incompatibility`; pass None otherwise). It supplies the regression
     thresholds (train loss at the knee, ``goldilocks`` x the test minimum) and
-    the prediction targets. Memorization and grokking are the first logged
-    steps meeting their criterion; the delay is grokking minus memorization.
+    the prediction targets; ``down`` (the down branch's, when there is one)
+    the target ``zone_high_down``. Memorization and grokking are the first
+    logged steps meeting their criterion; the delay is grokking minus
+    memorization.
     """
     t = trajectory
     notes: list[str] = []
@@ -628,12 +633,15 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
     if fix_norm:
         preds = [Prediction(k, None, Estimate(), Estimate(), reason="the norm was held fixed (--fix-norm): "
                             "weight decay does not move it, nothing to predict") for k in TARGETS]
-    elif scan is None:
-        preds = [Prediction(k, None, Estimate(), Estimate(), reason="no scan to take the target norm from")
-                 for k in TARGETS]
     else:
-        for key, est in (("w_c", scan.w_c), ("w_star", scan.w_star), ("zone_high", scan.zone.high)):
-            if key == "zone_high" and scan.zone.touches_high_edge:
+        for key, land in (("w_c", scan), ("w_star", scan), ("zone_high", scan), ("zone_high_down", down)):
+            if land is None:
+                why = ("no scan to take the target norm from" if key != "zone_high_down" else
+                       "no down branch (landscape scan --branch down)")
+                preds.append(Prediction(key, None, Estimate(), Estimate(), reason=why))
+                continue
+            est = {"w_c": land.w_c, "w_star": land.w_star}.get(key, land.zone.high)
+            if key.startswith("zone_high") and land.zone.touches_high_edge:
                 est = Estimate(reason="the zone reaches the largest scanned norm: its upper edge is unknown")
             preds.append(predict(mem, key, est, lr, wd, grok))
     steps = np.asarray(t["step"])
@@ -760,8 +768,10 @@ def weight_decay_sweeps(results: list[TrajectoryAnalysis]) -> list[SweepFit]:
 
 # ---------------------------------------------------------------- everything, JSON, table
 
-def analyze(scan: dict | None, trajectories: list[dict], criteria: Criteria = Criteria()) -> Analysis:
-    """Analyze a file's scan and trajectories (``read_scan`` and ``read_trajectories`` output).
+def analyze(scan: dict | None, trajectories: list[dict], criteria: Criteria = Criteria(),
+            branches: dict[str, dict] | None = None) -> Analysis:
+    """Analyze a file's scan, continuation branches and trajectories (``read_scan``, ``read_branches`` and
+    ``read_trajectories`` output).
 
     Either may be missing (None, or an empty list); what can be computed
     still is, and ``messages`` says what could not and why. A trajectory whose
@@ -778,20 +788,26 @@ def analyze(scan: dict | None, trajectories: list[dict], criteria: Criteria = Cr
         s = analyze_scan(scan, criteria)
     if not trajectories:
         messages.append("no trajectories: nothing to compare the landscape's predictions with")
+    branches = {b: d for b, d in (branches or {}).items()
+                if ((np.asarray(d["status"]) == Status.DONE) & np.isfinite(d["train_loss"])).any()}
+    down = analyze_scan(branches["down"], criteria) if "down" in branches else None
+    gaps = hysteresis.compare_all({**({"independent": scan} if s is not None else {}), **branches})
     results = []
     for t in trajectories:
         why = incompatibility(scan, t) if s is not None else None
-        r = analyze_trajectory(t, None if why else s, criteria)
-        if why:
-            r.notes.append(f"scan not used: {why}")
-            messages.append(f"{t['name']}: scan not used: {why}")
+        why_down = incompatibility(branches["down"], t) if down is not None else None
+        r = analyze_trajectory(t, None if why else s, criteria, None if why_down else down)
+        for what, reason in (("scan", why), ("down branch", why_down)):
+            if reason:
+                r.notes.append(f"{what} not used: {reason}")
+                messages.append(f"{t['name']}: {what} not used: {reason}")
         results.append(r)
     forecast_sweeps(results)
     sweeps = weight_decay_sweeps(results)
     if results and not sweeps:
         messages.append("no weight-decay sweep (trajectories sharing init scale, seed, lr and batch size "
                         "at two or more weight decays): no slope")
-    return Analysis(criteria, s, results, sweeps, messages)
+    return Analysis(criteria, s, results, sweeps, messages, down, gaps)
 
 
 def to_dict(analysis: Analysis) -> dict[str, Any]:

@@ -48,6 +48,8 @@ def _bar(total: int, desc: str, quiet: bool):
 def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bool = False, quiet: bool = False) -> int:
     from . import loop, report, scan as scan_mod, store
 
+    if cfg.branch != "independent":
+        return scan_branches(cfg, out, shard_spec, overwrite, quiet)
     plan, size, shard = _plan(cfg, shard_spec, scan_mod.make_plan, scan_mod.auto_chunk)
     path = Path(out if shard is None else cluster.shard_path(out, shard[0], shard[1]))
     shard_ix = shard and shard[:2]
@@ -94,6 +96,70 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
     if not quiet and shard is None:
         print(report.summary_table(store.read_scan(path)))
     if not quiet:
+        print(f"wrote {path}")
+    return 0
+
+
+def scan_branches(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bool = False,
+                  quiet: bool = False) -> int:
+    """``landscape scan --branch down|up|both``: continuation branches, one norm after the other.
+
+    Each branch has its own group (``/branches/down``, ``/branches/up``) and resumes from its last finished norm
+    (the minimizers stored with it). At each norm the restarts of every unfinished branch are one ensemble (in
+    chunks of ``size`` members); the results of a norm are one atomic commit per branch.
+    """
+    import numpy as np
+
+    from . import loop, report, scan as scan_mod, store
+
+    branches = ("down", "up") if cfg.branch == "both" else (cfg.branch,)
+    if shard_spec is not None:
+        raise BadInput("--branch: continuation branches cannot be sharded yet (their norms are sequential); "
+                       "run them without --shard")
+    if overwrite:
+        raise BadInput("--branch: --overwrite is not supported for continuation branches yet; use another --out")
+    plan, size, _ = _plan(cfg, None, scan_mod.make_plan, scan_mod.auto_chunk)
+    K, R = len(plan.norm), cfg.restarts
+    if K < 2:
+        raise BadInput(f"--branch {cfg.branch}: a continuation branch needs two or more norms, got {K} "
+                       f"(--norms {cfg.norms})")
+    path = Path(out)
+    with bad_input(), store.writer_lock(path), cluster.Termination(immediate=True) as term:
+        orders = {b: scan_mod.branch_order(K, b) for b in branches}
+        position, warm = {}, {}
+        with term.critical():
+            for b in branches:
+                todo = set(int(i) for i in store.prepare_scan(path, cfg, plan, branch=b))
+                # the first norm (in the branch's order) with a point still to compute
+                position[b] = next((j for j, k in enumerate(orders[b]) if any(k * R + r in todo for r in range(R))), K)
+                warm[b] = store.branch_state(path, b) if position[b] > 0 else None
+        done = sum(position.values())
+        if done and not quiet:
+            print(f"resuming {path}: " + ", ".join(f"{b} branch at norm {position[b]} of {K}" for b in branches),
+                  file=sys.stderr)
+        bar = _bar(sum(K - position[b] for b in branches) * R * cfg.steps, "scan " + "+".join(branches), quiet)
+        while any(position[b] < K for b in branches):
+            active = [b for b in branches if position[b] < K]
+            index = np.concatenate([orders[b][position[b]] * R + np.arange(R) for b in active])
+            start = np.concatenate([warm[b] if warm[b] is not None else np.full((R, plan.layout.size), np.nan)
+                                    for b in active])
+            with bad_input(f"task {cfg.task!r}: "):
+                parts = [scan_mod.run_branch_step(plan, index[c], start[c], on_progress=bar.update)
+                         for c in loop.chunks(np.arange(len(index)), size)]
+            result = scan_mod.concat(parts)
+            for i, b in enumerate(active):
+                mine = slice(i * R, (i + 1) * R)
+                part = scan_mod.ChunkResult(**{f: (v[mine] if isinstance(v, np.ndarray) else
+                                                   (tuple(x[mine] for x in v) if isinstance(v, tuple) else v))
+                                               for f, v in vars(result).items()})
+                with term.critical():
+                    store.write_chunk(path, part, R, branch=b, last_params=part.params)
+                warm[b], position[b] = part.params, position[b] + 1
+    bar.close()
+    if not quiet:
+        for b in branches:
+            print(f"{b} branch:")
+            print(report.summary_table(store.read_scan(path, b)))
         print(f"wrote {path}")
     return 0
 
@@ -183,6 +249,7 @@ def plot(file: str, out: str | None = None, names: str | None = None) -> int:
         raise BadInput(f"-o {fig_path}: directory {str(fig_path.parent)!r} does not exist")
     with bad_input():
         scan_data = store.read_scan(file)
+        branches = list(store.read_branches(file).values())
         trajs = store.read_trajectories(file)
         result = store.read_analysis(file)
         meta = store.series_meta(file)
@@ -198,6 +265,9 @@ def plot(file: str, out: str | None = None, names: str | None = None) -> int:
     trajs = [t for t in trajs if len(t["step"])]
     if scan_data is not None and not (scan_data["status"] == Status.DONE).any():
         scan_data = None  # nothing finished (all pending or diverged): no curve to draw
+    branches = [b for b in branches if (b["status"] == Status.DONE).any()]
+    if scan_data is None and branches:  # only continuation branches: the first is the landscape drawn
+        scan_data, branches = branches[0], branches[1:]
     if scan_data is None and not trajs:
         raise BadInput(f"{file}: holds no finished scan points and no logged trajectories to plot")
     written = []
@@ -207,7 +277,7 @@ def plot(file: str, out: str | None = None, names: str | None = None) -> int:
         written.append(path)
 
     if scan_data is not None:
-        fig = plot_mod.scan_figure(scan_data)
+        fig = plot_mod.scan_figure(scan_data, branches)
         plot_mod.overlay_trajectories(fig, trajs)
         if result is not None:
             plot_mod.annotate_analysis(fig, result)
@@ -299,14 +369,15 @@ def _analyze(file, store, criteria, accuracy, as_json, write) -> int:
 
     with bad_input():
         scan_data = store.read_scan(file)
+        branches = store.read_branches(file)
         trajs = store.read_trajectories(file)
     if scan_data is not None and not (scan_data["status"] == Status.DONE).any():
         print(f"{file}: the scan has no finished points; analyzing the trajectories alone", file=sys.stderr)
         scan_data = None
-    if scan_data is None and not trajs:
+    if scan_data is None and not trajs and not branches:
         raise BadInput(f"{file}: holds neither finished scan points nor trajectories to analyze")
     crit = analysis.Criteria(**{k: v for k, v in criteria.items() if v is not None}, accuracy=accuracy)
-    result = analysis.analyze(scan_data, [t for t in trajs if len(t["step"])], crit)
+    result = analysis.analyze(scan_data, [t for t in trajs if len(t["step"])], crit, branches)
     data = analysis.to_dict(result)
     if as_json:
         print(json.dumps(data, indent=1, allow_nan=False))

@@ -162,6 +162,7 @@ def setting(default: Any, rule: Rule) -> Any:
 
 
 ENGINES = Registry("landscape.ensemble", "ENGINES")
+BRANCHES = ("independent", "down", "up", "both")  # landscape scan --branch
 METHODS = Registry("landscape.optim", "METHODS")
 SCHEDULES = Registry("landscape.optim", "SCHEDULES")
 DEVICE = "cpu, cuda or cuda:N"
@@ -185,6 +186,11 @@ class ScanConfig:
     method: str = setting("riemannian", Rule(str, "constrained method", choices=METHODS))
     constrain: str = setting("*", Rule(str, "parameters whose joint norm is constrained (globs, comma-separated)",
                                        metavar="GLOB"))
+    branch: str = setting("independent", Rule(str, "independent: every point starts from its restart's "
+                                              "initialization; down / up: a continuation branch visiting the norms "
+                                              "from the largest / smallest, each point warm-started from the "
+                                              "previous minimizer rescaled; both: the two branches together",
+                                              choices=BRANCHES))
     history: int = setting(0, Rule(int, "also record train and test loss every N steps", minimum=0, metavar="N"))
     save_params: bool = setting(False, Rule(bool, "store the constrained minimizers"))
     chunk: int | None = setting(None, Rule(int, "points per batched computation (default: from memory)",

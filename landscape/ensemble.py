@@ -96,6 +96,25 @@ def check_engine(module: torch.nn.Module, layout: Layout, engine: str) -> None:
                          f"{', '.join(a.__name__ for a in mlp.ACTIVATIONS)}); use --engine vmap or auto")
 
 
+def functional_forward(module, layout, theta: torch.Tensor, x: torch.Tensor, layer: str | None = None):
+    """``(outputs [M, N, ...], input of module ``layer`` [M, N, h] or None)`` of every member ``theta: [M, P]``:
+    ``vmap`` over ``functional_call``, a forward pre-hook reading the layer's input."""
+    target = dict(module.named_modules()).get(layer) if layer is not None else None
+
+    def one(flat, x):
+        seen = []
+        hook = None if target is None else target.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
+        try:
+            out = functional_call(module, layout.unflatten(flat), (x,))
+        finally:
+            if hook is not None:
+                hook.remove()
+        return out, (seen[0].reshape(x.shape[0], -1) if seen else torch.zeros(x.shape[0], 0, device=x.device))
+
+    out, hidden = vmap(one, in_dims=(0, None))(theta, x)
+    return out, (hidden if target is not None else None)
+
+
 class _Vmap:
     """Any model: ``vmap(grad_and_value(functional_call))`` over the members."""
 
@@ -178,3 +197,12 @@ class Ensemble:
     def metrics(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
         """``(loss [M], accuracy [M])`` on the shared data ``x``, ``y`` (accuracy 0 for regression)."""
         return self._impl.metrics(theta, x, y)
+
+    @torch.no_grad()
+    def forward(self, theta: torch.Tensor, x: torch.Tensor, layer: str | None = None):
+        """``(outputs [M, N, ...], input of module ``layer`` [M, N, h] or None)`` on the shared ``x``: the
+        hand-batched pass where the layer is the MLP's last (the ``mlp`` engine), else ``vmap``."""
+        if self.engine == "mlp" and layer in (None, self._impl.layers[-1].weight.rsplit(".", 1)[0]):
+            out, inputs = self._impl.forward(theta, x, keep=True)
+            return out, (inputs[-1] if layer is not None else None)
+        return functional_forward(self.module, self.layout, theta, x, layer)

@@ -45,8 +45,12 @@ def _band(ax, x, values, status, color):
     ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)
 
 
-def scan_figure(scan: dict) -> Figure:
-    """The L/U figure: loss panel (log y), plus an accuracy panel for classification tasks."""
+BRANCH_STYLE = {"down": ("--", "v"), "up": (":", "^")}  # continuation branches on the L/U figure
+
+
+def scan_figure(scan: dict, branches: list[dict] = ()) -> Figure:
+    """The L/U figure: loss panel (log y), plus an accuracy panel for classification tasks; continuation
+    ``branches`` (``store.read_branches``'s values on the same grid) drawn over it, dashed (down) and dotted (up)."""
     w, w0 = scan["norm"], scan["w0"]
     best = best_restart(scan)
     panels = 2 if scan["classification"] else 1
@@ -58,9 +62,16 @@ def scan_figure(scan: dict) -> Figure:
         series.append(("train_acc", "test_acc", "accuracy", False))
     for ax, (tr, te, label, logy) in zip(axes, series):
         ax.set_label("landscape")
+        main = scan.get("branch", "independent")
         for key, color, name in ((tr, TRAIN, "train"), (te, TEST, "test")):
             _band(ax, w, scan[key], scan["status"], color)
-            ax.plot(w, _pick(scan[key], best), "o-", color=color, ms=4, label=name)
+            ls, marker = BRANCH_STYLE.get(main, ("-", "o"))
+            ax.plot(w, _pick(scan[key], best), ls=ls, marker=marker, color=color, ms=4,
+                    label=name if main == "independent" else f"{name}, {main} branch")
+            for b in branches:
+                ls, marker = BRANCH_STYLE[b["branch"]]
+                ax.plot(b["norm"], _pick(b[key], best_restart(b)), ls=ls, marker=marker, color=color, ms=4,
+                        mfc="none", label=f"{name}, {b['branch']} branch")
         diverged = np.flatnonzero((scan["status"] == Status.DIVERGED).any(axis=1))
         if len(diverged):
             ax.plot(w[diverged], np.full(len(diverged), np.nan), "x", color=MARK, label="diverged")
@@ -391,10 +402,13 @@ def prediction_figure(result: dict) -> Figure | None:
     measured = np.array([t["grokking"]["step"]["value"] for t in trajs], dtype=float)
     ax.plot(wd, measured, "o", color="black", ms=7, label="measured grokking step", zorder=5)
     styles = {"w_c": (TRAIN, "s", "predicted: decay to $w_c$"), "w_star": (TEST, "^", "predicted: decay to $w^*$"),
-              "zone_high": ("#009E73", "D", "predicted: decay into the Goldilocks zone")}
+              "zone_high": ("#009E73", "D", "predicted: decay into the Goldilocks zone"),
+              "zone_high_down": ("#CC79A7", "v", "predicted: decay into the zone of the down branch")}
     for i, p in enumerate(trajs[0]["predictions"]):
         color, marker, label = styles.get(p["target"], (MARK, "x", f"predicted: {p['target']}"))
         steps = np.array([t["predictions"][i]["step"]["value"] or np.nan for t in trajs], dtype=float)
+        if not np.isfinite(steps).any():
+            continue  # a target this file has nothing for (no down branch, say)
         ax.plot(wd, steps, marker, color=color, mfc="none", ms=7, label=label)
     fits = [s for s in result.get("sweeps") or [] if s.get("slope") is not None]
     title = "Grokking time against weight decay"

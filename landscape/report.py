@@ -166,6 +166,22 @@ def _transition(tr) -> str:
     return text
 
 
+def hysteresis_line(gap) -> str:
+    """One line: where two scans (the independent one, the down or up branch) differ, and by how much."""
+    head = f"hysteresis {gap.first} vs {gap.second}: "
+    if gap.reason:
+        return head + gap.reason
+    test = ("test losses differ by more than x{:g} at {} norms, {:.4g} .. {:.4g}".format(
+        gap.factor, gap.test_differ_at, *gap.test_range) if gap.test_range else
+        f"test losses within x{gap.factor:g} at every norm")
+    train = (f"; train losses beyond x{gap.factor:g} over {gap.train_range[0]:.4g} .. {gap.train_range[1]:.4g}"
+             if gap.train_range else "")
+    ratios = [r for r in gap.test_ratio if r is not None]
+    extreme = max(ratios, key=lambda r: abs(math.log(r))) if ratios else None
+    worst = f"; largest test-loss ratio {extreme:.3g}" if extreme is not None else ""
+    return head + test + train + worst + f"; area between the log test losses {gap.area:.3g} (per unit log norm)"
+
+
 def analysis_report(analysis) -> str:
     """A readable plain-text report: the landscape, one row per trajectory, the sweep slopes, and messages."""
     lines = []
@@ -185,16 +201,30 @@ def analysis_report(analysis) -> str:
             lines.append(f"    lower edge        {_interval(z.low)}")
             lines.append(f"    upper edge        {_interval(z.high)}")
         lines += [f"  note: {n}" for n in s.notes]
+    d = getattr(analysis, "down", None)
+    if d is not None:
+        w0d = d.w0
+        lines.append(f"down branch: critical norm {_interval(d.w_c, w0d)}; test minimum {_interval(d.w_star, w0d)}")
+        if d.zone.reason:
+            lines.append(f"  Goldilocks zone on the down branch: none: {d.zone.reason}")
+        else:
+            lines.append(f"  Goldilocks zone on the down branch: test loss <= {d.zone.threshold:.3g}: "
+                         f"{_w(d.zone.low.value, w0d)} .. {_w(d.zone.high.value, w0d)}")
+    for gap in getattr(analysis, "hysteresis", ()):
+        lines.append(hysteresis_line(gap))
     if analysis.trajectories:
         lines.append("")
+        down = getattr(analysis, "down", None) is not None
         lines.append(f"{'trajectory':<28} {'wd':>7} {'mem step':>9} {'w_mem':>8} {'grok step':>9} {'w_grok':>8} "
                      f"{'delay':>7} {'pred w_c':>9} {'ratio':>6} {'pred w*':>8} {'ratio':>6} "
-                     f"{'pred zone':>9} {'ratio':>6}")
+                     f"{'pred zone':>9} {'ratio':>6}" + (f" {'pred down':>9} {'ratio':>6}" if down else ""))
         for r in analysis.trajectories:
             row = (f"{r.name:<28} {r.weight_decay:7.3g} {_steps(r.memorization.step):>9} "
                    f"{_fmt(r.memorization.norm):>8} {_steps(r.grokking.step):>9} {_fmt(r.grokking.norm):>8} "
                    f"{_steps(r.delay):>7}")
             for p in r.predictions:
+                if p.target == "zone_high_down" and not down:
+                    continue
                 width = 9 if p.target != "w_star" else 8
                 row += f" {_steps(p.step):>{width}} {'-' if p.ratio is None else f'{p.ratio:.2f}':>6}"
             lines.append(row)
@@ -204,11 +234,12 @@ def analysis_report(analysis) -> str:
             why = [f"memorization: {r.memorization.step.reason}" if r.memorization.step.reason else None,
                    f"grokking: {r.grokking.step.reason}" if r.grokking.step.reason else None,
                    r.delay.note, *r.notes]
-            reasons = [p.reason for p in r.predictions if p.reason]
-            if len(reasons) == len(r.predictions) and len(set(reasons)) == 1:
+            shown = [p for p in r.predictions if down or p.target != "zone_high_down"]
+            reasons = [p.reason for p in shown if p.reason]
+            if len(reasons) == len(shown) and len(set(reasons)) == 1:
                 why.append(f"no prediction: {reasons[0]}")
             else:
-                why += [f"prediction to {p.target}: {p.reason}" for p in r.predictions if p.reason]
+                why += [f"prediction to {p.target}: {p.reason}" for p in shown if p.reason]
             lines += [f"  {r.name}: {w}" for w in why if w]
         for r in analysis.trajectories:
             for tr in r.transitions:

@@ -14,6 +14,12 @@ kept as the check.
 
 Seeds depend only on ``(seed, restart)`` for the initialization and on
 ``(seed, k, restart)`` for minibatch order, never on chunking or sharding.
+
+A continuation branch (``--branch down|up|both``) visits the norms in order
+instead, each restart's point warm-started from its minimizer at the previous
+norm rescaled (``run_branch_step``); the first point of a branch is the
+independent scan's point at that norm. The norms are sequential, the restarts
+(and the two branches of ``both``) one ensemble.
 """
 
 from __future__ import annotations
@@ -129,19 +135,49 @@ def run_chunk(plan: Plan, index: np.ndarray, device=None, engine: str | None = N
     return _optimize(plan, worker, index, on_step, on_progress)
 
 
-def start(plan: Plan, index: np.ndarray, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """The points' target norms ``[M]`` and starting parameters ``[M, P]``: restart r's direction at norm k."""
+def start(plan: Plan, index: np.ndarray, device="cpu", warm: torch.Tensor | None = None
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The points' target norms ``[M]`` and starting parameters ``[M, P]``: restart r's direction at norm k, or
+    (a continuation branch) ``warm [M, P]``, the previous minimizers, rescaled to norm k (rows that are not
+    finite start from the direction)."""
     ks, rs = index // plan.config.restarts, index % plan.config.restarts
     target = torch.as_tensor(plan.norm[ks], dtype=torch.float32, device=device)
-    theta = sphere.retract(plan.directions[torch.as_tensor(rs)].to(device), target, plan.layout.sphere_mask(device))
+    origin = plan.directions[torch.as_tensor(rs)].to(device)
+    if warm is not None:
+        warm = torch.as_tensor(warm, dtype=origin.dtype, device=device)
+        origin = torch.where(torch.isfinite(warm).all(-1, keepdim=True), warm, origin)
+    theta = sphere.retract(origin, target, plan.layout.sphere_mask(device))
     return target, theta
 
 
-def _optimize(plan: Plan, worker: Worker, index: np.ndarray, on_step, on_progress) -> ChunkResult:
+def branch_order(n_norms: int, branch: str) -> np.ndarray:
+    """The norm indices a continuation branch visits: ``down`` from the largest, ``up`` from the smallest."""
+    order = np.arange(n_norms)
+    return order[::-1] if branch == "down" else order
+
+
+def run_branch_step(plan: Plan, index: np.ndarray, warm: np.ndarray | None, device=None, engine: str | None = None,
+                    on_step=None, on_progress=None) -> ChunkResult:
+    """One norm of continuation branches: optimize the points ``index`` (any branches, as one ensemble), each
+    started from ``warm [M, P]`` (its predecessor's minimizer; None or NaN rows: from its initialization).
+    The result carries the minimizers (``params``) for the next norm."""
+    index = np.asarray(index, dtype=np.int64)
+    engine = engine or plan.config.engine
+    worker = Worker(plan.task, plan.module, plan.layout, engine, device or plan.config.device)
+    warm_t = None if warm is None else torch.as_tensor(warm, dtype=torch.float32)
+    if engine == "loop":
+        return concat([_optimize(plan, worker, index[j:j + 1], on_step, on_progress,
+                                 None if warm_t is None else warm_t[j:j + 1], keep_params=True)
+                       for j in range(len(index))])
+    return _optimize(plan, worker, index, on_step, on_progress, warm_t, keep_params=True)
+
+
+def _optimize(plan: Plan, worker: Worker, index: np.ndarray, on_step, on_progress, warm=None,
+              keep_params: bool = False) -> ChunkResult:
     """The constrained optimization of the points ``index`` as one ensemble."""
     cfg, device, mask = plan.config, worker.device, worker.mask
     ks, rs = index // cfg.restarts, index % cfg.restarts
-    target, theta = start(plan, index, device)
+    target, theta = start(plan, index, device, warm)
     stream = worker.stream([derived_seed(cfg.seed, 2, k, r) for k, r in zip(ks, rs)], cfg.batch_size)
     step_fn = optim.METHODS[cfg.method].step
     state = optim.AdamState.zeros_like(theta)
@@ -163,10 +199,10 @@ def _optimize(plan: Plan, worker: Worker, index: np.ndarray, on_step, on_progres
             on_progress(len(index))
     if cfg.history and cfg.steps % cfg.history == 0:
         hist.append(losses(theta))
-    return _final(plan, worker, index, theta, first_bad, hist)
+    return _final(plan, worker, index, theta, first_bad, hist, keep_params)
 
 
-def _final(plan: Plan, worker: Worker, index, theta, first_bad, hist) -> ChunkResult:
+def _final(plan: Plan, worker: Worker, index, theta, first_bad, hist, keep_params: bool = False) -> ChunkResult:
     """Metrics at the final iterate and the point statuses."""
     cfg = plan.config
     tr_loss, tr_acc = worker.evaluate(theta, "train")
@@ -187,7 +223,7 @@ def _final(plan: Plan, worker: Worker, index, theta, first_bad, hist) -> ChunkRe
         train_acc=_to_np(tr_acc) if acc else nan, test_acc=_to_np(te_acc) if acc else nan,
         grad_norm=_to_np(gnorm), steps=steps.cpu().numpy(), status=status.cpu().numpy().astype(np.int8),
         history=history,
-        params=theta.detach().cpu().numpy() if cfg.save_params else None,
+        params=theta.detach().cpu().numpy() if cfg.save_params or keep_params else None,
     )
 
 

@@ -86,7 +86,7 @@ def test_metric_context_evaluates_each_split_once():
 
     class Worker:
         task = layout = mask = None
-        ensemble = type("E", (), {"engine": "mlp"})
+        ensemble = type("E", (), {"engine": "loop"})  # the loop engine: the worker evaluates
 
         def evaluate(self, theta, split):
             calls.append(split)

@@ -85,7 +85,7 @@ class Context:
 
     def evaluate(self, split: str):
         if split not in self._cache:
-            if self.worker.ensemble.engine == "vmap":  # the loss from the shared pass: the same computation
+            if self.worker.ensemble.engine in ("vmap", "mlp"):  # the loss from the shared pass: the same computation
                 out, y = self.forward(split)[0], self.worker.data[split][1]
                 task = self.task
                 with torch.no_grad():
@@ -101,12 +101,11 @@ class Context:
         """``(outputs [M, N, ...], probe-layer input [M, N, h] or None)`` of every member on ``split``."""
         key = ("forward", split)
         if key not in self._cache:
-            from .forward import forward, probe_layer
+            from .forward import probe_layer
 
-            module = self.worker.ensemble.module
-            with torch.no_grad():
-                self._cache[key] = forward(module, self.layout, self.theta, self.worker.data[split][0],
-                                           probe_layer(module, self.task.structure))
+            ensemble = self.worker.ensemble
+            self._cache[key] = ensemble.forward(self.theta, self.worker.data[split][0],
+                                                probe_layer(ensemble.module, self.task.structure))
         return self._cache[key]
 
 

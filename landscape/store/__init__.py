@@ -1,7 +1,7 @@
 """The HDF5 format, owned in one place: one module per group of the file.
 
 ``format``        the file: name and version, opening and refusing, root attributes, errors
-``scan``          ``/scan``: the reduced landscape, written chunk by chunk
+``scan``          ``/scan`` and ``/branches/*``: the reduced landscape, written chunk by chunk
 ``trajectories``  ``/trajectories/NAME``: logged series and checkpoints of free training
 ``analysis``      ``/analysis``: what ``landscape analyze`` found
 ``merge``         shard files joined into one file
@@ -15,12 +15,12 @@ from .analysis import read_analysis, write_analysis
 from .format import (FORMAT, FORMAT_VERSION, STATUS_ENUM, StoreError, data_fingerprint, describe, open_file, publish,
                      publish_staging, stage, stale_staging, staging, writer_lock)
 from .merge import Report, merge
-from .scan import POINT_VALUES, prepare_scan, read_scan, write_chunk
+from .scan import POINT_VALUES, branch_state, prepare_scan, read_branches, read_scan, write_chunk
 from .trajectories import (CHECKPOINT_SLOTS, prepare_trajectories, read_trajectories, series_meta,
                            write_trajectories)
 
 __all__ = [
-    "CHECKPOINT_SLOTS", "FORMAT", "FORMAT_VERSION", "POINT_VALUES", "STATUS_ENUM", "Report", "StoreError",
+    "CHECKPOINT_SLOTS", "FORMAT", "branch_state", "read_branches", "FORMAT_VERSION", "POINT_VALUES", "STATUS_ENUM", "Report", "StoreError",
     "data_fingerprint", "describe", "merge", "open_file", "prepare_scan", "prepare_trajectories", "publish", "publish_staging", "stale_staging",
     "read_analysis", "read_scan", "read_trajectories", "series_meta", "stage", "staging", "write_analysis",
     "write_chunk", "write_trajectories", "writer_lock",

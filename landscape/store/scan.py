@@ -44,6 +44,9 @@ POINT_VALUES = {
                         "optimizer steps run (up to divergence for diverged points; -1 = not computed)"),
 }
 HISTORY = ("train_loss", "test_loss")  # /scan/history/NAME [K, R, T] with --history
+# Where each kind of scan lives: the independent scan at /scan, the continuation branches beside it, each laid
+# out like /scan (plus ``last_params``, the minimizer each restart reached at its branch's last finished norm).
+GROUPS = {"independent": "scan", "down": "branches/down", "up": "branches/up"}
 EXTRAS = ("history/train_loss", "history/test_loss", "params")  # optional per-point datasets, [K, R, ...]
 
 
@@ -52,6 +55,7 @@ def scan_identity(config, plan) -> dict:
     ident = config.identity()
     ident.pop("norms")
     ident.pop("absolute")
+    ident.pop("branch", None)  # the group a scan is stored in says which branch it is
     ident["alpha"] = [float(f"{a:.12g}") for a in plan.alpha]
     return json.loads(to_json(ident))
 
@@ -65,8 +69,11 @@ def _pending(g: h5py.Group, mine: np.ndarray) -> np.ndarray:
 
 
 def prepare_scan(path: str | Path, config, plan, overwrite: bool = False,
-                 shard: tuple[int, int] | None = None) -> np.ndarray:
+                 shard: tuple[int, int] | None = None, branch: str = "independent") -> np.ndarray:
     """Create or reopen ``path`` for ``plan``; return the point indices still to compute.
+
+    ``branch`` (``GROUPS``) picks the group: the independent scan or a continuation branch; a file holds one
+    of each, and a branch's settings are checked against its own group only.
 
     An existing file with the same scan is resumed (only pending points are
     returned). A file with another scan, task or data is refused unless
@@ -78,34 +85,45 @@ def prepare_scan(path: str | Path, config, plan, overwrite: bool = False,
     path = Path(path)
     fingerprint = data_fingerprint(plan.task)
     ident = scan_identity(config, plan)
+    name, what = GROUPS[branch], "scan" if branch == "independent" else f"{branch} branch"
     new = True
     if path.exists():
         with open_file(path, "r") as f, damaged_as_error(path):
             if not overwrite:  # (with overwrite, opening it proved it is a landscape file; it is replaced below)
                 check_task(f, path, plan.task, fingerprint)
-                if "scan" in f:
-                    stored = json.loads(f["scan"].attrs["identity"])
+                if name in f:
+                    stored = json.loads(f[name].attrs["identity"])
                     if stored != ident:
-                        raise StoreError(f"{path}: holds a scan with another configuration "
+                        raise StoreError(f"{path}: holds a {what} with another configuration "
                                          f"({describe_difference(stored, ident)}); "
                                          "use --overwrite to replace the file, or another --out")
-                    stored_shard = tuple(int(v) for v in f["scan"].attrs.get("shard", ()))
+                    stored_shard = tuple(int(v) for v in f[name].attrs.get("shard", ()))
                     if stored_shard != (tuple(shard) if shard else ()):
                         raise StoreError(f"{path}: was written as shard {stored_shard or 'none'}, not "
                                          f"{tuple(shard) if shard else 'none'}; use another --out")
-                    return _pending(f["scan"], mine)
+                    return _pending(f[name], mine)
                 new = "format" not in f.attrs  # an empty HDF5 file: treated as no file
     with commit(path, new=new or overwrite) as f:
         if new or overwrite:
             write_root(f, plan.task, fingerprint)
         set_root_config(f, "scan", config, plan.task.options)
-        _create(f, config, plan, ident, shard)
+        _create(f, config, plan, ident, shard, branch)
     return mine
 
 
-def _create(f: h5py.File, config, plan, ident: dict, shard=None) -> None:
+def _create(f: h5py.File, config, plan, ident: dict, shard=None, branch: str = "independent") -> None:
     K, R = len(plan.norm), config.restarts
-    g = f.create_group("scan")
+    g = f.create_group(GROUPS[branch])
+    g.attrs["branch"] = branch
+    if branch != "independent":
+        g.attrs["branch_description"] = (
+            f"continuation branch: the norms visited from the {'largest' if branch == 'down' else 'smallest'} on, "
+            "each point of a restart warm-started from its minimizer at the previous norm, rescaled; the first "
+            "from the restart's initialization (as in the independent scan)")
+        ds = g.create_dataset("last_params", shape=(R, plan.layout.size), dtype=np.float32, fillvalue=np.nan)
+        ds.attrs["description"] = ("each restart's minimizer at the branch's last finished norm (where a resumed "
+                                   "branch goes on from), flattened in the order of the 'names' attribute")
+        ds.attrs["names"] = to_json(list(plan.layout.names))
     if shard is not None:
         g.attrs["shard"] = np.array(shard[:2], dtype=np.int64)
         g.attrs["shard_description"] = ("this file is shard [index, count] of a larger scan: it computes the points "
@@ -172,12 +190,16 @@ def attach_scales(g: h5py.Group) -> None:
             ds.dims[2].attach_scale(step)
 
 
-def write_chunk(path: str | Path, result, restarts: int) -> None:
-    """Store one chunk of results; statuses are written last, then the file is closed."""
+def write_chunk(path: str | Path, result, restarts: int, branch: str = "independent",
+                last_params: np.ndarray | None = None) -> None:
+    """Store one chunk of results (of the scan or a branch, with the branch's ``last_params [R, P]``);
+    statuses are written last, then the file is closed."""
     ks, rs = np.divmod(result.index, restarts)
     with commit(path) as f:
         drop_analysis(f)
-        g = f["scan"]
+        g = f[GROUPS[branch]]
+        if last_params is not None:
+            g["last_params"][...] = last_params
         for name in POINT_VALUES:
             arr = g[name][()]
             arr[ks, rs] = getattr(result, name)
@@ -196,12 +218,13 @@ def write_chunk(path: str | Path, result, restarts: int) -> None:
         f.flush()
 
 
-def read_scan(path: str | Path) -> dict[str, Any] | None:
-    """Everything under ``/scan`` as numpy arrays and plain values, or None if the file has no scan."""
+def read_scan(path: str | Path, branch: str = "independent") -> dict[str, Any] | None:
+    """Everything under ``/scan`` (or a branch's group) as numpy arrays and plain values, or None if the file
+    has none."""
     with open_file(path, "r") as f, damaged_as_error(path):
-        if "scan" not in f:
+        if GROUPS[branch] not in f:
             return None
-        g = f["scan"]
+        g = f[GROUPS[branch]]
         out = {k: g[k][()] for k in ("alpha", "norm", *POINT_VALUES)}
         out["status"] = g["status"][()].astype(np.int8)
         out["w0"] = float(g.attrs["w0"])
@@ -211,7 +234,27 @@ def read_scan(path: str | Path) -> dict[str, Any] | None:
         out["task"] = str(f.attrs["task"])
         if "history" in g:
             out["history"] = {k: g["history"][k][()] for k in ("step", *HISTORY)}
+        if "params" in g:
+            out["params"] = g["params"][()]
+        out["branch"] = branch
         return out
+
+
+def read_branches(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The continuation branches the file holds: ``{"down": scan dict, "up": ...}`` (``read_scan``'s form)."""
+    out = {}
+    for branch in GROUPS:
+        if branch != "independent":
+            s = read_scan(path, branch)
+            if s is not None:
+                out[branch] = s
+    return out
+
+
+def branch_state(path: str | Path, branch: str) -> np.ndarray:
+    """A branch's ``last_params [R, P]`` (NaN where a restart has not finished a point)."""
+    with open_file(path, "r") as f, damaged_as_error(path):
+        return f[GROUPS[branch]]["last_params"][()]
 
 
 def merge_scans(holders: list[tuple[h5py.File, Path]], dst: h5py.File) -> tuple[int, list[tuple[float, int]]]:
