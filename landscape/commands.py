@@ -50,6 +50,8 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
 
     if cfg.branch != "independent":
         return scan_branches(cfg, out, shard_spec, overwrite, quiet)
+    if cfg.from_trajectory is not None:
+        raise BadInput("--from-trajectory starts the down branch: use it with --branch down or both")
     plan, size, shard = _plan(cfg, shard_spec, scan_mod.make_plan, scan_mod.auto_chunk)
     path = Path(out if shard is None else cluster.shard_path(out, shard[0], shard[1]))
     shard_ix = shard and shard[:2]
@@ -124,6 +126,7 @@ def scan_branches(cfg: ScanConfig, out: str, shard_spec: str | None = None, over
         raise BadInput(f"--branch {cfg.branch}: a continuation branch needs two or more norms, got {K} "
                        f"(--norms {cfg.norms})")
     path = Path(out)
+    origin = _branch_origin(cfg, plan, path) if cfg.from_trajectory is not None else None
     with bad_input(), store.writer_lock(path), cluster.Termination(immediate=True) as term:
         orders = {b: scan_mod.branch_order(K, b) for b in branches}
         position, warm = {}, {}
@@ -133,6 +136,8 @@ def scan_branches(cfg: ScanConfig, out: str, shard_spec: str | None = None, over
                 # the first norm (in the branch's order) with a point still to compute
                 position[b] = next((j for j, k in enumerate(orders[b]) if any(k * R + r in todo for r in range(R))), K)
                 warm[b] = store.branch_state(path, b) if position[b] > 0 else None
+                if b == "down" and position[b] == 0 and origin is not None:
+                    warm[b] = np.tile(origin, (R, 1))
         done = sum(position.values())
         if done and not quiet:
             print(f"resuming {path}: " + ", ".join(f"{b} branch at norm {position[b]} of {K}" for b in branches),
@@ -162,6 +167,27 @@ def scan_branches(cfg: ScanConfig, out: str, shard_spec: str | None = None, over
             print(report.summary_table(store.read_scan(path, b)))
         print(f"wrote {path}")
     return 0
+
+
+def _branch_origin(cfg: ScanConfig, plan, path: Path):
+    """``--from-trajectory NAME``: the trajectory's last checkpoint, checked against the scan's model."""
+    from . import store
+
+    if cfg.branch not in ("down", "both"):
+        raise BadInput(f"--from-trajectory starts the down branch: use it with --branch down or both, "
+                       f"not {cfg.branch}")
+    if not path.exists():
+        raise BadInput(f"--from-trajectory {cfg.from_trajectory}: {path} does not exist (train the trajectory "
+                       "into the same --out first)")
+    with bad_input():
+        theta, tcfg = store.final_params(path, cfg.from_trajectory)
+    if tcfg.get("task") != cfg.task or tcfg.get("task_options") != plan.task.options:
+        raise BadInput(f"--from-trajectory {cfg.from_trajectory}: it was trained on task {tcfg.get('task')} "
+                       f"{tcfg.get('task_options')}, the scan is of {cfg.task} {plan.task.options}")
+    if theta.shape != (plan.layout.size,):
+        raise BadInput(f"--from-trajectory {cfg.from_trajectory}: its model has {theta.size} parameters, "
+                       f"the scan's {plan.layout.size}")
+    return theta
 
 
 def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: bool = False,

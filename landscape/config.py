@@ -191,6 +191,11 @@ class ScanConfig:
                                               "from the largest / smallest, each point warm-started from the "
                                               "previous minimizer rescaled; both: the two branches together",
                                               choices=BRANCHES))
+    from_trajectory: str | None = setting(None, Rule(str, "with --branch down or both: start the down branch at "
+                                                          "the largest norm from this stored trajectory's last "
+                                                          "checkpoint (a memorizing solution) instead of the "
+                                                          "restarts' initializations", optional=True,
+                                                     metavar="NAME"))
     history: int = setting(0, Rule(int, "also record train and test loss every N steps", minimum=0, metavar="N"))
     save_params: bool = setting(False, Rule(bool, "store the constrained minimizers"))
     chunk: int | None = setting(None, Rule(int, "points per batched computation (default: from memory)",

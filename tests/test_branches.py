@@ -86,7 +86,24 @@ def _config(branch):
     return config_of(args, ScanConfig)
 
 
+def test_a_down_branch_can_start_from_a_stored_trajectory(tmp_path):
+    out = tmp_path / "t.h5"
+    assert main(["train", *TINY, "--steps", "40", "--init-scale", "3", "--lr", "0.01", "--out", str(out)]) == 0
+    name = store.read_trajectories(out)[0]["name"]
+    theta, _ = store.final_params(out, name)
+    assert main([*BRANCH, "--branch", "down", "--from-trajectory", name, "--history", "10", "--out", str(out)]) == 0
+    down = store.read_scan(out, "down")
+    for r in range(2):  # the largest norm starts from the trajectory's last parameters, rescaled
+        assert down["history"]["train_loss"][-1, r, 0] == pytest.approx(_loss_at(out, theta, down["norm"][-1]),
+                                                                         rel=1e-4)
+    capture = main([*BRANCH, "--branch", "down", "--out", str(out)])  # another start: another branch
+    assert capture == 2
+
+
 @pytest.mark.parametrize("argv, fragment", [
+    (["--branch", "down", "--from-trajectory", "nosuch"], "no trajectory 'nosuch'"),
+    (["--branch", "up", "--from-trajectory", "nosuch"], "use it with --branch down or both"),
+    (["--from-trajectory", "nosuch"], "use it with --branch down or both"),
     (["--branch", "down", "--norms", "1"], "two or more norms"),
     (["--branch", "up", "--shard", "0/2"], "cannot be sharded"),
     (["--branch", "sideways"], "--branch must be one of independent, down, up, both"),

@@ -50,12 +50,14 @@ GROUPS = {"independent": "scan", "down": "branches/down", "up": "branches/up"}
 EXTRAS = ("history/train_loss", "history/test_loss", "params")  # optional per-point datasets, [K, R, ...]
 
 
-def scan_identity(config, plan) -> dict:
-    """What must match for a file's scan to be resumed: the config with the grid resolved."""
+def scan_identity(config, plan, branch: str = "independent") -> dict:
+    """What must match for a file's scan (or a branch) to be resumed: the config with the grid resolved."""
     ident = config.identity()
     ident.pop("norms")
     ident.pop("absolute")
     ident.pop("branch", None)  # the group a scan is stored in says which branch it is
+    if branch != "down" or ident.get("from_trajectory") is None:
+        ident.pop("from_trajectory", None)  # where the down branch starts; nothing else depends on it
     ident["alpha"] = [float(f"{a:.12g}") for a in plan.alpha]
     return json.loads(to_json(ident))
 
@@ -84,7 +86,7 @@ def prepare_scan(path: str | Path, config, plan, overwrite: bool = False,
     mine = np.arange(plan.n_points) if shard is None else np.arange(shard[0], plan.n_points, shard[1])
     path = Path(path)
     fingerprint = data_fingerprint(plan.task)
-    ident = scan_identity(config, plan)
+    ident = scan_identity(config, plan, branch)
     name, what = GROUPS[branch], "scan" if branch == "independent" else f"{branch} branch"
     new = True
     if path.exists():

@@ -221,6 +221,23 @@ def _read(name: str, g: h5py.Group) -> dict[str, Any]:
     return t
 
 
+def final_params(path: str | Path, name: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """A trajectory's parameters at its last checkpoint ``[P]`` and its config; ``StoreError`` (one line) when
+    the file has no such trajectory or it has no checkpoint yet."""
+    with open_file(path, "r") as f, damaged_as_error(path):
+        top = f.get("trajectories")
+        if top is None or name not in top:
+            known = ", ".join(top) if top is not None else ""
+            raise StoreError(f"{path}: no trajectory {name!r}" + (f"; it has: {known}" if known else
+                                                                   "; it holds no trajectories"))
+        g = top[name]
+        step = int(g.attrs["checkpoint_step"])
+        for slot in CHECKPOINT_SLOTS:
+            if step >= 0 and slot in g and int(g[slot].attrs["step"]) == step:
+                return g[slot]["theta"][()], json.loads(g.attrs["config"])
+        raise StoreError(f"{path}: trajectory {name!r} has no checkpoint yet (train it first)")
+
+
 def read_trajectories(path: str | Path) -> list[dict[str, Any]]:
     """Every trajectory as a dict of its attributes and series (numpy arrays); ``series`` lists the series."""
     with open_file(path, "r") as f, damaged_as_error(path):
