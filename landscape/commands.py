@@ -104,90 +104,28 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
 
 def scan_branches(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bool = False,
                   quiet: bool = False) -> int:
-    """``landscape scan --branch down|up|both``: continuation branches, one norm after the other.
+    """``landscape scan --branch down|up|both``: continuation branches (``landscape.branches``)."""
+    from . import branches, report, scan as scan_mod, store
 
-    Each branch has its own group (``/branches/down``, ``/branches/up``) and resumes from its last finished norm
-    (the minimizers stored with it). At each norm the restarts of every unfinished branch are one ensemble (in
-    chunks of ``size`` members); the results of a norm are one atomic commit per branch.
-    """
-    import numpy as np
-
-    from . import loop, report, scan as scan_mod, store
-
-    branches = ("down", "up") if cfg.branch == "both" else (cfg.branch,)
     if shard_spec is not None:
         raise BadInput("--branch: continuation branches cannot be sharded yet (their norms are sequential); "
                        "run them without --shard")
     if overwrite:
         raise BadInput("--branch: --overwrite is not supported for continuation branches yet; use another --out")
     plan, size, _ = _plan(cfg, None, scan_mod.make_plan, scan_mod.auto_chunk)
-    K, R = len(plan.norm), cfg.restarts
-    if K < 2:
-        raise BadInput(f"--branch {cfg.branch}: a continuation branch needs two or more norms, got {K} "
-                       f"(--norms {cfg.norms})")
+    if len(plan.norm) < 2:
+        raise BadInput(f"--branch {cfg.branch}: a continuation branch needs two or more norms, got "
+                       f"{len(plan.norm)} (--norms {cfg.norms})")
     path = Path(out)
-    origin = _branch_origin(cfg, plan, path) if cfg.from_trajectory is not None else None
-    with bad_input(), store.writer_lock(path), cluster.Termination(immediate=True) as term:
-        orders = {b: scan_mod.branch_order(K, b) for b in branches}
-        position, warm = {}, {}
-        with term.critical():
-            for b in branches:
-                todo = set(int(i) for i in store.prepare_scan(path, cfg, plan, branch=b))
-                # the first norm (in the branch's order) with a point still to compute
-                position[b] = next((j for j, k in enumerate(orders[b]) if any(k * R + r in todo for r in range(R))), K)
-                warm[b] = store.branch_state(path, b) if position[b] > 0 else None
-                if b == "down" and position[b] == 0 and origin is not None:
-                    warm[b] = np.tile(origin, (R, 1))
-        done = sum(position.values())
-        if done and not quiet:
-            print(f"resuming {path}: " + ", ".join(f"{b} branch at norm {position[b]} of {K}" for b in branches),
-                  file=sys.stderr)
-        bar = _bar(sum(K - position[b] for b in branches) * R * cfg.steps, "scan " + "+".join(branches), quiet)
-        while any(position[b] < K for b in branches):
-            active = [b for b in branches if position[b] < K]
-            index = np.concatenate([orders[b][position[b]] * R + np.arange(R) for b in active])
-            start = np.concatenate([warm[b] if warm[b] is not None else np.full((R, plan.layout.size), np.nan)
-                                    for b in active])
-            with bad_input(f"task {cfg.task!r}: "):
-                parts = [scan_mod.run_branch_step(plan, index[c], start[c], on_progress=bar.update)
-                         for c in loop.chunks(np.arange(len(index)), size)]
-            result = scan_mod.concat(parts)
-            for i, b in enumerate(active):
-                mine = slice(i * R, (i + 1) * R)
-                part = scan_mod.ChunkResult(**{f: (v[mine] if isinstance(v, np.ndarray) else
-                                                   (tuple(x[mine] for x in v) if isinstance(v, tuple) else v))
-                                               for f, v in vars(result).items()})
-                with term.critical():
-                    store.write_chunk(path, part, R, branch=b, last_params=part.params)
-                warm[b], position[b] = part.params, position[b] + 1
-    bar.close()
+    with bad_input():
+        origin = branches.origin(cfg, plan, path) if cfg.from_trajectory is not None else None
+        done = branches.run(cfg, plan, size, path, origin, lambda total, desc: _bar(total, desc, quiet), quiet)
     if not quiet:
-        for b in branches:
+        for b in done:
             print(f"{b} branch:")
             print(report.summary_table(store.read_scan(path, b)))
         print(f"wrote {path}")
     return 0
-
-
-def _branch_origin(cfg: ScanConfig, plan, path: Path):
-    """``--from-trajectory NAME``: the trajectory's last checkpoint, checked against the scan's model."""
-    from . import store
-
-    if cfg.branch not in ("down", "both"):
-        raise BadInput(f"--from-trajectory starts the down branch: use it with --branch down or both, "
-                       f"not {cfg.branch}")
-    if not path.exists():
-        raise BadInput(f"--from-trajectory {cfg.from_trajectory}: {path} does not exist (train the trajectory "
-                       "into the same --out first)")
-    with bad_input():
-        theta, tcfg = store.final_params(path, cfg.from_trajectory)
-    if tcfg.get("task") != cfg.task or tcfg.get("task_options") != plan.task.options:
-        raise BadInput(f"--from-trajectory {cfg.from_trajectory}: it was trained on task {tcfg.get('task')} "
-                       f"{tcfg.get('task_options')}, the scan is of {cfg.task} {plan.task.options}")
-    if theta.shape != (plan.layout.size,):
-        raise BadInput(f"--from-trajectory {cfg.from_trajectory}: its model has {theta.size} parameters, "
-                       f"the scan's {plan.layout.size}")
-    return theta
 
 
 def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: bool = False,
@@ -265,7 +203,7 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
 
 
 def plot(file: str, out: str | None = None, names: str | None = None) -> int:
-    from . import analysis, plot as plot_mod, store
+    from . import analysis, plot as plot_mod, store, training_plot
     from .status import Status
 
     fig_path = Path(out) if out else Path(file).with_suffix(".png")
@@ -314,22 +252,22 @@ def plot(file: str, out: str | None = None, names: str | None = None) -> int:
         analyzed = {t["name"]: t for t in (result or {}).get("trajectories") or []}
         if any(t["name"] not in analyzed for t in trajs):
             analyzed = {t["name"]: t for t in analysis.to_dict(analysis.analyze(scan_data, trajs))["trajectories"]}
-        save(plot_mod.grokking_figure(trajs, analyzed),
+        save(training_plot.grokking_figure(trajs, analyzed),
              fig_path if scan_data is None else fig_path.with_name(f"{fig_path.stem}-grokking{fig_path.suffix}"))
-        drawn = [s for s in plot_mod.sweeps(trajs) if any(plot_mod.order_series(t) for t in s)]
+        drawn = [s for s in training_plot.sweeps(trajs) if any(training_plot.order_series(t) for t in s)]
         for i, sweep in enumerate(drawn):
             landscape = scan_data
             if landscape is not None and any(analysis.incompatibility(landscape, t) for t in sweep):
                 landscape = None  # another task or norm: the L/U is not this sweep's norm axis
-            fig = plot_mod.order_norm_figure(sweep, landscape, analyzed, result if landscape is not None else None)
+            fig = training_plot.order_norm_figure(sweep, landscape, analyzed, result if landscape is not None else None)
             suffix = "" if len(drawn) == 1 else f"-{i + 1}"
             save(fig, fig_path.with_name(f"{fig_path.stem}-order{suffix}{fig_path.suffix}"))
-        fig = plot_mod.metrics_figure(trajs, meta)
+        fig = training_plot.metrics_figure(trajs, meta)
         if fig is not None:
             save(fig, fig_path.with_name(f"{fig_path.stem}-metrics{fig_path.suffix}"))
-        matched = plot_mod.pairs(trajs)
+        matched = training_plot.pairs(trajs)
         if matched:
-            save(plot_mod.comparison_figure(matched), fig_path.with_name(f"{fig_path.stem}-fixnorm{fig_path.suffix}"))
+            save(training_plot.comparison_figure(matched), fig_path.with_name(f"{fig_path.stem}-fixnorm{fig_path.suffix}"))
     fig = plot_mod.prediction_figure(result) if result is not None else None
     if fig is not None:
         save(fig, fig_path.with_name(f"{fig_path.stem}-prediction{fig_path.suffix}"))
@@ -344,15 +282,18 @@ def info(file: str, as_json: bool = False) -> int:
     with bad_input():
         desc = store.describe(file)
         scan_data = store.read_scan(file)
+        branches = store.read_branches(file)
         trajs = store.read_trajectories(file)
         meta = store.series_meta(file)
     if as_json:
         data = {"attrs": desc["attrs"], "groups": desc["groups"], "trajectories": trajs}
         if scan_data is not None:
             data["scan"] = scan_data
+        if branches:
+            data["branches"] = branches
         print(to_json(data, indent=1, sort_keys=False))
         return 0
-    print(report.info_text(file, desc, scan_data, trajs, meta))
+    print(report.info_text(file, desc, scan_data, trajs, meta, branches))
     return 0
 
 

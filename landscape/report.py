@@ -93,8 +93,10 @@ def metrics_table(trajs: list[dict], meta: dict[str, tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def info_text(path, desc: dict, scan: dict | None, trajs: list[dict], meta: dict[str, tuple[str, str]]) -> str:
-    """``landscape info``: the file's origin, the scan's settings and table, the trajectories' tables."""
+def info_text(path, desc: dict, scan: dict | None, trajs: list[dict], meta: dict[str, tuple[str, str]],
+              branches: dict[str, dict] | None = None) -> str:
+    """``landscape info``: the file's origin, the scan's settings and table, the continuation branches' tables,
+    the trajectories' tables."""
     a = desc["attrs"]
     lines = [f"{path}: {a.get('format')} format v{a.get('format_version')}, written by landscape "
              f"{a.get('landscape_version')} (torch {a.get('torch_version')}) on {a.get('created')}",
@@ -109,6 +111,13 @@ def info_text(path, desc: dict, scan: dict | None, trajs: list[dict], meta: dict
                      f"{cfg['steps']} steps, lr {cfg['lr']}, batch {cfg['batch_size'] or 'full'}, seed {cfg['seed']}")
         lines.append("points: " + ", ".join(f"{n} {c}" for n, c in counts.items()))
         lines.append(summary_table(scan))
+    for name, b in (branches or {}).items():
+        K, R = b["status"].shape
+        done = int((b["status"] == Status.DONE).sum())
+        start = b["config"].get("from_trajectory")
+        lines.append(f"{name} branch: {K} norms x {R} restarts, {b['config']['steps']} steps per norm, "
+                     f"{done} of {K * R} points done" + (f", started from trajectory {start}" if start else ""))
+        lines.append(summary_table(b))
     if not trajs:
         lines.append("trajectories: none")
     else:
@@ -179,7 +188,7 @@ def hysteresis_line(gap) -> str:
     ratios = [r for r in gap.test_ratio if r is not None]
     extreme = max(ratios, key=lambda r: abs(math.log(r))) if ratios else None
     worst = f"; largest test-loss ratio {extreme:.3g}" if extreme is not None else ""
-    return head + test + train + worst + f"; area between the log test losses {gap.area:.3g} (per unit log norm)"
+    return head + test + train + worst + f"; area between the log test losses over log norm {gap.area:.3g}"
 
 
 def analysis_report(analysis) -> str:

@@ -1,0 +1,86 @@
+"""``landscape scan --branch down|up|both``: continuation branches, computed and stored one norm at a time.
+
+Each branch has its own group (``/branches/down``, ``/branches/up``) and resumes from its first unfinished norm
+(in its order), starting from the minimizers stored with the last finished one. At each norm the restarts of
+every unfinished branch are one ensemble (in chunks of ``size`` members); the results of a norm are one atomic
+commit per branch. The optimization itself is ``landscape.scan.run_branch_step``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import cluster, loop, scan as scan_mod, store
+from .plain import BadInput, bad_input
+
+
+def names(branch: str) -> tuple[str, ...]:
+    """The branches ``--branch`` asks for."""
+    return ("down", "up") if branch == "both" else (branch,)
+
+
+def origin(cfg, plan, path: Path) -> np.ndarray:
+    """``--from-trajectory NAME``: the trajectory's last checkpoint ``[P]``, checked against the scan's model."""
+    if cfg.branch not in ("down", "both"):
+        raise BadInput(f"--from-trajectory starts the down branch: use it with --branch down or both, "
+                       f"not {cfg.branch}")
+    if not path.exists():
+        raise BadInput(f"--from-trajectory {cfg.from_trajectory}: {path} does not exist (train the trajectory "
+                       "into the same --out first)")
+    theta, tcfg = store.final_params(path, cfg.from_trajectory)
+    if tcfg.get("task") != cfg.task or tcfg.get("task_options") != plan.task.options:
+        raise BadInput(f"--from-trajectory {cfg.from_trajectory}: it was trained on task {tcfg.get('task')} "
+                       f"{tcfg.get('task_options')}, the scan is of {cfg.task} {plan.task.options}")
+    if theta.shape != (plan.layout.size,):
+        raise BadInput(f"--from-trajectory {cfg.from_trajectory}: its model has {theta.size} parameters, "
+                       f"the scan's {plan.layout.size}")
+    return theta
+
+
+def _split(result, i: int, R: int):
+    """Rows ``i R .. (i + 1) R`` of a chunk result (one branch's restarts)."""
+    mine = slice(i * R, (i + 1) * R)
+    return scan_mod.ChunkResult(**{f: (v[mine] if isinstance(v, np.ndarray) else
+                                       tuple(x[mine] for x in v) if isinstance(v, tuple) else v)
+                                   for f, v in vars(result).items()})
+
+
+def run(cfg, plan, size: int, path: Path, start_from: np.ndarray | None, bar, quiet: bool) -> tuple[str, ...]:
+    """Compute the branches of ``cfg.branch`` into ``path`` (resuming what it holds); returns their names.
+    ``bar(total, desc)`` makes the progress bar."""
+    branches = names(cfg.branch)
+    K, R = len(plan.norm), cfg.restarts
+    with store.writer_lock(path), cluster.Termination(immediate=True) as term:
+        orders = {b: scan_mod.branch_order(K, b) for b in branches}
+        position, warm = {}, {}
+        with term.critical():
+            for b in branches:
+                todo = set(int(i) for i in store.prepare_scan(path, cfg, plan, branch=b))
+                position[b] = next((j for j, k in enumerate(orders[b]) if any(k * R + r in todo for r in range(R))),
+                                   K)
+                warm[b] = store.branch_state(path, b) if position[b] > 0 else None
+                if b == "down" and position[b] == 0 and start_from is not None:
+                    warm[b] = np.tile(start_from, (R, 1))
+        if sum(position.values()) and not quiet:
+            print(f"resuming {path}: " + ", ".join(f"{b} branch at norm {position[b]} of {K}" for b in branches),
+                  file=sys.stderr)
+        progress = bar(sum(K - position[b] for b in branches) * R * cfg.steps, "scan " + "+".join(branches))
+        while any(position[b] < K for b in branches):
+            active = [b for b in branches if position[b] < K]
+            index = np.concatenate([orders[b][position[b]] * R + np.arange(R) for b in active])
+            start = np.concatenate([warm[b] if warm[b] is not None else np.full((R, plan.layout.size), np.nan)
+                                    for b in active])
+            with bad_input(f"task {cfg.task!r}: "):
+                result = scan_mod.concat([scan_mod.run_branch_step(plan, index[c], start[c],
+                                                                   on_progress=progress.update)
+                                          for c in loop.chunks(np.arange(len(index)), size)])
+            for i, b in enumerate(active):
+                part = _split(result, i, R)
+                with term.critical():
+                    store.write_chunk(path, part, R, branch=b, last_params=part.params)
+                warm[b], position[b] = part.params, position[b] + 1
+        progress.close()
+    return branches
