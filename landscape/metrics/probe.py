@@ -21,21 +21,23 @@ def ridge_r2(h_train: torch.Tensor, y_train: torch.Tensor, h_test: torch.Tensor,
              ridge: float = RIDGE) -> torch.Tensor:
     """Test R² of a ridge probe (with intercept) fitted per member: ``h: [M, N, h]``, ``y: [N, c]`` -> ``[M]``.
 
-    The products over the samples run in the representation's precision (float32: R² to about 1e-5); the
-    normal equations are solved in float64 (Cholesky: the ridge makes them positive definite)."""
+    In float64 (Cholesky solve: the ridge makes the normal equations positive definite). Batched products round
+    differently for different numbers of members; in float64 that stays below what the stored float32 R² resolves,
+    so a member's value does not depend on which others share its ensemble. NaN for a member whose
+    representation is not finite (a diverged run)."""
     def design(h):
         return torch.cat([h, torch.ones_like(h[..., :1])], -1)
 
-    A = design(h_train)
-    gram = (A.transpose(-1, -2) @ A).double()
+    A = design(h_train.double())
+    gram = A.transpose(-1, -2) @ A
     scale = gram.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)
     eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
-    L = torch.linalg.cholesky(gram + ridge * scale[:, None, None] * eye)
-    W = torch.cholesky_solve((A.transpose(-1, -2) @ y_train.to(A.dtype)).double(), L)
-    y = y_test.to(A.dtype)
-    residual = (y - design(h_test) @ W.to(A.dtype)).square().sum(-1).double().sum(-1)
-    total = (y_test.double() - y_test.double().mean(0)).square().sum().clamp_min(1e-300)
-    return 1 - residual / total
+    L, info = torch.linalg.cholesky_ex(gram + ridge * scale[:, None, None] * eye)  # info > 0: not finite
+    W = torch.cholesky_solve(A.transpose(-1, -2) @ y_train.double(), torch.where(info[:, None, None] == 0, L, eye))
+    y = y_test.double()
+    residual = (y - design(h_test.double()) @ W).square().sum((-1, -2))
+    total = (y - y.mean(0)).square().sum().clamp_min(1e-300)
+    return torch.where(info == 0, 1 - residual / total, torch.nan)
 
 
 def _targets(task, y: torch.Tensor) -> torch.Tensor:
