@@ -131,8 +131,13 @@ def test_a_linearly_decodable_representation_has_probe_r2_near_one():
     y = h[0] @ w + 0.5  # member 0's features decode y exactly; the others are unrelated
     r2 = ridge_r2(h[:, :300], y[:300], h[:, 300:], y[300:])
     assert r2[0].item() > 0.999 and (r2[1:] < 0.2).all()
-    for j in range(3):  # one solve per member, batched: the same as one at a time
-        torch.testing.assert_close(r2[j], ridge_r2(h[j:j + 1, :300], y[:300], h[j:j + 1, 300:], y[300:])[0])
+    for j in range(3):  # one solve per member, batched: the same as one at a time, to the stored float32
+        one = ridge_r2(h[j:j + 1, :300], y[:300], h[j:j + 1, 300:], y[300:])[0]
+        assert r2[j].float() == one.float()
+    bad = h.clone()
+    bad[1, 5, 2] = float("nan")  # a diverged member: NaN for it, the others untouched
+    r2_bad = ridge_r2(bad[:, :300], y[:300], bad[:, 300:], y[300:])
+    assert torch.isnan(r2_bad[1]) and torch.equal(r2_bad[[0, 2]], r2[[0, 2]])
 
 
 def test_the_probe_reads_the_input_of_the_last_linear_layer():
