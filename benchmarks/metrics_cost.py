@@ -1,6 +1,6 @@
 """What logging the default metrics costs: a sweep with the task's default set against the always-logged core.
 
-    python benchmarks/metrics_cost.py [--runs 3]
+    python benchmarks/metrics_cost.py [--runs 3] [--only teacher]
 
 For each sweep below, runs ``landscape train`` alternately with the default metrics and with ``--metrics norm``
 (which logs only the always-logged core: losses, accuracies, norms), each in a fresh process and a fresh file,
@@ -39,8 +39,11 @@ def _time(argv: list[str]) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", default="", help="run only the sweeps whose name contains this")
     args = ap.parse_args()
     for name, argv in SWEEPS.items():
+        if args.only not in name:
+            continue
         full, core = [], []
         for _ in range(args.runs):
             full.append(_time(argv))
