@@ -16,12 +16,9 @@ time grows with K; where it is arithmetic, with the member-steps, which are the 
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
+
+from paired import medians
 
 SETTINGS = {
     "teacher-student, 17 norms x 2 restarts, 1000 steps": [
@@ -31,14 +28,6 @@ SETTINGS = {
 }
 
 
-def _time(argv: list[str]) -> float:
-    with tempfile.TemporaryDirectory() as d:
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "landscape", "scan", *argv, "--quiet", "--out",
-                        os.path.join(d, "b.h5")], check=True)
-        return time.perf_counter() - t0
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
@@ -46,11 +35,7 @@ def main() -> int:
     args = ap.parse_args()
     for name, argv in SETTINGS.items():
         argv = [*argv, "--device", args.device]
-        ind, both = [], []
-        for _ in range(args.runs):
-            ind.append(_time(argv))
-            both.append(_time([*argv, "--branch", "both"]))
-        i, b = statistics.median(ind), statistics.median(both)
+        i, b = medians("scan", argv, [*argv, "--branch", "both"], args.runs)
         print(f"{name}: independent {i:.2f} s, both branches {b:.2f} s (medians of {args.runs}); "
               f"ratio {b / i:.2f}, per point-step {b / (2 * i):.2f} (target <= 1.2)")
     return 0

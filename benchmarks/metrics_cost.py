@@ -11,12 +11,9 @@ Issue 13's target: under 1.10.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
+
+from paired import medians
 
 SWEEPS = {
     "teacher-student, 12 members, 5000 steps (probe_r2, group_norm)": [
@@ -28,14 +25,6 @@ SWEEPS = {
 }
 
 
-def _time(argv: list[str]) -> float:
-    with tempfile.TemporaryDirectory() as d:
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "landscape", "train", *argv, "--quiet", "--out",
-                        os.path.join(d, "m.h5")], check=True)
-        return time.perf_counter() - t0
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
@@ -44,11 +33,7 @@ def main() -> int:
     for name, argv in SWEEPS.items():
         if args.only not in name:
             continue
-        full, core = [], []
-        for _ in range(args.runs):
-            full.append(_time(argv))
-            core.append(_time([*argv, "--metrics", "norm"]))
-        f, c = statistics.median(full), statistics.median(core)
+        f, c = medians("train", argv, [*argv, "--metrics", "norm"], args.runs)
         print(f"{name}: default metrics {f:.2f} s, core only {c:.2f} s (medians of {args.runs}); "
               f"ratio {f / c:.3f} (target < 1.10)")
     return 0

@@ -40,14 +40,6 @@ def origin(cfg, plan, path: Path) -> np.ndarray:
     return theta
 
 
-def _split(result, i: int, R: int):
-    """Rows ``i R .. (i + 1) R`` of a chunk result (one branch's restarts)."""
-    mine = slice(i * R, (i + 1) * R)
-    return scan_mod.ChunkResult(**{f: (v[mine] if isinstance(v, np.ndarray) else
-                                       tuple(x[mine] for x in v) if isinstance(v, tuple) else v)
-                                   for f, v in vars(result).items()})
-
-
 def run(cfg, plan, size: int, path: Path, start_from: np.ndarray | None, bar, quiet: bool) -> tuple[str, ...]:
     """Compute the branches of ``cfg.branch`` into ``path`` (resuming what it holds); returns their names.
     ``bar(total, desc)`` makes the progress bar."""
@@ -78,7 +70,7 @@ def run(cfg, plan, size: int, path: Path, start_from: np.ndarray | None, bar, qu
                                                                    on_progress=progress.update)
                                           for c in loop.chunks(np.arange(len(index)), size)])
             for i, b in enumerate(active):
-                part = _split(result, i, R)
+                part = scan_mod.rows(result, slice(i * R, (i + 1) * R))
                 with term.critical():
                     store.write_chunk(path, part, R, branch=b, last_params=part.params)
                 warm[b], position[b] = part.params, position[b] + 1

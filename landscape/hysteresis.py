@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .status import Status
+from .report import best_restart
 
 FACTOR = 2.0  # two scans differ at a norm where a loss ratio is beyond this factor either way
 
@@ -38,11 +38,9 @@ class Gap:
 
 def best(scan: dict, key: str) -> np.ndarray:
     """Per norm, ``key`` at the finished restart with the lowest train loss (NaN where none finished)."""
-    done = np.asarray(scan["status"]) == Status.DONE
-    loss = np.where(done, scan["train_loss"], np.inf)
-    k = np.argmin(loss, axis=1)
-    out = np.asarray(scan[key], float)[np.arange(len(k)), k]
-    return np.where(np.isfinite(loss.min(axis=1)), out, np.nan)
+    k = best_restart(scan)
+    out = np.asarray(scan[key], float)[np.arange(len(k)), np.maximum(k, 0)]
+    return np.where(k >= 0, out, np.nan)
 
 
 def _range(norm: np.ndarray, hit: np.ndarray) -> tuple[float, float] | None:

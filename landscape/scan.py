@@ -238,3 +238,10 @@ def concat(results: list[ChunkResult]) -> ChunkResult:
         return np.concatenate(vals)
 
     return ChunkResult(**{f.name: cat(f.name) for f in dataclasses.fields(ChunkResult)})
+
+
+def rows(result: ChunkResult, part: slice) -> ChunkResult:
+    """The points ``part`` of a chunk result (the inverse of :func:`concat`)."""
+    return ChunkResult(**{f.name: (v[part] if isinstance(v, np.ndarray) else
+                                   tuple(x[part] for x in v) if isinstance(v, tuple) else v)
+                          for f in dataclasses.fields(ChunkResult) for v in [getattr(result, f.name)]})

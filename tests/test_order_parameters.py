@@ -143,7 +143,7 @@ def test_a_linearly_decodable_representation_has_probe_r2_near_one():
 def test_the_probe_reads_the_input_of_the_last_linear_layer():
     from landscape.ensemble import layout_of, flatten
     from landscape.ensemble import Ensemble, functional_forward
-    from landscape.metrics.forward import probe_layer
+    from landscape.metrics.probe import probe_layer
 
     torch.manual_seed(0)
     nets = [torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8), torch.nn.ReLU(),

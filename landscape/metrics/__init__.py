@@ -63,7 +63,7 @@ class Context:
 
     ``evaluate(split)`` is the full-data ``(loss [M], accuracy [M])`` on ``"train"``
     or ``"test"``, and ``forward(split)`` the members' outputs and probe-layer inputs there
-    (``landscape.metrics.forward``); each is computed once per context however many metrics ask
+    (``Ensemble.forward``, the probe layer's input with the outputs); each is computed once per context however many metrics ask
     for it, and on the ``vmap`` engine the losses are read off the same forward pass.
     """
 
@@ -101,7 +101,7 @@ class Context:
         """``(outputs [M, N, ...], probe-layer input [M, N, h] or None)`` of every member on ``split``."""
         key = ("forward", split)
         if key not in self._cache:
-            from .forward import probe_layer
+            from .probe import probe_layer
 
             ensemble = self.worker.ensemble
             self._cache[key] = ensemble.forward(self.theta, self.worker.data[split][0],

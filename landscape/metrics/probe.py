@@ -2,7 +2,7 @@
 
 The representation is the input of the model's probe layer: ``task.structure["probe_layer"]`` when the task
 names one (the transformer's ``unembed``), else the last ``nn.Linear`` of the model. It is read for every member
-at once, in the forward pass the metrics share (``landscape.metrics.forward``), a ridge probe is fitted on the
+at once, in the forward pass the metrics share (``Context.forward``), a ridge probe is fitted on the
 training inputs to the target (one-hot for integer labels) with one batched solve, and its R² is reported on the
 test inputs. Exact formula: ``docs/metrics.md``.
 """
@@ -12,9 +12,17 @@ from __future__ import annotations
 import torch
 
 from . import metric
-from .forward import probe_layer
 
 RIDGE = 1e-3  # the ridge penalty, relative to the mean diagonal of the Gram matrix
+
+
+def probe_layer(module: torch.nn.Module, structure: dict) -> str | None:
+    """The name of the layer whose input is probed: ``structure["probe_layer"]`` when the task names one, else
+    the model's last ``nn.Linear``; None when it has none."""
+    if "probe_layer" in structure:
+        return structure["probe_layer"]
+    linear = [name for name, m in module.named_modules() if isinstance(m, torch.nn.Linear)]
+    return linear[-1] if linear else None
 
 
 def ridge_r2(h_train: torch.Tensor, y_train: torch.Tensor, h_test: torch.Tensor, y_test: torch.Tensor,
