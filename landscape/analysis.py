@@ -46,7 +46,7 @@ import numpy as np
 from scipy import stats
 
 from .plain import plain
-from . import hysteresis, transitions
+from . import hysteresis, plane, transitions
 from .status import Status
 
 
@@ -224,6 +224,7 @@ class Analysis:
     messages: list[str] = field(default_factory=list)
     down: ScanAnalysis | None = None  # the down branch's landscape, when the file has one
     hysteresis: list = field(default_factory=list)  # landscape.hysteresis.Gap of each pair of scans
+    plane: Any = None  # landscape.plane.PlaneAnalysis of a two-norm scan
 
 
 # ---------------------------------------------------------------- scan: curves and crossings
@@ -779,8 +780,13 @@ def analyze(scan: dict | None, trajectories: list[dict], criteria: Criteria = Cr
     without the scan (see :func:`incompatibility`).
     """
     messages = []
-    s = None
-    if scan is None:
+    s = surface = None
+    if scan is not None and "plane" in scan:
+        surface = plane.analyze(scan, criteria.goldilocks)
+        messages.append("the scan is a two-norm grid: w_c, w*, the Goldilocks zone along one norm and the "
+                        "grokking predictions need a one-norm scan")
+        scan = None
+    elif scan is None:
         messages.append("no scan: w_c, w*, the Goldilocks zone and the predictions need one")
     elif not ((np.asarray(scan["status"]) == Status.DONE) & np.isfinite(scan["train_loss"])).any():
         messages.append("the scan has no finished point (all pending or diverged): nothing to read from it")
@@ -807,7 +813,7 @@ def analyze(scan: dict | None, trajectories: list[dict], criteria: Criteria = Cr
     if results and not sweeps:
         messages.append("no weight-decay sweep (trajectories sharing init scale, seed, lr and batch size "
                         "at two or more weight decays): no slope")
-    return Analysis(criteria, s, results, sweeps, messages, down, gaps)
+    return Analysis(criteria, s, results, sweeps, messages, down, gaps, surface)
 
 
 def to_dict(analysis: Analysis) -> dict[str, Any]:

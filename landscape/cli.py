@@ -80,6 +80,8 @@ def _field(p: argparse.ArgumentParser, cls, name: str) -> None:
         help_text += f"; default {shown}"
     if rule.kind is bool:
         p.add_argument(flag, action="store_true", default=None, help=help_text)
+    elif rule.repeatable:
+        p.add_argument(flag, type=rule.parse(flag), action="append", metavar=rule.metavar or "NAME", help=help_text)
     else:
         p.add_argument(flag, type=rule.parse(flag), choices=rule.choices, metavar=rule.metavar or "NAME",
                        help=help_text)

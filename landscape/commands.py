@@ -203,7 +203,7 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
 
 
 def plot(file: str, out: str | None = None, names: str | None = None) -> int:
-    from . import analysis, plot as plot_mod, store, training_plot
+    from . import analysis, plane_plot, plot as plot_mod, store, training_plot
     from .status import Status
 
     fig_path = Path(out) if out else Path(file).with_suffix(".png")
@@ -240,7 +240,13 @@ def plot(file: str, out: str | None = None, names: str | None = None) -> int:
         plot_mod.save(fig, path)
         written.append(path)
 
-    if scan_data is not None:
+    plane = scan_data is not None and "plane" in scan_data
+    if plane:
+        fig, left_out = plane_plot.plane_figure(scan_data, trajs)
+        for why in left_out:
+            print(f"not drawn on the two-norm landscape: {why}", file=sys.stderr)
+        save(fig, fig_path)
+    elif scan_data is not None:
         fig = plot_mod.scan_figure(scan_data, branches)
         plot_mod.overlay_trajectories(fig, trajs)
         if result is not None:
@@ -256,7 +262,7 @@ def plot(file: str, out: str | None = None, names: str | None = None) -> int:
              fig_path if scan_data is None else fig_path.with_name(f"{fig_path.stem}-grokking{fig_path.suffix}"))
         drawn = [s for s in training_plot.sweeps(trajs) if any(training_plot.order_series(t) for t in s)]
         for i, sweep in enumerate(drawn):
-            landscape = scan_data
+            landscape = None if plane else scan_data
             if landscape is not None and any(analysis.incompatibility(landscape, t) for t in sweep):
                 landscape = None  # another task or norm: the L/U is not this sweep's norm axis
             fig = training_plot.order_norm_figure(sweep, landscape, analyzed, result if landscape is not None else None)

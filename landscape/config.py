@@ -101,12 +101,16 @@ class Rule:
     listed: bool = False
     execution: bool = False
     per_member: bool = False
+    repeatable: bool = False  # the flag may be given more than once: a list of values (one given: the value)
     metavar: str | None = None  # the value's name in --help
 
     def check(self, name: str, value: Any) -> Any:
         """``value`` if accepted (lists normalized), else ``ConfigError`` naming ``name``."""
         if value is None and self.optional:
             return None
+        if self.repeatable and isinstance(value, list) and value:
+            checked = [self._one(name, v, f"{name} values must be") for v in value]
+            return checked if len(checked) > 1 else checked[0]
         if not self.listed:
             return self._one(name, value, f"{name} must be")
         if _is(value, self.kind):
@@ -174,7 +178,10 @@ class ScanConfig:
 
     task: str = setting("teacher-student", Rule(str, "built-in task or package.module:function", metavar="NAME"))
     task_options: dict[str, Any] = field(default_factory=dict)
-    norms: str = setting("0.1:10:17:log", Rule(str, "START:STOP[:NUM[:log]] or A,B,C (NUM 11)", metavar="SPEC"))
+    norms: str | list[str] = setting("0.1:10:17:log", Rule(
+        str, "START:STOP[:NUM[:log]] or A,B,C (NUM 11); given twice as GLOB=SPEC, a two-norm grid on the product "
+             "of two spheres (each constrained parameter in the first group whose glob matches it)",
+        repeatable=True, metavar="SPEC"))
     absolute: bool = setting(False, Rule(bool, "norms are raw L2 norms instead of multiples alpha of the "
                                                "default-init norm w0"))
     restarts: int = setting(1, Rule(int, "initializations per norm", minimum=1, metavar="R"))
@@ -343,6 +350,18 @@ def validate(cfg):
         names = [m.name for m in cfg.members()]
         if len(set(names)) != len(names):
             raise ConfigError("the sweep lists the same (weight decay, init scale, seed) twice")
+    if isinstance(cfg, ScanConfig):
+        from .grid import norm_groups
+
+        try:
+            groups = norm_groups(cfg.norms)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        if groups is None and isinstance(cfg.norms, list):
+            cfg.norms = cfg.norms[-1]  # a plain --norms given twice: the last wins
+        if groups and cfg.branch != "independent":
+            raise ConfigError(f"--branch {cfg.branch}: continuation branches follow one norm; a two-norm grid "
+                              "(--norms GLOB=SPEC twice) is scanned independently")
     return cfg
 
 

@@ -9,6 +9,9 @@ Accepted forms::
 
 Every value must be a finite positive number, and STOP must not be below START.
 
+A two-norm grid gives ``GLOB=SPEC`` twice (:func:`norm_groups`): each glob names
+a parameter group, each spec its norms, and the grid is their product.
+
 >>> parse_norms("0.5:3:6").tolist()
 [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
 >>> parse_norms("0.1:10:3:log").round(6).tolist()
@@ -93,3 +96,34 @@ def parse_norms(spec: str) -> np.ndarray:
     if np.any(np.diff(values) <= 0):
         raise ValueError(f"norm spec {spec!r}: START and STOP are too close for {num} distinct values")
     return values
+
+
+def norm_groups(norms: str | list[str]) -> list[tuple[str, str]] | None:
+    """``[(glob, spec), (glob, spec)]`` for a two-norm grid, None for one norm (a plain SPEC).
+
+    >>> norm_groups(["embed*=0.3:3:9", "*=0.5:5:9"])
+    [('embed*', '0.3:3:9'), ('*', '0.5:5:9')]
+    >>> norm_groups("0.5:3") is None
+    True
+    """
+    specs = [norms] if isinstance(norms, str) else list(norms)
+    grouped = ["=" in s for s in specs]
+    if not any(grouped):
+        return None  # plain specs given more than once: the last wins, as for every other flag
+    if not all(grouped):
+        raise ValueError("--norms: a two-norm grid gives GLOB=SPEC for both groups; got "
+                         + ", ".join(repr(s) for s in specs))
+    if len(specs) != 2:
+        hint = (f"for one group use --constrain {specs[0].split('=', 1)[0].strip()!r} --norms SPEC"
+                if len(specs) == 1 else "at most two groups")
+        raise ValueError(f"--norms: a grouped grid needs exactly two GLOB=SPEC groups, got {len(specs)} ({hint})")
+    out = []
+    for s in specs:
+        glob, spec = (part.strip() for part in s.split("=", 1))
+        if not glob:
+            raise ValueError(f"--norms {s!r}: the group's glob before '=' is empty")
+        parse_norms(spec)  # malformed specs are refused here, with the grid's messages
+        out.append((glob, spec))
+    if out[0][0] == out[1][0]:
+        raise ValueError(f"--norms: both groups use the glob {out[0][0]!r}; the second would match nothing")
+    return out

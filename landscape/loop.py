@@ -47,15 +47,26 @@ def init_params(task: Task, layout: Layout | None, seed: int) -> tuple[torch.nn.
     return module, (flatten(module, layout) if layout is not None else None)
 
 
-def model_of(task: Task, constrain: str, engine: str, seed: int) -> tuple[torch.nn.Module, Layout]:
-    """The task's model (initialized with ``seed``) and its layout; ``ValueError`` for unusable settings."""
+def model_of(task: Task, constrain: str, engine: str, seed: int,
+             groups: list[str] | None = None) -> tuple[torch.nn.Module, Layout]:
+    """The task's model (initialized with ``seed``) and its layout; ``ValueError`` for unusable settings.
+
+    ``groups``: a two-norm scan's globs (first match wins); each must claim a constrained parameter.
+    """
     module, _ = init_params(task, None, seed)
-    layout = layout_of(module, constrain)
+    layout = layout_of(module, constrain, groups)
     unmatched = [g for g in (g.strip() for g in constrain.split(",")) if g
                  and not any(fnmatch.fnmatchcase(n, g) for n in layout.names)]
     if unmatched or not any(layout.constrained):
         raise ValueError(f"--constrain {', '.join(unmatched) or constrain!r} matches no parameter; "
                          f"names are: {', '.join(layout.names)}")
+    for k, glob in enumerate(groups or []):
+        if not layout.group_names(k + 1):
+            matches = [n for n in layout.names if fnmatch.fnmatchcase(n, glob)]
+            taken = [n for n, g in zip(layout.names, layout.group) if 0 < g <= k and n in matches]
+            why = (f"only parameters an earlier group already holds ({', '.join(taken)})" if taken else
+                   f"no parameter that --constrain {constrain!r} selects" if matches else "no parameter")
+            raise ValueError(f"--norms group {k + 1} ({glob!r}) matches {why}; names are: {', '.join(layout.names)}")
     check_engine(module, layout, engine)
     return module, layout
 

@@ -24,15 +24,20 @@ def best_restart(scan: dict) -> np.ndarray:
 
 
 def summary_table(s: dict) -> str:
-    """alpha, w, train loss, test loss, accuracies and status per norm (best restart)."""
+    """alpha, w, train loss, test loss, accuracies and status per norm (best restart); a two-norm grid has
+    one row per cell, with each group's alpha and w."""
     best = best_restart(s)
-    head = f"{'alpha':>8} {'w':>9} {'train loss':>11} {'test loss':>11}"
+    axes = ("_1", "_2") if "plane" in s else ("",)
+    head = " ".join(f"{'alpha' + a:>8}" for a in axes) + " " + " ".join(f"{'w' + a:>9}" for a in axes)
+    head += f" {'train loss':>11} {'test loss':>11}"
     if s["classification"]:
         head += f" {'train acc':>9} {'test acc':>9}"
     lines = [head + "  status"]
     for k in range(len(s["alpha"])):
         r = best[k] if best[k] >= 0 else 0
-        row = f"{s['alpha'][k]:8.4g} {s['norm'][k]:9.4g} {s['train_loss'][k, r]:11.4e} {s['test_loss'][k, r]:11.4e}"
+        alpha, norm = np.atleast_1d(s["alpha"][k]), np.atleast_1d(s["norm"][k])
+        row = " ".join(f"{a:8.4g}" for a in alpha) + " " + " ".join(f"{w:9.4g}" for w in norm)
+        row += f" {s['train_loss'][k, r]:11.4e} {s['test_loss'][k, r]:11.4e}"
         if s["classification"]:
             row += f" {s['train_acc'][k, r]:9.4f} {s['test_acc'][k, r]:9.4f}"
         statuses = [Status(int(v)).label for v in s["status"][k]]
@@ -107,7 +112,14 @@ def info_text(path, desc: dict, scan: dict | None, trajs: list[dict], meta: dict
         cfg = scan["config"]
         counts = {s.label: int((scan["status"] == s).sum()) for s in (Status.DONE, Status.DIVERGED, Status.PENDING)}
         K, R = scan["status"].shape
-        lines.append(f"scan: {K} norms x {R} restarts, w0 = {scan['w0']:.6g}, {scan['method_label']}, "
+        grid = f"{K} norms"
+        if "plane" in scan:
+            p = scan["plane"]
+            grid = "two-norm grid " + " x ".join(
+                f"{n} norms of {grp['glob']!r} ({', '.join(grp['parameters'])}; w0 {w0:.6g})"
+                for n, grp, w0 in zip(p["shape"], p["groups"], scan["w0"]))
+        w0 = "" if "plane" in scan else f", w0 = {scan['w0']:.6g}"
+        lines.append(f"scan: {grid} x {R} restarts{w0}, {scan['method_label']}, "
                      f"{cfg['steps']} steps, lr {cfg['lr']}, batch {cfg['batch_size'] or 'full'}, seed {cfg['seed']}")
         lines.append("points: " + ", ".join(f"{n} {c}" for n, c in counts.items()))
         lines.append(summary_table(scan))
@@ -191,6 +203,27 @@ def hysteresis_line(gap) -> str:
     return head + test + train + worst + f"; area between the log test losses over log norm {gap.area:.3g}"
 
 
+def plane_lines(pa) -> list[str]:
+    """The two-norm landscape's part of the report: best cell, each group's test-loss profile, the verdict."""
+    g1, g2 = pa.groups
+    lines = [f"two-norm landscape: group 1 {g1!r} x group 2 {g2!r}, {pa.shape[0]} x {pa.shape[1]} cells"]
+    if not pa.best:
+        return lines + [f"  {pa.verdict}"]
+    b, z = pa.best, pa.zone
+    acc = f", test acc {b['test_acc']:.3f}" if np.isfinite(b["test_acc"]) else ""
+    lines.append(f"  lowest test loss   {b['test_loss']:.4g} at w_1 = {b['norm_1']:.4g} (alpha {b['alpha_1']:.3g}), "
+                 f"w_2 = {b['norm_2']:.4g} (alpha {b['alpha_2']:.3g}); train loss {b['train_loss']:.3g}{acc}")
+    lines.append(f"  Goldilocks cells   {z['cells']} of {z['of']} within {pa.factor:g} x the minimum: "
+                 f"w_1 {z['norm_1'][0]:.4g} .. {z['norm_1'][1]:.4g}, w_2 {z['norm_2'][0]:.4g} .. {z['norm_2'][1]:.4g}")
+    for g, pr in enumerate(pa.profiles):
+        span = "-" if pr.test_decades is None else f"{pr.test_decades:.2f}"
+        lines.append(f"  group {g + 1} profile    lowest test loss over the other group's norms spans {span} decades "
+                     f"({', '.join(f'{v:.3g}' for v in pr.test_min)})")
+    lines.append(f"  {pa.verdict}")
+    lines += [f"  note: {n}" for n in pa.notes]
+    return lines
+
+
 def analysis_report(analysis) -> str:
     """A readable plain-text report: the landscape, one row per trajectory, the sweep slopes, and messages."""
     lines = []
@@ -221,6 +254,8 @@ def analysis_report(analysis) -> str:
                          f"{_w(d.zone.low.value, w0d)} .. {_w(d.zone.high.value, w0d)}")
     for gap in getattr(analysis, "hysteresis", ()):
         lines.append(hysteresis_line(gap))
+    if getattr(analysis, "plane", None) is not None:
+        lines += plane_lines(analysis.plane)
     if analysis.trajectories:
         lines.append("")
         down = getattr(analysis, "down", None) is not None

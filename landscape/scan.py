@@ -34,7 +34,7 @@ import torch
 from . import optim, sphere
 from .config import ScanConfig
 from .ensemble import Layout
-from .grid import parse_norms
+from .grid import norm_groups, parse_norms
 from .loop import MEMORY_BUDGET, Worker, chunk_size, derived_seed, init_params, model_of
 from .status import Status
 from .tasks import Task
@@ -48,10 +48,12 @@ class Plan:
     task: Task
     module: torch.nn.Module
     layout: Layout
-    alpha: np.ndarray  # [K] norms in units of w0
-    norm: np.ndarray  # [K] absolute L2 norms of the constrained parameters
-    w0: float
+    alpha: np.ndarray  # [K] norms in units of w0 ([K, 2] for a two-norm grid, each group's own w0)
+    norm: np.ndarray  # [K] absolute L2 norms of the constrained parameters ([K, 2]: each group's)
+    w0: float | np.ndarray  # the constrained norm at the default initialization ([2]: each group's)
     directions: torch.Tensor  # [R, P] default initializations, one per restart
+    groups: list[str] | None = None  # a two-norm grid's globs
+    shape: tuple[int, ...] = ()  # a two-norm grid's (K1, K2); the point's k = k1 * K2 + k2
 
     @property
     def method_label(self) -> str:
@@ -70,19 +72,31 @@ class Plan:
 
 
 def make_plan(config: ScanConfig, task: Task) -> Plan:
-    """Resolve the grid and the initial parameters; raises ``ValueError`` for unusable settings."""
-    values = parse_norms(config.norms)
-    module, layout = model_of(task, config.constrain, config.engine, derived_seed(config.seed, 1, 0))
+    """Resolve the grid and the initial parameters; raises ``ValueError`` for unusable settings.
+
+    A two-norm grid (``--norms GLOB=SPEC`` twice) is the product of the groups' norms, the first group's
+    varying slowest; each group's alpha is in units of its own w0.
+    """
+    groups = norm_groups(config.norms)
+    globs = [g for g, _ in groups] if groups else None
+    module, layout = model_of(task, config.constrain, config.engine, derived_seed(config.seed, 1, 0), globs)
     dirs = torch.stack([init_params(task, layout, derived_seed(config.seed, 1, r))[1] for r in range(config.restarts)])
-    w0 = float(sphere.constrained_norm(dirs[:1], layout.sphere_mask())[0])
+    w0 = sphere.constrained_norm(dirs[:1], layout.sphere_mask())[0].double().numpy()
+    shape: tuple[int, ...] = ()
+    if groups:
+        axes = [parse_norms(spec) for _, spec in groups]
+        shape = tuple(len(a) for a in axes)
+        values = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
+    else:
+        values, w0 = parse_norms(config.norms), float(w0)
     if config.absolute:
         norm, alpha = values, values / w0
     else:
         alpha, norm = values, values * w0
     if norm.min() < 1e-30 or norm.max() > 1e30:
         raise ValueError(f"norms must lie between 1e-30 and 1e30 in absolute terms (float32), got "
-                         f"{norm.min():.3g} to {norm.max():.3g} (w0 = {w0:.4g})")
-    return Plan(config, task, module, layout, alpha, norm, w0, dirs)
+                         f"{norm.min():.3g} to {norm.max():.3g} (w0 = {np.round(w0, 4)})")
+    return Plan(config, task, module, layout, alpha, norm, w0, dirs, globs, shape)
 
 
 def auto_chunk(plan: Plan, budget: int = MEMORY_BUDGET) -> int:

@@ -28,11 +28,11 @@ KNOWN = ("scan", "trajectories", "analysis")  # merged (scan, trajectories) or d
 
 @dataclass
 class Report:
-    """What a merge found: missing scan points as (alpha, restart), missing trajectory names."""
+    """What a merge found: missing scan points as (where, restart), missing trajectory names."""
 
     shards: list[str]
     points: int = 0
-    missing_points: list[tuple[float, int]] = field(default_factory=list)
+    missing_points: list[tuple[str, int]] = field(default_factory=list)  # ("alpha=0.5", restart)
     trajectories: int = 0
     missing_trajectories: list[str] = field(default_factory=list)
 
@@ -43,7 +43,7 @@ class Report:
     def describe_missing(self, limit: int = 8) -> str:
         parts = []
         if self.missing_points:
-            pts = ", ".join(f"(alpha={a:.4g}, restart {r})" for a, r in self.missing_points[:limit])
+            pts = ", ".join(f"({a}, restart {r})" for a, r in self.missing_points[:limit])
             more = len(self.missing_points) - limit
             parts.append(f"{len(self.missing_points)} scan points missing: {pts}" + (f" and {more} more" if more > 0 else ""))
         if self.missing_trajectories:

@@ -58,7 +58,9 @@ def scan_identity(config, plan, branch: str = "independent") -> dict:
     ident.pop("branch", None)  # the group a scan is stored in says which branch it is
     if branch != "down" or ident.get("from_trajectory") is None:
         ident.pop("from_trajectory", None)  # where the down branch starts; nothing else depends on it
-    ident["alpha"] = [float(f"{a:.12g}") for a in plan.alpha]
+    ident["alpha"] = np.vectorize(lambda a: float(f"{a:.12g}"))(np.asarray(plan.alpha, float)).tolist()
+    if plan.groups:
+        ident["groups"] = list(plan.groups)
     return json.loads(to_json(ident))
 
 
@@ -114,7 +116,8 @@ def prepare_scan(path: str | Path, config, plan, overwrite: bool = False,
 
 
 def _create(f: h5py.File, config, plan, ident: dict, shard=None, branch: str = "independent") -> None:
-    K, R = len(plan.norm), config.restarts
+    R = config.restarts
+    grid = (*(plan.shape or (len(plan.norm),)), R)  # [K, R], or [K1, K2, R] for a two-norm grid
     g = f.create_group(GROUPS[branch])
     g.attrs["branch"] = branch
     if branch != "independent":
@@ -136,34 +139,45 @@ def _create(f: h5py.File, config, plan, ident: dict, shard=None, branch: str = "
     g.attrs["identity"] = to_json(ident)
     g.attrs["w0"] = plan.w0
     g.attrs["w0_description"] = "L2 norm of the constrained parameters at the default initialization (restart 0)"
+    if plan.groups:
+        g.attrs["w0_description"] += ", one per norm group"
+        g.attrs["groups"] = to_json([{"glob": glob, "parameters": plan.layout.group_names(k + 1)}
+                                     for k, glob in enumerate(plan.groups)])
+        g.attrs["parameter_names"] = to_json(list(plan.layout.names))
+        g.attrs["groups_description"] = (
+            "two-norm grid: each group's parameters held at their own L2 norm (a product of two spheres); every "
+            "per-point dataset is [K1, K2, R], dimension 0 along group 1's norms (norm_1, alpha_1), dimension 1 "
+            "along group 2's (norm_2, alpha_2)")
     g.attrs["method"] = config.method
     g.attrs["method_label"] = plan.method_label
     g.attrs["constrained_parameters"] = to_json([n for n, c in zip(plan.layout.names, plan.layout.constrained) if c])
     g.attrs["classification"] = plan.task.classification
 
-    alpha = g.create_dataset("alpha", data=np.asarray(plan.alpha, dtype=np.float64))
-    alpha.attrs["units"] = "multiples of w0"
-    alpha.attrs["long_name"] = "norm / w0"
-    norm = g.create_dataset("norm", data=np.asarray(plan.norm, dtype=np.float64))
-    norm.attrs["units"] = "L2 norm"
-    norm.attrs["long_name"] = "L2 norm of the constrained parameters"
+    for suffix, (alpha_v, norm_v, what) in _axes(plan).items():
+        alpha = g.create_dataset("alpha" + suffix, data=alpha_v)
+        alpha.attrs["units"] = "multiples of w0"
+        alpha.attrs["long_name"] = "norm / w0" + (f" of group {suffix[1:]}" if suffix else "")
+        norm = g.create_dataset("norm" + suffix, data=norm_v)
+        norm.attrs["units"] = "L2 norm"
+        norm.attrs["long_name"] = f"L2 norm of {what}"
     restart = g.create_dataset("restart", data=np.arange(R, dtype=np.int64))
     restart.attrs["long_name"] = "independent initialization index"
     for name, value in POINT_VALUES.items():
-        ds = g.create_dataset(name, shape=(K, R), dtype=value.dtype, fillvalue=value.fill)
+        ds = g.create_dataset(name, shape=grid, dtype=value.dtype, fillvalue=value.fill)
         ds.attrs["description"] = value.description
-    ds = g.create_dataset("status", shape=(K, R), dtype=STATUS_DTYPE, fillvalue=int(Status.PENDING))
+    ds = g.create_dataset("status", shape=grid, dtype=STATUS_DTYPE, fillvalue=int(Status.PENDING))
     ds.attrs["description"] = "pending = not computed yet, done = finished, diverged = a loss became NaN or inf"
     if config.history:
         h = g.create_group("history")
         st = h.create_dataset("step", data=plan.history_steps)
         st.attrs["long_name"] = "optimizer step"
         for name in HISTORY:
-            ds = h.create_dataset(name, shape=(K, R, len(plan.history_steps)), dtype=np.float64, fillvalue=np.nan)
+            ds = h.create_dataset(name, shape=(*grid, len(plan.history_steps)), dtype=np.float64, fillvalue=np.nan)
             ds.attrs["description"] = f"full-data {name.replace('_', ' ')} recorded during the constrained optimization"
     if config.save_params:
         P = plan.layout.size
-        ds = g.create_dataset("params", shape=(K, R, P), dtype=np.float32, fillvalue=np.nan, chunks=(1, 1, P))
+        ds = g.create_dataset("params", shape=(*grid, P), dtype=np.float32, fillvalue=np.nan,
+                              chunks=(*[1] * len(grid), P))
         ds.attrs["description"] = "constrained minimizers, flattened in the order of the 'names' attribute"
         ds.attrs["names"] = to_json(list(plan.layout.names))
         ds.attrs["shapes"] = to_json([list(s) for s in plan.layout.shapes])
@@ -171,11 +185,30 @@ def _create(f: h5py.File, config, plan, ident: dict, shard=None, branch: str = "
     attach_scales(g)
 
 
+def _axes(plan) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
+    """The norm axes to store: ``{"": (alpha, norm, what)}``, or ``{"_1": ..., "_2": ...}`` for a two-norm grid."""
+    f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+    if not plan.groups:
+        return {"": (f64(plan.alpha), f64(plan.norm), "the constrained parameters")}
+    K1, K2 = plan.shape
+    a, n = f64(plan.alpha).reshape(K1, K2, 2), f64(plan.norm).reshape(K1, K2, 2)
+    return {"_1": (a[:, 0, 0], n[:, 0, 0], f"group 1 ({plan.groups[0]})"),
+            "_2": (a[0, :, 1], n[0, :, 1], f"group 2 ({plan.groups[1]})")}
+
+
+def _axis_names(g: h5py.Group) -> list[str]:
+    """The suffixes of the norm axes a scan group stores, in dimension order."""
+    return ["_1", "_2"] if "groups" in g.attrs else [""]
+
+
 def attach_scales(g: h5py.Group) -> None:
-    """Make alpha, norm, restart (and history/step) dimension scales and attach them to every dataset."""
+    """Make the norm axes (alpha, norm; per group for a two-norm grid), restart (and history/step) dimension
+    scales and attach them to every dataset."""
     reset_scales(g)
-    alpha, norm, restart = g["alpha"], g["norm"], g["restart"]
-    for ds in (alpha, norm, restart):
+    axes = _axis_names(g)
+    scales = [(g["norm" + a], g["alpha" + a]) for a in axes]
+    restart = g["restart"]
+    for ds in (*[d for pair in scales for d in pair], restart):
         ds.make_scale(ds.name.rsplit("/", 1)[1])
     step = None
     if "history" in g:
@@ -185,11 +218,17 @@ def attach_scales(g: h5py.Group) -> None:
     if step is not None:
         targets += [g["history"][n] for n in HISTORY]
     for ds in targets:
-        ds.dims[0].attach_scale(norm)
-        ds.dims[0].attach_scale(alpha)
-        ds.dims[1].attach_scale(restart)
-        if ds.ndim == 3 and step is not None and ds.name.startswith(g.name + "/history"):
-            ds.dims[2].attach_scale(step)
+        for d, pair in enumerate(scales):
+            for scale in pair:
+                ds.dims[d].attach_scale(scale)
+        ds.dims[len(axes)].attach_scale(restart)
+        if step is not None and ds.name.startswith(g.name + "/history"):
+            ds.dims[len(axes) + 1].attach_scale(step)
+
+
+def _points(arr: np.ndarray, n_axes: int) -> np.ndarray:
+    """A ``[K, R, ...]`` view of a per-point array stored with ``n_axes`` norm axes (``[K1, K2, R, ...]``)."""
+    return arr.reshape(-1, *arr.shape[n_axes:])
 
 
 def write_chunk(path: str | Path, result, restarts: int, branch: str = "independent",
@@ -200,22 +239,28 @@ def write_chunk(path: str | Path, result, restarts: int, branch: str = "independ
     with commit(path) as f:
         drop_analysis(f)
         g = f[GROUPS[branch]]
+        n_axes = len(_axis_names(g))
+        grid = g["status"].shape[:n_axes]
+
+        def at(k):  # the stored index of norm point k (k = k1 * K2 + k2 on a two-norm grid)
+            return np.unravel_index(int(k), grid)
+
         if last_params is not None:
             g["last_params"][...] = last_params
         for name in POINT_VALUES:
             arr = g[name][()]
-            arr[ks, rs] = getattr(result, name)
+            _points(arr, n_axes)[ks, rs] = getattr(result, name)
             g[name][...] = arr
         if result.history is not None and "history" in g:
             for name, values in zip(HISTORY, result.history):
                 for j, (k, r) in enumerate(zip(ks, rs)):
-                    g["history"][name][k, r, :] = values[j]
+                    g["history"][name][(*at(k), r)] = values[j]
         if result.params is not None and "params" in g:
             for j, (k, r) in enumerate(zip(ks, rs)):
-                g["params"][k, r, :] = result.params[j]
+                g["params"][(*at(k), r)] = result.params[j]
         f.flush()
         status = g["status"][()]
-        status[ks, rs] = result.status
+        _points(status, n_axes)[ks, rs] = result.status
         g["status"][...] = status
         f.flush()
 
@@ -227,17 +272,28 @@ def read_scan(path: str | Path, branch: str = "independent") -> dict[str, Any] |
         if GROUPS[branch] not in f:
             return None
         g = f[GROUPS[branch]]
-        out = {k: g[k][()] for k in ("alpha", "norm", *POINT_VALUES)}
-        out["status"] = g["status"][()].astype(np.int8)
-        out["w0"] = float(g.attrs["w0"])
+        n_axes = len(_axis_names(g))
+        out = {k: _points(g[k][()], n_axes) for k in POINT_VALUES}
+        out["status"] = _points(g["status"][()].astype(np.int8), n_axes)
+        if n_axes == 1:
+            out["alpha"], out["norm"] = g["alpha"][()], g["norm"][()]
+            out["w0"] = float(g.attrs["w0"])
+        else:  # a two-norm grid, flattened to [K1 * K2, R] points; "plane" keeps its axes
+            axes = {k: [g[k + a][()] for a in ("_1", "_2")] for k in ("alpha", "norm")}
+            out["alpha"], out["norm"] = (np.stack(np.meshgrid(*axes[k], indexing="ij"), -1).reshape(-1, 2)
+                                         for k in ("alpha", "norm"))
+            out["w0"] = np.asarray(g.attrs["w0"], dtype=float)
+            out["plane"] = {"groups": json.loads(g.attrs["groups"]), "shape": tuple(len(a) for a in axes["norm"]),
+                            "parameter_names": json.loads(g.attrs.get("parameter_names", "[]")), **axes}
         out["config"] = json.loads(g.attrs["config"])
         out["method_label"] = str(g.attrs.get("method_label", f"{out['config']['method']} Adam"))  # older files
         out["classification"] = bool(g.attrs["classification"])
         out["task"] = str(f.attrs["task"])
         if "history" in g:
-            out["history"] = {k: g["history"][k][()] for k in ("step", *HISTORY)}
+            out["history"] = {"step": g["history/step"][()],
+                              **{k: _points(g["history"][k][()], n_axes) for k in HISTORY}}
         if "params" in g:
-            out["params"] = g["params"][()]
+            out["params"] = _points(g["params"][()], n_axes)
         out["branch"] = branch
         return out
 
@@ -272,23 +328,32 @@ def merge_scans(holders: list[tuple[h5py.File, Path]], dst: h5py.File) -> tuple[
         if key in g.attrs:
             del g.attrs[key]
     pending = int(Status.PENDING)
-    status = np.full(g["status"].shape, pending, dtype=np.int8)
-    values = {k: np.full(g[k].shape, g[k].fillvalue, dtype=g[k].dtype) for k in POINT_VALUES}
+    n_axes = len(_axis_names(g))
+    shape = g["status"].shape
+
+    def blank(k):  # a stored dataset's shape, filled, as a [K, R, ...] view of the points
+        return _points(np.full(g[k].shape, g[k].fillvalue, dtype=g[k].dtype), n_axes)
+
+    def read(f, k):
+        return _points(f["scan"][k][()], n_axes)
+
+    status = _points(np.full(shape, pending, dtype=np.int8), n_axes)
+    values = {k: blank(k) for k in POINT_VALUES}
     extra = [k for k in EXTRAS if k in g]
-    extras = {k: np.full(g[k].shape, g[k].fillvalue, dtype=g[k].dtype) for k in extra}
+    extras = {k: blank(k) for k in extra}
     owner = np.full(status.shape, -1)
     for j, (f, p) in enumerate(holders):
-        s = f["scan/status"][()].astype(np.int8)
+        s = read(f, "status").astype(np.int8)
         done = s != pending
         if not done.any():
             continue
-        vals = {k: f["scan"][k][()] for k in POINT_VALUES}
-        ex = {k: f["scan"][k][()] for k in extra}
+        vals = {k: read(f, k) for k in POINT_VALUES}
+        ex = {k: read(f, k) for k in extra}
         for k, r in zip(*np.nonzero(done & (owner >= 0))):
             same = s[k, r] == status[k, r] and all(
                 np.array_equal(vals[n][k, r], values[n][k, r], equal_nan=True) for n in POINT_VALUES)
             if not same:
-                raise StoreError(f"merge: point (alpha={float(g['alpha'][k]):.4g}, restart {r}) was computed by both "
+                raise StoreError(f"merge: point ({_where(g, k, n_axes)}, restart {r}) was computed by both "
                                  f"{holders[owner[k, r]][1]} and {p} with different results")
         take = done & (owner < 0)
         status[take] = s[take]
@@ -298,13 +363,20 @@ def merge_scans(holders: list[tuple[h5py.File, Path]], dst: h5py.File) -> tuple[
         for n in extra:
             extras[n][take] = ex[n][take]
     for n in POINT_VALUES:
-        g[n][...] = values[n]
+        g[n][...] = values[n].reshape(g[n].shape)
     for n in extra:
-        g[n][...] = extras[n]
-    g["status"][...] = status
+        g[n][...] = extras[n].reshape(g[n].shape)
+    g["status"][...] = status.reshape(shape)
     attach_scales(g)
-    alpha = g["alpha"][()]
-    return int((status != pending).sum()), [(float(alpha[k]), int(r)) for k, r in zip(*np.nonzero(status == pending))]
+    return int((status != pending).sum()), [(_where(g, k, n_axes), int(r)) for k, r in zip(*np.nonzero(status == pending))]
+
+
+def _where(g: h5py.Group, k: int, n_axes: int) -> str:
+    """Norm point k of a scan group, for messages: ``alpha=...`` (``alpha_1=..., alpha_2=...``)."""
+    if n_axes == 1:
+        return f"alpha={float(g['alpha'][k]):.4g}"
+    k1, k2 = np.unravel_index(int(k), g["status"].shape[:2])
+    return f"alpha_1={float(g['alpha_1'][k1]):.4g}, alpha_2={float(g['alpha_2'][k2]):.4g}"
 
 
 def copy_scan(src: h5py.File, dst: h5py.File) -> None:
