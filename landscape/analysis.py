@@ -587,7 +587,8 @@ def predict(memorization: Event, target: str, target_norm: Estimate, lr: float, 
 
 
 def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
-                       criteria: Criteria = Criteria(), down: ScanAnalysis | None = None) -> TrajectoryAnalysis:
+                       criteria: Criteria = Criteria(), down: ScanAnalysis | None = None,
+                       no_scan: str = "no scan to take the target norm from") -> TrajectoryAnalysis:
     """Memorization, grokking, delay and predictions for one ``read_trajectories`` dict.
 
     ``scan`` is the :func:`analyze_scan` result of a compatible landscape (see
@@ -637,8 +638,7 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
     else:
         for key, land in (("w_c", scan), ("w_star", scan), ("zone_high", scan), ("zone_high_down", down)):
             if land is None:
-                why = ("no scan to take the target norm from" if key != "zone_high_down" else
-                       "no down branch (landscape scan --branch down)")
+                why = no_scan if key != "zone_high_down" else "no down branch (landscape scan --branch down)"
                 preds.append(Prediction(key, None, Estimate(), Estimate(), reason=why))
                 continue
             est = {"w_c": land.w_c, "w_star": land.w_star}.get(key, land.zone.high)
@@ -802,7 +802,8 @@ def analyze(scan: dict | None, trajectories: list[dict], criteria: Criteria = Cr
     for t in trajectories:
         why = incompatibility(scan, t) if s is not None else None
         why_down = incompatibility(branches["down"], t) if down is not None else None
-        r = analyze_trajectory(t, None if why else s, criteria, None if why_down else down)
+        r = analyze_trajectory(t, None if why else s, criteria, None if why_down else down,
+                               *(["the scan is a two-norm grid, not a norm axis"] if surface else []))
         for what, reason in (("scan", why), ("down branch", why_down)):
             if reason:
                 r.notes.append(f"{what} not used: {reason}")

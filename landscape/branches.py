@@ -40,39 +40,43 @@ def origin(cfg, plan, path: Path) -> np.ndarray:
     return theta
 
 
-def run(cfg, plan, size: int, path: Path, start_from: np.ndarray | None, bar, quiet: bool) -> tuple[str, ...]:
+def run(cfg, plan, size: int, path: Path, start_from: np.ndarray | None, bar, quiet: bool,
+        shard: tuple[int, int] | None = None) -> tuple[str, ...]:
     """Compute the branches of ``cfg.branch`` into ``path`` (resuming what it holds); returns their names.
-    ``bar(total, desc)`` makes the progress bar."""
+    ``bar(total, desc)`` makes the progress bar; ``shard = (i, n)`` computes the restarts ``i, i + n, ...``."""
     branches = names(cfg.branch)
     K, R = len(plan.norm), cfg.restarts
-    with store.writer_lock(path), cluster.Termination(immediate=True) as term:
+    mine = np.arange(R) if shard is None else np.arange(shard[0], R, shard[1])
+    n = len(mine)
+    with cluster.Termination(immediate=True) as term:
         orders = {b: scan_mod.branch_order(K, b) for b in branches}
-        position, warm = {}, {}
+        position, warm, state = {}, {}, {}
         with term.critical():
             for b in branches:
-                todo = set(int(i) for i in store.prepare_scan(path, cfg, plan, branch=b))
-                position[b] = next((j for j, k in enumerate(orders[b]) if any(k * R + r in todo for r in range(R))),
-                                   K)
-                warm[b] = store.branch_state(path, b) if position[b] > 0 else None
+                todo = set(int(i) for i in store.prepare_scan(path, cfg, plan, shard=shard, branch=b))
+                position[b] = next((j for j, k in enumerate(orders[b]) if any(k * R + r in todo for r in mine)), K)
+                state[b] = store.branch_state(path, b)  # [R, P]: every restart's last minimizer (NaN: none yet)
+                warm[b] = state[b][mine] if position[b] > 0 else None
                 if b == "down" and position[b] == 0 and start_from is not None:
-                    warm[b] = np.tile(start_from, (R, 1))
+                    warm[b] = np.tile(start_from, (n, 1))
         if sum(position.values()) and not quiet:
             print(f"resuming {path}: " + ", ".join(f"{b} branch at norm {position[b]} of {K}" for b in branches),
                   file=sys.stderr)
-        progress = bar(sum(K - position[b] for b in branches) * R * cfg.steps, "scan " + "+".join(branches))
+        progress = bar(sum(K - position[b] for b in branches) * n * cfg.steps, "scan " + "+".join(branches))
         while any(position[b] < K for b in branches):
             active = [b for b in branches if position[b] < K]
-            index = np.concatenate([orders[b][position[b]] * R + np.arange(R) for b in active])
-            start = np.concatenate([warm[b] if warm[b] is not None else np.full((R, plan.layout.size), np.nan)
+            index = np.concatenate([orders[b][position[b]] * R + mine for b in active])
+            start = np.concatenate([warm[b] if warm[b] is not None else np.full((n, plan.layout.size), np.nan)
                                     for b in active])
             with bad_input(f"task {cfg.task!r}: "):
                 result = scan_mod.concat([scan_mod.run_branch_step(plan, index[c], start[c],
                                                                    on_progress=progress.update)
                                           for c in loop.chunks(np.arange(len(index)), size)])
             for i, b in enumerate(active):
-                part = scan_mod.rows(result, slice(i * R, (i + 1) * R))
+                part = scan_mod.rows(result, slice(i * n, (i + 1) * n))
+                state[b][mine] = part.params
                 with term.critical():
-                    store.write_chunk(path, part, R, branch=b, last_params=part.params)
+                    store.write_chunk(path, part, R, branch=b, last_params=state[b])
                 warm[b], position[b] = part.params, position[b] + 1
         progress.close()
     return branches

@@ -104,28 +104,52 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
 
 def scan_branches(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bool = False,
                   quiet: bool = False) -> int:
-    """``landscape scan --branch down|up|both``: continuation branches (``landscape.branches``)."""
+    """``landscape scan --branch down|up|both``: continuation branches (``landscape.branches``), sharded by
+    restart; ``--overwrite`` recomputes them in a copy of the file (the rest of it kept) that replaces it when
+    complete."""
     from . import branches, report, scan as scan_mod, store
 
-    if shard_spec is not None:
-        raise BadInput("--branch: continuation branches cannot be sharded yet (their norms are sequential); "
-                       "run them without --shard")
-    if overwrite:
-        raise BadInput("--branch: --overwrite is not supported for continuation branches yet; use another --out")
-    plan, size, _ = _plan(cfg, None, scan_mod.make_plan, scan_mod.auto_chunk)
+    plan, size, shard = _plan(cfg, shard_spec, scan_mod.make_plan, scan_mod.auto_chunk)
     if len(plan.norm) < 2:
         raise BadInput(f"--branch {cfg.branch}: a continuation branch needs two or more norms, got "
                        f"{len(plan.norm)} (--norms {cfg.norms})")
-    path = Path(out)
-    with bad_input():
-        origin = branches.origin(cfg, plan, path) if cfg.from_trajectory is not None else None
-        done = branches.run(cfg, plan, size, path, origin, lambda total, desc: _bar(total, desc, quiet), quiet)
+    path = Path(out if shard is None else cluster.shard_path(out, shard[0], shard[1]))
+    if shard is not None and shard[0] >= cfg.restarts:
+        print(f"shard {shard[0]}/{shard[1]} has no restarts (a branch is split by restart and has "
+              f"{cfg.restarts}); nothing to do", file=sys.stderr)
+        _mpi_merge(out, shard, quiet)
+        return 0
+    names = branches.names(cfg.branch)
+    with bad_input(), store.writer_lock(path):
+        origin = branches.origin(cfg, plan, Path(out)) if cfg.from_trajectory is not None else None
+        work = path
+        if overwrite and path.exists():  # the old file stays readable until the new one is complete
+            work, tag = store.staging(path), [f"branch:{b}" for b in names]
+            if store.stale_staging(path, tag) or not _resumable(store, work, cfg, plan, shard, names):
+                store.stage(path, copy=True, members=tag)
+                store.drop_groups(work, [store.GROUPS[b] for b in names])
+        done = branches.run(cfg, plan, size, work, origin, lambda total, desc: _bar(total, desc, quiet), quiet,
+                            shard and shard[:2])
+        if work != path:
+            store.publish_staging(path)
+    _mpi_merge(out, shard, quiet)
     if not quiet:
-        for b in done:
-            print(f"{b} branch:")
-            print(report.summary_table(store.read_scan(path, b)))
+        if shard is None:
+            for b in done:
+                print(f"{b} branch:")
+                print(report.summary_table(store.read_scan(path, b)))
         print(f"wrote {path}")
     return 0
+
+
+def _resumable(store, work: Path, cfg, plan, shard, names) -> bool:
+    """Whether an ``--overwrite`` staging file holds these very branches (then it is resumed, not restarted)."""
+    try:
+        for b in names:
+            store.prepare_scan(work, cfg, plan, shard=shard and shard[:2], branch=b)
+        return True
+    except store.StoreError:
+        return False
 
 
 def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: bool = False,

@@ -86,6 +86,46 @@ def _config(branch):
     return config_of(args, ScanConfig)
 
 
+def test_branch_shards_split_the_restarts_and_merge_to_the_unsharded_file(tmp_path, capsys):
+    from landscape import cluster
+
+    argv = ["scan", *TINY, "--norms", "0.3:3:4", "--restarts", "3", "--steps", "20", "--branch", "both"]
+    whole, out = tmp_path / "whole.h5", tmp_path / "s.h5"
+    assert main([*argv, "--out", str(whole)]) == 0
+    for i in range(2):
+        assert main([*argv, "--out", str(out), "--shard", f"{i}/2"]) == 0
+        part = store.read_scan(cluster.shard_path(out, i, 2), "down")
+        assert (part["status"][:, i::2] == 1).all() and (part["status"][:, 1 - i::2] == 0).all()
+    assert main([*argv, "--out", str(out), "--shard", "3/4"]) == 0  # a shard with no restart: nothing to do
+    assert "has no restarts" in capsys.readouterr().err
+    assert main(["merge", str(tmp_path / "s.shard-*-of-0002.h5"), "-o", str(out)]) == 0
+    for b in ("down", "up"):
+        a, m = store.read_scan(whole, b), store.read_scan(out, b)
+        for key in (*store.POINT_VALUES, "status"):
+            np.testing.assert_allclose(m[key], a[key], rtol=1e-6, err_msg=f"{b} {key}")
+        with h5py.File(whole) as fa, h5py.File(out) as fm:
+            np.testing.assert_allclose(fm[f"branches/{b}/last_params"][()], fa[f"branches/{b}/last_params"][()],
+                                       rtol=1e-6)
+            assert "shard" not in fm[f"branches/{b}"].attrs
+    # a merged file resumes: nothing left to compute
+    assert main([*argv, "--out", str(out)]) == 0
+
+
+def test_overwrite_recomputes_a_branch_and_keeps_the_rest_of_the_file(tmp_path):
+    out = tmp_path / "o.h5"
+    assert main(["train", *TINY, "--steps", "30", "--out", str(out)]) == 0
+    assert main([*BRANCH, "--out", str(out)]) == 0
+    assert main([*BRANCH, "--branch", "down", "--out", str(out)]) == 0
+    before = store.read_scan(out, "down")
+    assert main([*BRANCH, "--branch", "down", "--steps", "40", "--out", str(out)]) == 2  # another config
+    assert main([*BRANCH, "--branch", "down", "--steps", "40", "--overwrite", "--out", str(out)]) == 0
+    after = store.read_scan(out, "down")
+    assert after["config"]["steps"] == 40 and not np.array_equal(after["train_loss"], before["train_loss"])
+    assert store.read_scan(out)["config"]["steps"] == 30  # the independent scan and the trajectory are kept
+    assert len(store.read_trajectories(out)) == 1
+    assert not store.staging(out).exists()
+
+
 def test_a_down_branch_can_start_from_a_stored_trajectory(tmp_path):
     out = tmp_path / "t.h5"
     assert main(["train", *TINY, "--steps", "40", "--init-scale", "3", "--lr", "0.01", "--out", str(out)]) == 0
@@ -105,7 +145,7 @@ def test_a_down_branch_can_start_from_a_stored_trajectory(tmp_path):
     (["--branch", "up", "--from-trajectory", "nosuch"], "use it with --branch down or both"),
     (["--from-trajectory", "nosuch"], "use it with --branch down or both"),
     (["--branch", "down", "--norms", "1"], "two or more norms"),
-    (["--branch", "up", "--shard", "0/2"], "cannot be sharded"),
+    (["--branch", "up", "--shard", "0/x"], "--shard"),
     (["--branch", "sideways"], "--branch must be one of independent, down, up, both"),
 ])
 def test_bad_branch_input_is_one_line_and_leaves_the_file_untouched(argv, fragment, tmp_path, capsys):

@@ -32,6 +32,8 @@ pytestmark = pytest.mark.skipif(not _strace_works(), reason="strace is missing o
 SAMPLES = int(os.environ.get("LANDSCAPE_FAULT_SAMPLES", "40"))
 SCAN = ["scan", "--task", "tasks_for_tests:tiny", "--norms", "0.5:2:4", "--restarts", "2", "--steps", "30",
         "--chunk", "2", "--history", "10", "--save-params", "--quiet"]
+BRANCHES = ["scan", "--task", "tasks_for_tests:tiny", "--norms", "0.5:2:4", "--restarts", "2", "--steps", "30",
+            "--branch", "both", "--history", "10", "--save-params", "--quiet"]
 TRAIN = ["train", "--task", "tasks_for_tests:tiny", "--weight-decay", "0.1,1", "--init-scale", "2", "--steps", "60",
          "--checkpoint-every", "20", "--log-every", "10", "--quiet"]
 
@@ -88,3 +90,7 @@ def test_a_kill_at_any_write_of_a_scan_loses_nothing(tmp_path, env):
 
 def test_a_kill_at_any_write_of_training_loses_nothing(tmp_path, env):
     _faults(tmp_path, TRAIN, env)
+
+
+def test_a_kill_at_any_write_of_continuation_branches_loses_nothing(tmp_path, env):
+    _faults(tmp_path, BRANCHES, env)

@@ -339,6 +339,15 @@ def describe_difference(stored: dict, ours: dict) -> str:
                      for k in keys if stored.get(k) != ours.get(k))
 
 
+def drop_groups(path: str | Path, names: list[str]) -> None:
+    """Delete the groups ``names`` (those present) from the file at ``path``, in one commit."""
+    with commit(path) as f:
+        drop_analysis(f)
+        for name in names:
+            if name in f:
+                del f[name]
+
+
 def drop_analysis(f: h5py.File) -> None:
     """New results make a stored analysis stale."""
     if "analysis" in f:

@@ -23,7 +23,9 @@ from . import scan as scan_group
 from . import trajectories as traj_group
 from .format import StoreError, write_errors, damaged_as_error, open_file, publish, temporary, to_json
 
-KNOWN = ("scan", "trajectories", "analysis")  # merged (scan, trajectories) or dropped as stale (analysis)
+KNOWN = ("scan", "branches", "trajectories", "analysis")  # merged (scans, trajectories) or dropped (analysis)
+_PART = {"independent": "scan", "down": "down", "up": "up"}  # each scan group's key in an identity
+SCANS = tuple(_PART.values())
 
 
 @dataclass
@@ -58,8 +60,9 @@ def _identity(f: h5py.File) -> dict:
     """What must agree across shards: the task and data, and each part's settings."""
     out = {"task": f.attrs.get("task"), "task_options": json.loads(f.attrs.get("task_options", "{}")),
            "data_fingerprint": f.attrs.get("data_fingerprint")}
-    if "scan" in f:
-        out["scan"] = json.loads(f["scan"].attrs["identity"])
+    for part, name in scan_group.GROUPS.items():
+        if name in f:
+            out[_PART[part]] = json.loads(f[name].attrs["identity"])
     configs = json.loads(f.attrs.get("config", "{}"))
     if "trajectories" in f and "train" in configs:
         train = dict(configs["train"])
@@ -72,8 +75,8 @@ def _identity(f: h5py.File) -> dict:
 
 def _compatible(a: dict, b: dict) -> str:
     """'' when two identities can be merged (same task and data; same settings for parts both hold)."""
-    for key in ("task", "task_options", "data_fingerprint", "scan", "train"):
-        if key in ("scan", "train") and (key not in a or key not in b):
+    for key in ("task", "task_options", "data_fingerprint", *SCANS, "train"):
+        if key in (*SCANS, "train") and (key not in a or key not in b):
             continue
         if a.get(key) != b.get(key):
             if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
@@ -117,17 +120,17 @@ def merge(paths: list[str | Path], out: str | Path, allow_partial: bool = False)
         with damaged_as_error(paths[0]):
             idents = [_identity(f) for f in files]
         for p, f, ident in zip(paths, files, idents):
-            if "format" not in f.attrs or ("scan" not in ident and "train" not in ident):
+            if "format" not in f.attrs or not any(k in ident for k in (*SCANS, "train")):
                 raise StoreError(f"merge: {p} holds neither a scan nor trajectories of a landscape run")
         for p, ident in zip(paths, idents):
             for q, other in zip(paths, idents):
                 why = _compatible(ident, other)
                 if why:
                     raise StoreError(f"merge: {q} holds another experiment than {p} ({why})")
-        parts = {k for ident in idents for k in ("scan", "train") if k in ident}
+        parts = {k for ident in idents for k in (*SCANS, "train") if k in ident}
         whole = dict(idents[0])
         for ident in idents:
-            whole.update({k: ident[k] for k in ("scan", "train") if k in ident})
+            whole.update({k: ident[k] for k in (*SCANS, "train") if k in ident})
         report = Report([str(p) for p in paths])
         existing = open_file(out, "r") if out.exists() else None
         tmp = temporary(out)
@@ -164,11 +167,15 @@ def _write(dst, files, paths, idents, existing, out, parts, whole, report: Repor
     holders = list(zip(files, paths, idents))
     if existing is not None:
         holders.append((existing, out, _identity(existing)))
-    if "scan" in parts:
-        report.points, report.missing_points = scan_group.merge_scans(
-            [(f, p) for f, p, i in holders if "scan" in i], dst)
-    elif existing is not None and "scan" in existing:
-        scan_group.copy_scan(existing, dst)
+    for part, name in scan_group.GROUPS.items():
+        key = _PART[part]
+        if key in parts:
+            points, missing = scan_group.merge_scans([(f, p) for f, p, i in holders if key in i], dst, name)
+            report.points += points
+            report.missing_points += [(where if key == "scan" else f"{part} branch, {where}", r)
+                                      for where, r in missing]
+        elif existing is not None and name in existing:
+            scan_group.copy_scan(existing, dst, name)
     if "train" in parts:
         _merge_trajectories(holders, dst, report, _sweep_names(whole["train"]))
     if existing is not None and "trajectories" in existing:

@@ -72,6 +72,17 @@ def _pending(g: h5py.Group, mine: np.ndarray) -> np.ndarray:
     return mine[(status[mine] == Status.PENDING) | broken[mine]]
 
 
+def shard_points(plan, shard: tuple[int, int] | None, branch: str = "independent") -> np.ndarray:
+    """The points a shard computes: ``i, i + n, ...`` of the scan; of a branch, every norm of the restarts
+    ``r = i, i + n, ...`` (a branch is sequential in norm, so it is split by restart)."""
+    if shard is None:
+        return np.arange(plan.n_points)
+    if branch == "independent":
+        return np.arange(shard[0], plan.n_points, shard[1])
+    R = plan.config.restarts
+    return np.array([k * R + r for k in range(len(plan.norm)) for r in range(shard[0], R, shard[1])], dtype=np.int64)
+
+
 def prepare_scan(path: str | Path, config, plan, overwrite: bool = False,
                  shard: tuple[int, int] | None = None, branch: str = "independent") -> np.ndarray:
     """Create or reopen ``path`` for ``plan``; return the point indices still to compute.
@@ -85,7 +96,7 @@ def prepare_scan(path: str | Path, config, plan, overwrite: bool = False,
     anything else at ``path`` is never deleted. With ``shard = (i, n)`` the file
     is a shard file and only points ``i, i + n, i + 2n, ...`` are returned.
     """
-    mine = np.arange(plan.n_points) if shard is None else np.arange(shard[0], plan.n_points, shard[1])
+    mine = shard_points(plan, shard, branch)
     path = Path(path)
     fingerprint = data_fingerprint(plan.task)
     ident = scan_identity(config, plan, branch)
@@ -99,8 +110,9 @@ def prepare_scan(path: str | Path, config, plan, overwrite: bool = False,
                     stored = json.loads(f[name].attrs["identity"])
                     if stored != ident:
                         raise StoreError(f"{path}: holds a {what} with another configuration "
-                                         f"({describe_difference(stored, ident)}); "
-                                         "use --overwrite to replace the file, or another --out")
+                                         f"({describe_difference(stored, ident)}); use --overwrite to replace "
+                                         f"{'the file' if branch == 'independent' else 'the branch'}, "
+                                         "or another --out")
                     stored_shard = tuple(int(v) for v in f[name].attrs.get("shard", ()))
                     if stored_shard != (tuple(shard) if shard else ()):
                         raise StoreError(f"{path}: was written as shard {stored_shard or 'none'}, not "
@@ -131,8 +143,11 @@ def _create(f: h5py.File, config, plan, ident: dict, shard=None, branch: str = "
         ds.attrs["names"] = to_json(list(plan.layout.names))
     if shard is not None:
         g.attrs["shard"] = np.array(shard[:2], dtype=np.int64)
-        g.attrs["shard_description"] = ("this file is shard [index, count] of a larger scan: it computes the points "
-                                        "k * R + r = index, index + count, ...; `landscape merge` joins the shards")
+        g.attrs["shard_description"] = (
+            "this file is shard [index, count] of a larger scan: it computes the points k * R + r = index, "
+            "index + count, ...; `landscape merge` joins the shards" if branch == "independent" else
+            "this file is shard [index, count] of a branch: it computes every norm of the restarts r = index, "
+            "index + count, ...; `landscape merge` joins the shards")
     g.attrs["description"] = ("Reduced loss landscape: for each norm, the training loss minimized over parameters "
                               "whose constrained part has that L2 norm, with train and test metrics read at the minimizer.")
     g.attrs["config"] = to_json({**dataclasses.asdict(config), "task_options": plan.task.options})
@@ -315,15 +330,19 @@ def branch_state(path: str | Path, branch: str) -> np.ndarray:
         return f[GROUPS[branch]]["last_params"][()]
 
 
-def merge_scans(holders: list[tuple[h5py.File, Path]], dst: h5py.File) -> tuple[int, list[tuple[float, int]]]:
-    """Join the ``/scan`` of every holder into ``dst``: each point from the file that finished it.
+def merge_scans(holders: list[tuple[h5py.File, Path]], dst: h5py.File,
+                name: str = "scan") -> tuple[int, list[tuple[str, int]]]:
+    """Join the scan group ``name`` (``/scan`` or a branch's, ``GROUPS``) of every holder into ``dst``: each point
+    from the file that finished it (a branch's ``last_params`` row from the file that computed that restart).
 
-    Returns ``(points done, missing points as (alpha, restart))``; raises ``StoreError``
+    Returns ``(points done, missing points as (where, restart))``; raises ``StoreError``
     when two files finished one point with different results.
     """
     src = holders[0][0]
-    src.copy(src["scan"], dst, name="scan")
-    g = dst["scan"]
+    if "/" in name:
+        dst.require_group(name.rsplit("/", 1)[0])
+    src.copy(src[name], dst, name=name)
+    g = dst[name]
     for key in ("shard", "shard_description"):
         if key in g.attrs:
             del g.attrs[key]
@@ -335,7 +354,7 @@ def merge_scans(holders: list[tuple[h5py.File, Path]], dst: h5py.File) -> tuple[
         return _points(np.full(g[k].shape, g[k].fillvalue, dtype=g[k].dtype), n_axes)
 
     def read(f, k):
-        return _points(f["scan"][k][()], n_axes)
+        return _points(f[name][k][()], n_axes)
 
     status = _points(np.full(shape, pending, dtype=np.int8), n_axes)
     values = {k: blank(k) for k in POINT_VALUES}
@@ -353,7 +372,8 @@ def merge_scans(holders: list[tuple[h5py.File, Path]], dst: h5py.File) -> tuple[
             same = s[k, r] == status[k, r] and all(
                 np.array_equal(vals[n][k, r], values[n][k, r], equal_nan=True) for n in POINT_VALUES)
             if not same:
-                raise StoreError(f"merge: point ({_where(g, k, n_axes)}, restart {r}) was computed by both "
+                raise StoreError(f"merge: {'' if name == 'scan' else g.attrs['branch'] + ' branch '}point "
+                                 f"({_where(g, k, n_axes)}, restart {r}) was computed by both "
                                  f"{holders[owner[k, r]][1]} and {p} with different results")
         take = done & (owner < 0)
         status[take] = s[take]
@@ -367,6 +387,13 @@ def merge_scans(holders: list[tuple[h5py.File, Path]], dst: h5py.File) -> tuple[
     for n in extra:
         g[n][...] = extras[n].reshape(g[n].shape)
     g["status"][...] = status.reshape(shape)
+    if "last_params" in g:  # each restart's row from the first file that finished a point of it
+        last = np.full(g["last_params"].shape, np.nan, dtype=np.float32)
+        for f, _ in holders:
+            rows = f[name]["last_params"][()]
+            take = ~np.isfinite(last).all(1) & np.isfinite(rows).all(1)
+            last[take] = rows[take]
+        g["last_params"][...] = last
     attach_scales(g)
     return int((status != pending).sum()), [(_where(g, k, n_axes), int(r)) for k, r in zip(*np.nonzero(status == pending))]
 
@@ -379,7 +406,9 @@ def _where(g: h5py.Group, k: int, n_axes: int) -> str:
     return f"alpha_1={float(g['alpha_1'][k1]):.4g}, alpha_2={float(g['alpha_2'][k2]):.4g}"
 
 
-def copy_scan(src: h5py.File, dst: h5py.File) -> None:
-    """Copy ``/scan`` as it is (its dimension scales rebuilt)."""
-    src.copy(src["scan"], dst, name="scan")
-    attach_scales(dst["scan"])
+def copy_scan(src: h5py.File, dst: h5py.File, name: str = "scan") -> None:
+    """Copy the scan group ``name`` as it is (its dimension scales rebuilt)."""
+    if "/" in name:
+        dst.require_group(name.rsplit("/", 1)[0])
+    src.copy(src[name], dst, name=name)
+    attach_scales(dst[name])
