@@ -53,10 +53,14 @@ def plane_figure(scan: dict, trajs: list[dict] = ()) -> tuple[Figure, list[str]]
                              cmap="magma_r", shading="flat")
         cb = fig.colorbar(mesh, ax=ax, pad=0.01)
         cb.set_label(title)
-        if min(z.shape) >= 2 and finite.size == z.size and finite.max() > finite.min() * 1.01:
-            levels = np.geomspace(finite.min(), finite.max(), 7)[1:-1]
-            cs = ax.contour(n1, n2, z.T, levels=levels, colors="white", linewidths=0.8, alpha=0.8)
-            ax.clabel(cs, fmt=lambda v: f"{v:.2g}", fontsize=7)
+        if min(z.shape) >= 3 and finite.size == z.size and finite.max() > finite.min() * 1.01:
+            logz = np.log10(z)  # contours of log loss: whole decades, interpolated in log space
+            levels = np.arange(np.ceil(logz.min()), np.floor(logz.max()) + 1)
+            if len(levels) < 2:
+                levels = np.linspace(logz.min(), logz.max(), 4)[1:-1]
+            cs = ax.contour(n1, n2, logz.T, levels=levels, colors="white", linewidths=0.8, alpha=0.8,
+                            linestyles="solid")
+            ax.clabel(cs, fmt=lambda v: f"{10 ** v:.2g}", fontsize=7)
         k1, k2 = np.unravel_index(int(np.nanargmin(z)), z.shape)
         ax.plot(n1[k1], n2[k2], "*", color="#56B4E9", mec="black", ms=13, zorder=6)
         ax.plot(w0[0], w0[1], "+", color=MARK, ms=12, mew=2, zorder=6)
