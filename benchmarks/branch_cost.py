@@ -5,7 +5,9 @@
 For each setting below, runs ``landscape scan`` alternately as an independent scan and with ``--branch both``
 (K norms, R restarts, the same steps per point), each in a fresh process and a fresh file, and prints the
 median wall times, their ratio, and the ratio per point-step (``both`` computes 2 K R points, the independent
-scan K R). Issue 14's target: ``both`` costs no more than 1.2x the independent scan of the same K x R points.
+scan K R). Then the same comparison of the optimization steps alone, in this process (no start-up, no file):
+the independent scan's chunks against the two branches' norm-by-norm ensembles of 2 R members. Issue 14's
+target: ``both`` costs no more than 1.2x the independent scan of the same K x R points.
 
 The branches are sequential in norm: a branch runs K x steps optimizer steps one after the other, on an
 ensemble of 2 R members, where the independent scan runs ``steps`` steps on one ensemble of K R members. Where
@@ -16,7 +18,11 @@ time grows with K; where it is arithmetic, with the member-steps, which are the 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+import time
+
+import numpy as np
 
 from paired import medians
 
@@ -26,6 +32,39 @@ SETTINGS = {
     "modular MLP, 11 norms x 2 restarts, 500 steps": [
         "--task", "modular", "--norms", "0.3:1.5:11", "--restarts", "2", "--steps", "500"],
 }
+
+
+def step_times(argv: list[str], runs: int) -> tuple[float, float]:
+    """Median seconds of the optimization steps alone: the independent scan's chunks, and both branches."""
+    from landscape import scan as scan_mod
+    from landscape.cli import build_parser, config_of
+    from landscape.config import ScanConfig
+    from landscape.loop import chunks
+    from landscape.tasks import get_task
+
+    cfg = config_of(build_parser().parse_args(["scan", *argv]), ScanConfig)
+    plan = scan_mod.make_plan(cfg, get_task(cfg.task, cfg.task_options))
+    size, K, R = scan_mod.auto_chunk(plan), len(plan.norm), cfg.restarts
+
+    def independent():
+        for c in chunks(np.arange(plan.n_points), size):
+            scan_mod.run_chunk(plan, c)
+
+    def both():  # down and up as one ensemble per norm, as landscape.branches runs them
+        warm = None
+        for j in range(K):
+            index = np.concatenate([(K - 1 - j) * R + np.arange(R), j * R + np.arange(R)])
+            warm = scan_mod.concat([scan_mod.run_branch_step(plan, index[c], None if warm is None else warm[c])
+                                    for c in chunks(np.arange(len(index)), size)]).params
+
+    independent()  # warm-up: first calls allocate
+    a, b = [], []
+    for _ in range(runs):
+        for fn, out in ((independent, a), (both, b)):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return statistics.median(a), statistics.median(b)
 
 
 def main() -> int:
@@ -38,6 +77,9 @@ def main() -> int:
         i, b = medians("scan", argv, [*argv, "--branch", "both"], args.runs)
         print(f"{name}: independent {i:.2f} s, both branches {b:.2f} s (medians of {args.runs}); "
               f"ratio {b / i:.2f}, per point-step {b / (2 * i):.2f} (target <= 1.2)")
+        i, b = step_times(argv, args.runs)
+        print(f"  steps alone: independent {i:.2f} s, both branches {b:.2f} s; "
+              f"per point-step {b / (2 * i):.2f} (target <= 1.2)")
     return 0
 
 
