@@ -227,7 +227,7 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
 
 
 def plot(file: str, out: str | None = None, names: str | None = None) -> int:
-    from . import analysis, plane_plot, plot as plot_mod, store, training_plot
+    from . import figures, plot as plot_mod, store
     from .status import Status
 
     fig_path = Path(out) if out else Path(file).with_suffix(".png")
@@ -258,50 +258,7 @@ def plot(file: str, out: str | None = None, names: str | None = None) -> int:
         scan_data, branches = branches[0], branches[1:]
     if scan_data is None and not trajs:
         raise BadInput(f"{file}: holds no finished scan points and no logged trajectories to plot")
-    written = []
-
-    def save(fig, path):
-        plot_mod.save(fig, path)
-        written.append(path)
-
-    plane = scan_data is not None and "plane" in scan_data
-    if plane:
-        fig, left_out = plane_plot.plane_figure(scan_data, trajs)
-        for why in left_out:
-            print(f"not drawn on the two-norm landscape: {why}", file=sys.stderr)
-        save(fig, fig_path)
-    elif scan_data is not None:
-        fig = plot_mod.scan_figure(scan_data, branches)
-        plot_mod.overlay_trajectories(fig, trajs)
-        if result is not None:
-            plot_mod.annotate_analysis(fig, result)
-        save(fig, fig_path)
-    if trajs:
-        # the grokking steps and transitions to mark: the stored analysis, or (where it lacks a trajectory) a
-        # fresh one with the default criteria
-        analyzed = {t["name"]: t for t in (result or {}).get("trajectories") or []}
-        if any(t["name"] not in analyzed for t in trajs):
-            analyzed = {t["name"]: t for t in analysis.to_dict(analysis.analyze(scan_data, trajs))["trajectories"]}
-        save(training_plot.grokking_figure(trajs, analyzed),
-             fig_path if scan_data is None else fig_path.with_name(f"{fig_path.stem}-grokking{fig_path.suffix}"))
-        drawn = [s for s in training_plot.sweeps(trajs) if any(training_plot.order_series(t) for t in s)]
-        for i, sweep in enumerate(drawn):
-            landscape = None if plane else scan_data
-            if landscape is not None and any(analysis.incompatibility(landscape, t) for t in sweep):
-                landscape = None  # another task or norm: the L/U is not this sweep's norm axis
-            fig = training_plot.order_norm_figure(sweep, landscape, analyzed, result if landscape is not None else None)
-            suffix = "" if len(drawn) == 1 else f"-{i + 1}"
-            save(fig, fig_path.with_name(f"{fig_path.stem}-order{suffix}{fig_path.suffix}"))
-        fig = training_plot.metrics_figure(trajs, meta)
-        if fig is not None:
-            save(fig, fig_path.with_name(f"{fig_path.stem}-metrics{fig_path.suffix}"))
-        matched = training_plot.pairs(trajs)
-        if matched:
-            save(training_plot.comparison_figure(matched), fig_path.with_name(f"{fig_path.stem}-fixnorm{fig_path.suffix}"))
-    fig = plot_mod.prediction_figure(result) if result is not None else None
-    if fig is not None:
-        save(fig, fig_path.with_name(f"{fig_path.stem}-prediction{fig_path.suffix}"))
-    for path in written:
+    for path in figures.write(fig_path, scan_data, branches, trajs, result, meta):
         print(f"wrote {path}")
     return 0
 

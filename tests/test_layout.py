@@ -15,7 +15,7 @@ LEVELS = {
     "ensemble": 3, "plot": 3, "cluster": 3, "hysteresis": 3, "plane": 3,
     "loop": 4, "metrics": 4, "training_plot": 4, "plane_plot": 4,
     "scan": 5, "train": 5, "analysis": 5,
-    "branches": 6,
+    "branches": 6, "figures": 6,
     "commands": 7,
     "cli": 8, "__main__": 9,
 }
