@@ -41,9 +41,10 @@ def origin(cfg, plan, path: Path) -> np.ndarray:
 
 
 def run(cfg, plan, size: int, path: Path, start_from: np.ndarray | None, bar, quiet: bool,
-        shard: tuple[int, int] | None = None) -> tuple[str, ...]:
+        shard: tuple[int, int] | None = None, step=None) -> tuple[str, ...]:
     """Compute the branches of ``cfg.branch`` into ``path`` (resuming what it holds); returns their names.
-    ``bar(total, desc)`` makes the progress bar; ``shard = (i, n)`` computes the restarts ``i, i + n, ...``."""
+    ``bar(total, desc)`` makes the progress bar; ``shard = (i, n)`` computes the restarts ``i, i + n, ...``;
+    ``step`` is the optimizer step (``scan.stepper``)."""
     branches = names(cfg.branch)
     K, R = len(plan.norm), cfg.restarts
     mine = np.arange(R) if shard is None else np.arange(shard[0], R, shard[1])
@@ -70,7 +71,7 @@ def run(cfg, plan, size: int, path: Path, start_from: np.ndarray | None, bar, qu
                                     for b in active])
             with bad_input(f"task {cfg.task!r}: "):
                 result = scan_mod.concat([scan_mod.run_branch_step(plan, index[c], start[c],
-                                                                   on_progress=progress.update)
+                                                                   on_progress=progress.update, step=step)
                                           for c in loop.chunks(np.arange(len(index)), size)])
             for i, b in enumerate(active):
                 part = scan_mod.rows(result, slice(i * n, (i + 1) * n))

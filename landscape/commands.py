@@ -20,8 +20,12 @@ from .plain import BadInput, bad_input, to_json
 
 def _plan(cfg, shard_spec: str | None, make_plan, auto_chunk):
     """Resolve the task, the plan, the chunk size and the shard."""
+    from . import fused
     from .tasks import get_task
 
+    why = fused.unavailable(cfg.device) if cfg.compile == "on" else None
+    if why:
+        raise BadInput(f"--compile on: {why}; use --compile auto or off")
     with bad_input():
         task = get_task(cfg.task, cfg.task_options)
         cfg.task_options = task.options
@@ -43,6 +47,13 @@ def _bar(total: int, desc: str, quiet: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, unit="step", unit_scale=True, desc=desc, smoothing=0.1, disable=True if quiet else None)
+
+
+def _note(quiet: bool):
+    """Where a run's notes (a compilation's time) go: above the progress bar, or nowhere with --quiet."""
+    from tqdm import tqdm
+
+    return None if quiet else tqdm.write
 
 
 def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bool = False, quiet: bool = False) -> int:
@@ -81,10 +92,11 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
         if mine - len(todo) and not quiet:
             print(f"resuming {path}: {mine - len(todo)} of {mine} points already done", file=sys.stderr)
         bar = _bar(len(todo) * cfg.steps, "scan", quiet)
+        step = scan_mod.stepper(plan, _note(quiet))
         for i, chunk in enumerate(loop.chunks(todo, size)):
             try:
                 with bad_input(f"task {cfg.task!r}: "):
-                    result = scan_mod.run_chunk(plan, chunk, on_progress=bar.update)
+                    result = scan_mod.run_chunk(plan, chunk, on_progress=bar.update, step=step)
             except BadInput:
                 if i == 0 and work == path and created:
                     path.unlink(missing_ok=True)  # nothing finished: leave nothing that blocks a corrected rerun
@@ -129,7 +141,7 @@ def scan_branches(cfg: ScanConfig, out: str, shard_spec: str | None = None, over
                 store.stage(path, copy=True, members=tag)
                 store.drop_groups(work, [store.GROUPS[b] for b in names])
         done = branches.run(cfg, plan, size, work, origin, lambda total, desc: _bar(total, desc, quiet), quiet,
-                            shard and shard[:2])
+                            shard and shard[:2], scan_mod.stepper(plan, _note(quiet)))
         if work != path:
             store.publish_staging(path)
     _mpi_merge(out, shard, quiet)
@@ -197,6 +209,7 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
             print(f"{path}: {skipped} of {len(plan.members)} trajectories already finished", file=sys.stderr)
         total = sum((cfg.steps - start) * ((len(g) + size - 1) // size) for start, g in groups.items())
         bar = _bar(total, "train", quiet)
+        step = train_mod.stepper(plan, _note(quiet))
         for start, part in [(start, group[i:i + size]) for start, group in sorted(groups.items())
                             for i in range(0, len(group), size)]:
             state = (train_mod.fresh_state(plan, part) if start == 0
@@ -204,7 +217,8 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
             write = train_mod.saver(work, plan, part, term.critical)
             try:
                 with bad_input(f"task {cfg.task!r}: "):
-                    train_mod.run(plan, part, state, on_checkpoint=lambda st, log: (write(st, log), saved.append(1)),
+                    train_mod.run(plan, part, state, step=step,
+                                  on_checkpoint=lambda st, log: (write(st, log), saved.append(1)),
                                   on_progress=bar.update, should_stop=lambda: term.requested)
             except BadInput:
                 if created and not saved:

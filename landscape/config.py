@@ -170,6 +170,9 @@ BRANCHES = ("independent", "down", "up", "both")  # landscape scan --branch
 METHODS = Registry("landscape.optim", "METHODS")
 SCHEDULES = Registry("landscape.optim", "SCHEDULES")
 DEVICE = "cpu, cuda or cuda:N"
+COMPILE = ("auto", "on", "off")  # --compile, landscape.fused.MODES
+COMPILE_HELP = ("fuse the optimizer step with torch.compile: auto (when it works here and the run's steps x members "
+                "x parameters reach 1e10), on, off")
 
 
 @dataclass
@@ -208,6 +211,7 @@ class ScanConfig:
     chunk: int | None = setting(None, Rule(int, "points per batched computation (default: from memory)",
                                            minimum=1, optional=True, execution=True, metavar="C"))
     engine: str = setting("auto", Rule(str, "how the batch is computed", choices=ENGINES, execution=True))
+    compile: str = setting("auto", Rule(str, COMPILE_HELP, choices=COMPILE, execution=True))
     device: str = setting("cpu", Rule(str, DEVICE, execution=True, metavar="DEVICE"))
 
     def identity(self) -> dict[str, Any]:
@@ -268,6 +272,7 @@ class TrainConfig:
     chunk: int | None = setting(None, Rule(int, "trajectories per batched computation", minimum=1,
                                            optional=True, execution=True, metavar="C"))
     engine: str = setting("auto", Rule(str, "how the batch is computed", choices=ENGINES, execution=True))
+    compile: str = setting("auto", Rule(str, COMPILE_HELP, choices=COMPILE, execution=True))
     device: str = setting("cpu", Rule(str, DEVICE, execution=True, metavar="DEVICE"))
 
     def identity(self) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import optim, sphere
+from . import fused, optim, sphere
 from .config import ScanConfig
 from .ensemble import Layout
 from .grid import norm_groups, parse_norms
@@ -133,20 +133,31 @@ def _to_np(t: torch.Tensor) -> np.ndarray:
 
 def run_chunk(plan: Plan, index: np.ndarray, device=None, engine: str | None = None,
               on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
-              on_progress: Callable[[int], None] | None = None) -> ChunkResult:
+              on_progress: Callable[[int], None] | None = None, step: fused.Step | None = None) -> ChunkResult:
     """Optimize the points ``index`` and return their results.
 
     ``on_step(step, theta, target)`` is called after every step (tests use it to
     check the constraint); ``on_progress(n)`` reports ``n`` point-steps done.
     ``device`` and ``engine`` default to the config's; the ``loop`` engine
-    computes one point after the other, each alone.
+    computes one point after the other, each alone. ``step``: the optimizer step
+    (:func:`stepper`; default the eager reference of the config's method).
     """
     index = np.asarray(index, dtype=np.int64)
     engine = engine or plan.config.engine
     worker = Worker(plan.task, plan.module, plan.layout, engine, device or plan.config.device)
+    step = step or fused.Step(plan.config.method, False)
     if engine == "loop":
-        return concat([_optimize(plan, worker, index[j:j + 1], on_step, on_progress) for j in range(len(index))])
-    return _optimize(plan, worker, index, on_step, on_progress)
+        return concat([_optimize(plan, worker, index[j:j + 1], on_step, on_progress, step=step)
+                       for j in range(len(index))])
+    return _optimize(plan, worker, index, on_step, on_progress, step=step)
+
+
+def stepper(plan: Plan, on_note: Callable[[str], None] | None = None) -> fused.Step:
+    """The scan's optimizer step under ``--compile``, decided on the whole scan's work (steps x points x
+    parameters), so a resumed or sharded scan decides as the whole one does."""
+    cfg = plan.config
+    work = float(cfg.steps) * plan.n_points * plan.layout.size
+    return fused.Step(cfg.method, fused.use_compile(cfg.compile, cfg.device, work), on_note=on_note)
 
 
 def start(plan: Plan, index: np.ndarray, device="cpu", warm: torch.Tensor | None = None
@@ -171,7 +182,7 @@ def branch_order(n_norms: int, branch: str) -> np.ndarray:
 
 
 def run_branch_step(plan: Plan, index: np.ndarray, warm: np.ndarray | None, device=None, engine: str | None = None,
-                    on_step=None, on_progress=None) -> ChunkResult:
+                    on_step=None, on_progress=None, step: fused.Step | None = None) -> ChunkResult:
     """One norm of continuation branches: optimize the points ``index`` (any branches, as one ensemble), each
     started from ``warm [M, P]`` (its predecessor's minimizer; None or NaN rows: from its initialization).
     The result carries the minimizers (``params``) for the next norm."""
@@ -179,21 +190,22 @@ def run_branch_step(plan: Plan, index: np.ndarray, warm: np.ndarray | None, devi
     engine = engine or plan.config.engine
     worker = Worker(plan.task, plan.module, plan.layout, engine, device or plan.config.device)
     warm_t = None if warm is None else torch.as_tensor(warm, dtype=torch.float32)
+    step = step or fused.Step(plan.config.method, False)
     if engine == "loop":
         return concat([_optimize(plan, worker, index[j:j + 1], on_step, on_progress,
-                                 None if warm_t is None else warm_t[j:j + 1], keep_params=True)
+                                 None if warm_t is None else warm_t[j:j + 1], keep_params=True, step=step)
                        for j in range(len(index))])
-    return _optimize(plan, worker, index, on_step, on_progress, warm_t, keep_params=True)
+    return _optimize(plan, worker, index, on_step, on_progress, warm_t, keep_params=True, step=step)
 
 
 def _optimize(plan: Plan, worker: Worker, index: np.ndarray, on_step, on_progress, warm=None,
-              keep_params: bool = False) -> ChunkResult:
+              keep_params: bool = False, step: fused.Step | None = None) -> ChunkResult:
     """The constrained optimization of the points ``index`` as one ensemble."""
     cfg, device, mask = plan.config, worker.device, worker.mask
     ks, rs = index // cfg.restarts, index % cfg.restarts
     target, theta = start(plan, index, device, warm)
     stream = worker.stream([derived_seed(cfg.seed, 2, k, r) for k, r in zip(ks, rs)], cfg.batch_size)
-    step_fn = optim.METHODS[cfg.method].step
+    step_fn = step or fused.Step(cfg.method, False)
     state = optim.AdamState.zeros_like(theta)
     first_bad = torch.full((len(index),), -1, dtype=torch.int64, device=device)
 

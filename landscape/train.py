@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import metrics, optim, sphere, store
+from . import fused, metrics, optim, sphere, store
 from .config import Member, TrainConfig
 from .ensemble import Layout
 from .loop import Worker, chunk_size, derived_seed, init_params, model_of
@@ -100,20 +100,21 @@ class Log:
 def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, engine: str | None = None,
         on_checkpoint: Callable[[TrainState, Log], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
-        should_stop: Callable[[], bool] | None = None) -> TrainState:
+        should_stop: Callable[[], bool] | None = None, step: fused.Step | None = None) -> TrainState:
     """Train ``group`` from ``state`` to ``config.steps``.
 
     Every ``checkpoint_every`` steps and at the end, ``on_checkpoint(state, log)``
     receives the state and the metrics logged since the previous checkpoint.
     When ``should_stop()`` turns true, the current state is checkpointed and
     the run returns early (a resumed run continues exactly from there).
-    ``device`` and ``engine`` default to the config's.
+    ``device`` and ``engine`` default to the config's; ``step`` is the optimizer step (:func:`stepper`;
+    default the eager reference).
     """
     cfg = plan.config
+    step = step or fused.Step("riemannian" if cfg.fix_norm else "adamw", False, cfg.betas)
     worker = Worker(plan.task, plan.module, plan.layout, engine or cfg.engine, device or cfg.device)
     dev = worker.device
     wd = torch.tensor([m.weight_decay for m in group], dtype=torch.float32, device=dev)[:, None]
-    betas = tuple(cfg.betas)
     if cfg.fix_norm:  # each member's initial norm, recomputed from its seed: a resumed run holds the same one
         target = sphere.constrained_norm(torch.stack([initial_theta(plan, m) for m in group]).to(dev), worker.mask)
     theta = torch.as_tensor(state.theta).to(dev)
@@ -142,9 +143,9 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, en
         grad, _ = worker.grad(theta, idx)
         lr = optim.scheduled_lr(cfg.lr, t, cfg.steps, cfg.warmup, cfg.schedule)
         if cfg.fix_norm:
-            theta, adam = optim.riemannian_adam_step(theta, grad, adam, lr, target, worker.mask, betas, wd)
+            theta, adam = step(theta, grad, adam, lr, target, worker.mask, wd)
         else:
-            theta, adam = optim.adamw_step(theta, grad, adam, lr, wd, betas)
+            theta, adam = step(theta, grad, adam, lr, weight_decay=wd)
         t += 1
         if on_progress is not None:
             on_progress(1)
@@ -153,6 +154,15 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, en
     if t in logged:
         record(t)
     return checkpoint(t)
+
+
+def stepper(plan: TrainPlan, on_note: Callable[[str], None] | None = None) -> fused.Step:
+    """The sweep's optimizer step (AdamW, or Riemannian AdamW with ``--fix-norm``) under ``--compile``, decided
+    on the whole sweep's work (steps x members x parameters), so a resumed or sharded run decides alike."""
+    cfg = plan.config
+    work = float(cfg.steps) * len(cfg.members()) * plan.layout.size
+    return fused.Step("riemannian" if cfg.fix_norm else "adamw", fused.use_compile(cfg.compile, cfg.device, work),
+                      cfg.betas, on_note)
 
 
 def saver(path, plan: TrainPlan, group: list[Member], guard=contextlib.nullcontext):

@@ -12,7 +12,7 @@ LEVELS = {
     "landscape": 0, "plain": 0, "status": 0, "state": 0, "grid": 0, "memory": 0, "transitions": 0,
     "config": 1, "tasks": 1, "sphere": 1,
     "optim": 2, "mlp": 2, "store": 2, "report": 2,
-    "ensemble": 3, "plot": 3, "cluster": 3, "hysteresis": 3, "plane": 3,
+    "ensemble": 3, "fused": 3, "plot": 3, "cluster": 3, "hysteresis": 3, "plane": 3,
     "loop": 4, "metrics": 4, "training_plot": 4, "plane_plot": 4,
     "scan": 5, "train": 5, "analysis": 5,
     "branches": 6, "figures": 6,
