@@ -15,10 +15,11 @@ The eager functions in ``landscape.optim`` stay the reference:
 ``--compile auto|on|off`` (``MODES``): ``auto`` compiles when ``torch.compile``
 can run here (:func:`unavailable`) and the run's optimizer work, steps x members
 x parameters, reaches ``AUTO_WORK`` element-steps. On the 2-core CPU the fused
-Riemannian step saved about 2.3 ns per element-step ([34, 10705]: 1.81 ms eager,
-0.98 ms fused), and a first compilation in a process costs 2-15 s (the lower
-figure with inductor's on-disk cache warm), so 1e10 element-steps (about 20 s
-saved) is where it starts to pay.
+Riemannian step saved about 0.9 ns per element-step (0.53 ms eager against
+0.23 ms fused on [32, 11205]; a teacher-student scan's steps 1.28x faster,
+``benchmarks/compile_step.py``), and a first compilation in a process costs 2-10 s
+(the lower figure with inductor's on-disk cache warm), so 1e10 element-steps
+(about 9 s saved) is where it starts to pay.
 """
 
 from __future__ import annotations
@@ -81,15 +82,40 @@ def _bias(t: int, betas) -> tuple[float, float]:
 
 
 def riemannian(theta, grad, m, v, lr, k1, k2, target, mask, wd, b1: float, b2: float):
-    """``optim.riemannian_adam_step`` as tensors: ``(theta, m, v)``; ``wd`` decays the free coordinates."""
-    g = sphere.tangent(theta, grad, mask)
+    """``optim.riemannian_adam_step`` as tensors: ``(theta, m, v)``; ``wd`` decays the free coordinates.
+
+    The same step with the sphere's inner products gathered up front, so the fused code reads the parameters
+    in three sweeps: the tangent gradient needs ``<grad, theta>`` and ``|theta|^2``; then, with the Adam
+    direction ``u``, the step ``d = u - a theta`` (``a = <u, theta> / |theta|^2``), the new point's norm
+    ``|c theta - lr u|^2`` (``c = 1 + lr a``), and the moment's component along it come from four more
+    products (``<u, theta>``, ``|u|^2``, ``<m, theta>``, ``<m, u>``) of one sweep; the last sweep writes.
+    Per norm group for a group mask; free coordinates take plain AdamW (decay ``wd``).
+    """
+    groups = None if mask is None else (mask if mask.dim() == 2 else mask.unsqueeze(0))  # [G, P]
+
+    def dot(a, b):  # per member (and group): [M, 1] or [M, G]
+        return (a * b).sum(-1, keepdim=True) if groups is None else (a * b) @ groups.T
+
+    def spread(c):  # a per-group coefficient on its coordinates (0 on free ones)
+        return c if groups is None else c @ groups
+
+    tt = dot(theta, theta)
+    g = grad - spread(dot(grad, theta) / tt) * theta
     m = torch.lerp(m, g, 1 - b1)
     v = v * b2 + (1 - b2) * g * g
-    d = sphere.tangent(theta, m / (v.sqrt() * k1 + k2), mask)
-    if wd is not None and mask is not None:
-        theta = theta * (1 - lr * wd * (1 - (mask if mask.dim() == 1 else mask.sum(0))))
-    theta = sphere.retract(theta - lr * d, target, mask)
-    return theta, sphere.tangent(theta, m, mask), v
+    u = m / (v.sqrt() * k1 + k2)
+    ut = dot(u, theta)
+    c = 1 + lr * ut / tt
+    step_sq = c * c * tt - 2 * lr * c * ut + lr * lr * dot(u, u)  # |c theta - lr u|^2, before the retraction
+    scale = (target.unsqueeze(-1) if target.dim() == 1 else target) / step_sq.sqrt()
+    along = (c * dot(m, theta) - lr * dot(m, u)) / (scale * step_sq)  # <m, new> / |new|^2
+    if groups is None:
+        new = (scale * c) * theta - (scale * lr) * u
+    else:
+        free = 1 - groups.sum(0)
+        keep = free * (1 - lr * wd) if wd is not None else free
+        new = (spread(scale * c) + keep) * theta - (spread(scale) + free) * lr * u
+    return new, m - spread(along) * new, v
 
 
 def projected(theta, grad, m, v, lr, k1, k2, target, mask, wd, b1: float, b2: float):
