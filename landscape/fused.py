@@ -15,11 +15,11 @@ The eager functions in ``landscape.optim`` stay the reference:
 ``--compile auto|on|off`` (``MODES``): ``auto`` compiles when ``torch.compile``
 can run here (:func:`unavailable`) and the run's optimizer work, steps x members
 x parameters, reaches ``AUTO_WORK`` element-steps. On the 2-core CPU the fused
-Riemannian step saved about 0.9 ns per element-step (0.53 ms eager against
-0.23 ms fused on [32, 11205]; a teacher-student scan's steps 1.28x faster,
+Riemannian step saved about 0.8 ns per element-step (0.50 ms eager against
+0.22 ms fused on [32, 11205]; a teacher-student scan's steps 1.2x faster,
 ``benchmarks/compile_step.py``), and a first compilation in a process costs 2-10 s
 (the lower figure with inductor's on-disk cache warm), so 1e10 element-steps
-(about 9 s saved) is where it starts to pay.
+(about 8 s saved) is where it starts to pay.
 """
 
 from __future__ import annotations
