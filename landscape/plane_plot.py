@@ -36,24 +36,31 @@ def plane_figure(scan: dict, trajs: list[dict] = ()) -> tuple[Figure, list[str]]
     n1, n2 = np.asarray(p["norm"][0], float), np.asarray(p["norm"][1], float)
     log1, log2 = _log_axis(n1), _log_axis(n2)
     routes, left_out = plane.paths(scan, list(trajs))
-    fig = Figure(figsize=(11.5, 4.6), layout="constrained")
-    axes = fig.subplots(1, 2, sharex=True, sharey=True)
+    panels = [("train_loss", "train loss"), ("test_loss", "test loss")]
+    if scan.get("classification") and np.isfinite(maps["test_acc"]).any():
+        panels.append(("test_acc", "test accuracy"))
+    fig = Figure(figsize=(5.75 * len(panels), 4.6), layout="constrained")
+    axes = fig.subplots(1, len(panels), sharex=True, sharey=True)
     w0 = np.asarray(scan["w0"], float)
     g1, g2 = (grp["glob"] for grp in p["groups"])
     top = max([int(t["step"][-1]) for t in trajs if t["name"] in routes and len(t["step"])] + [10])
     steps_norm = Normalize(0, np.log10(top))
-    for ax, key, title in zip(axes, ("train_loss", "test_loss"), ("train loss", "test loss")):
+    for ax, (key, title) in zip(axes, panels):
         z = maps[key]
-        finite = z[np.isfinite(z) & (z > 0)]
+        accuracy = key.endswith("acc")
+        finite = z[np.isfinite(z) & ((z >= 0) if accuracy else (z > 0))]
         if finite.size == 0:
             ax.set_title(f"{title}: no finished cell")
             continue
-        cnorm = LogNorm(finite.min(), max(finite.max(), finite.min() * 1.0001))
+        cnorm = Normalize(0, 1) if accuracy else LogNorm(finite.min(), max(finite.max(), finite.min() * 1.0001))
         mesh = ax.pcolormesh(_edges(n1, log1), _edges(n2, log2), np.ma.masked_invalid(z).T, norm=cnorm,
-                             cmap="magma_r", shading="flat")
+                             cmap="viridis" if accuracy else "magma_r", shading="flat")
         cb = fig.colorbar(mesh, ax=ax, pad=0.01)
         cb.set_label(title)
-        if min(z.shape) >= 3 and finite.size == z.size and finite.max() > finite.min() * 1.01:
+        if accuracy and min(z.shape) >= 3 and finite.size == z.size:
+            cs = ax.contour(n1, n2, z.T, levels=[0.5, 0.9], colors="white", linewidths=0.8, linestyles="solid")
+            ax.clabel(cs, fmt=lambda v: f"{v:g}", fontsize=7)
+        elif min(z.shape) >= 3 and finite.size == z.size and finite.max() > finite.min() * 1.01:
             logz = np.log10(z)  # contours of log loss: whole decades, interpolated in log space
             levels = np.arange(np.ceil(logz.min()), np.floor(logz.max()) + 1)
             if len(levels) < 2:
@@ -61,7 +68,7 @@ def plane_figure(scan: dict, trajs: list[dict] = ()) -> tuple[Figure, list[str]]
             cs = ax.contour(n1, n2, logz.T, levels=levels, colors="white", linewidths=0.8, alpha=0.8,
                             linestyles="solid")
             ax.clabel(cs, fmt=lambda v: f"{10 ** v:.2g}", fontsize=7)
-        k1, k2 = np.unravel_index(int(np.nanargmin(z)), z.shape)
+        k1, k2 = np.unravel_index(int(np.nanargmax(z) if accuracy else np.nanargmin(z)), z.shape)
         ax.plot(n1[k1], n2[k2], "*", color="#56B4E9", mec="black", ms=13, zorder=6)
         ax.plot(w0[0], w0[1], "+", color=MARK, ms=12, mew=2, zorder=6)
         for t in trajs:
@@ -79,7 +86,7 @@ def plane_figure(scan: dict, trajs: list[dict] = ()) -> tuple[Figure, list[str]]
     axes[0].set_ylim(_edges(n2, log2)[[0, -1]])
     handles = [Line2D([], [], marker="*", color="#56B4E9", mec="black", ms=11, ls=""),
                Line2D([], [], marker="+", color=MARK, ms=10, mew=2, ls="")]
-    labels = ["lowest loss cell", "default initialization $(w_{0,1}, w_{0,2})$"]
+    labels = ["best cell (lowest loss, highest accuracy)", "default initialization $(w_{0,1}, w_{0,2})$"]
     if routes:
         handles += [Line2D([], [], color="#21918c", lw=2), Line2D([], [], marker="o", mfc="white", mec="black", ls=""),
                     Line2D([], [], marker="s", color="black", ls="")]
