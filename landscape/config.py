@@ -211,7 +211,7 @@ class ScanConfig:
     chunk: int | None = setting(None, Rule(int, "points per batched computation (default: from memory)",
                                            minimum=1, optional=True, execution=True, metavar="C"))
     engine: str = setting("auto", Rule(str, "how the batch is computed", choices=ENGINES, execution=True))
-    compile: str = setting("auto", Rule(str, COMPILE_HELP, choices=COMPILE, execution=True))
+    compile: str = setting("auto", Rule(str, COMPILE_HELP, choices=COMPILE, execution=True, metavar="auto|on|off"))
     device: str = setting("cpu", Rule(str, DEVICE, execution=True, metavar="DEVICE"))
 
     def identity(self) -> dict[str, Any]:
@@ -272,7 +272,7 @@ class TrainConfig:
     chunk: int | None = setting(None, Rule(int, "trajectories per batched computation", minimum=1,
                                            optional=True, execution=True, metavar="C"))
     engine: str = setting("auto", Rule(str, "how the batch is computed", choices=ENGINES, execution=True))
-    compile: str = setting("auto", Rule(str, COMPILE_HELP, choices=COMPILE, execution=True))
+    compile: str = setting("auto", Rule(str, COMPILE_HELP, choices=COMPILE, execution=True, metavar="auto|on|off"))
     device: str = setting("cpu", Rule(str, DEVICE, execution=True, metavar="DEVICE"))
 
     def identity(self) -> dict[str, Any]:
