@@ -41,7 +41,8 @@ def per_call(fn, repeats: int) -> float:
     return best
 
 
-def step_alone(k: int, p: int, repeats: int, device: str) -> None:
+def step_alone(k: int, p: int, repeats: int, device: str) -> dict:
+    """Eager and fused seconds of each method's step on ``[k, p]``, and of one elementwise pass (printed too)."""
     torch.manual_seed(0)
     theta = torch.randn(k, p, device=device)
     target = sphere.constrained_norm(theta)
@@ -49,6 +50,7 @@ def step_alone(k: int, p: int, repeats: int, device: str) -> None:
     one_pass = per_call(lambda: theta * 2, repeats * 5)
     print(f"step alone on [{k}, {p}]: one elementwise pass {one_pass * 1e6:.0f} us")
     wd = torch.full((k, 1), 0.1, device=device)
+    out = {"pass": one_pass}
     for kind, kw in (("riemannian", {"target": target}), ("project", {"target": target}),
                      ("adamw", {"weight_decay": wd})):
         times = {}
@@ -58,6 +60,8 @@ def step_alone(k: int, p: int, repeats: int, device: str) -> None:
             times[compiled] = per_call(lambda: step(theta, grad, state, 0.01, **kw), repeats)
         print(f"  {fused.LABELS[kind]:<16} eager {times[False] * 1e3:6.3f} ms ({times[False] / one_pass:4.1f} passes), "
               f"fused {times[True] * 1e3:6.3f} ms ({times[True] / one_pass:4.1f} passes): {times[False] / times[True]:.2f}x")
+        out[kind] = times
+    return out
 
 
 def scan_steps(k: int, steps: int, device: str, rounds: int = 5) -> None:

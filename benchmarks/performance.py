@@ -39,6 +39,14 @@ One run measures, on the same machine and in the same session:
             two speed ratios a bound: the ratio if an ensemble step cost only
             its batched matrix products (the mlp kernel's products with the
             same shapes, timed alone in their own process: "matmul floor").
+9. wave2    issue 16's targets: the two speed ratios of section 8 against 15x
+            and 8x, the Riemannian Adam step alone on [32, 11205] in passes
+            (fused by ``--compile``, ``benchmarks/compile_step.py``), Nanda's
+            transformer as an 8-member ensemble against 8 loop runs at p = 59
+            and its share of the matmul peak at p = 113
+            (``benchmarks/transformer.py``), the README's first command end to
+            end (median of fresh processes) and, on a GPU, the digits scan at
+            K = 128. These run in this process, after the others.
 
 Every case (one engine on one configuration) runs in its own fresh process,
 forked from a clean server process that has only imported torch, landscape and
@@ -98,15 +106,17 @@ from landscape import loop, scan, train
 from landscape.config import ScanConfig, TrainConfig
 from landscape.tasks import get_task
 
-SECTIONS = ("peak", "scan", "flops", "sweep", "scaling", "memory", "breakdown", "targets")
+SECTIONS = ("peak", "scan", "flops", "sweep", "scaling", "memory", "breakdown", "targets", "wave2")
 TASKS = {"teacher-student": {}, "digits": {"n_train": 1000}}
 SHORT = {"teacher-student": "ts", "digits": "digits"}
 ENSEMBLE_ENGINES = ("mlp", "vmap")  # mlp: what --engine auto runs on these MLP tasks
 
 FULL = dict(ks="8,32,64", scaling_ks="1,2,4,8,16,32,64,128", ts_steps=100, digits_steps=30, loop_points=32,
-            sweep_steps=1000, memory_k=128, memory_steps=10, peak_size=2048, peak_reps=10)
+            sweep_steps=1000, memory_k=128, memory_steps=10, peak_size=2048, peak_reps=10, transformer_steps=20,
+            first_runs=3)
 QUICK = dict(ks="2,4", scaling_ks="1,2,4,8", ts_steps=10, digits_steps=3, loop_points=4,
-             sweep_steps=20, memory_k=16, memory_steps=2, peak_size=512, peak_reps=3)
+             sweep_steps=20, memory_k=16, memory_steps=2, peak_size=512, peak_reps=3, transformer_steps=2,
+             first_runs=1)
 
 # Targets of issue 6 (2-core CPU, float32).
 TARGET_K = 32
@@ -115,6 +125,9 @@ TARGET_PEAK_FRACTION = 0.5
 TARGET_SWEEP_SPEEDUP = 8.0
 TARGET_MEMORY_K = 128
 TARGET_MEMORY_MIB = 2048.0
+# Targets of issue 16 (the two speed ratios again, with higher bars; the rest new)
+WAVE2 = {"scan": 15.0, "sweep": 8.0, "passes": 10.0, "transformer_59": 4.0, "transformer_113": 0.5,
+         "first_command_s": 6.0, "gpu_digits_pts": 150_000}
 
 
 # --------------------------------------------------------------------------- cases (run in a child process)
@@ -626,6 +639,69 @@ def section_targets(run: Runner, report: dict) -> None:
     report["targets"] = out
 
 
+def first_command(runs: int) -> float:
+    """Median wall seconds of the README's first command (``landscape scan --out FILE``), fresh processes."""
+    import statistics
+    import subprocess
+    import tempfile
+
+    times = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as d:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "landscape", "scan", "--quiet", "--out", f"{d}/scan.h5"], check=True)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def section_wave2(run: Runner, report: dict) -> None:
+    import compile_step
+    import transformer as tb
+
+    heading("9. targets (issue 16; float32)")
+    a, rows, out = run.args, [], []
+
+    def add(what, value, shown, need, ok):
+        out.append({"target": what, "value": value, "required": need, "pass": None if ok is None else bool(ok)})
+        rows.append([what, shown, need, "-" if ok is None else "PASS" if ok else "FAIL"])
+
+    k = target_k(a.ks)
+    r = scan_pair(run, "teacher-student", k)
+    add(f"teacher-student scan K={k}, default engine / loop, per point-step", r["ratio"], f"{r['ratio']:.1f}x",
+        f">= {WAVE2['scan']:g}x", r["ratio"] >= WAVE2["scan"])
+    e, s = run.sweep("ensemble"), run.sweep("separate", "loop")
+    sp = s["seconds"] / e["seconds"]
+    add("12-member sweep / 12 separate loop runs", sp, f"{sp:.1f}x", f">= {WAVE2['sweep']:g}x", sp >= WAVE2["sweep"])
+    why = __import__("landscape.fused", fromlist=["unavailable"]).unavailable(a.device)
+    if why is None:
+        steps = compile_step.step_alone(32, 11205, 100, a.device)
+        passes = steps["riemannian"][True] / steps["pass"]
+        add("Riemannian Adam step alone, [32, 11205], fused (--compile)", passes,
+            f"{steps['riemannian'][True] * 1e3:.3f} ms = {passes:.1f} passes (eager {steps['riemannian'][False] / steps['pass']:.1f})",
+            f"<= {WAVE2['passes']:g} passes", passes <= WAVE2["passes"])
+    else:
+        add("Riemannian Adam step alone, [32, 11205], fused", None, f"not measured: {why}", "<= 10 passes", None)
+    n = a.transformer_steps
+    ens = tb.timed_run(tb.config(59, n, "vmap", a.device), one_at_a_time=False)
+    one = tb.timed_run(tb.config(59, n, "loop", a.device), one_at_a_time=True)
+    add("transformer p=59, 8-member ensemble / 8 loop runs, per member-step", one / ens, f"{one / ens:.2f}x",
+        f">= {WAVE2['transformer_59']:g}x", one / ens >= WAVE2["transformer_59"])
+    flop, sec = 8 * tb.member_flop(113), tb.ensemble_step(113, max(1, n // 7), a.device)
+    share = flop / sec / 1e9 / run.peak()["gflops_best"]
+    add("transformer p=113, 8 members: share of the matmul peak", share, f"{share:.0%}",
+        f">= {WAVE2['transformer_113']:.0%}", share >= WAVE2["transformer_113"])
+    first = first_command(a.first_runs)
+    add("README's first command (landscape scan), end to end", first, f"{first:.1f} s (median of {a.first_runs})",
+        f"no slower than {WAVE2['first_command_s']:g} s", first <= WAVE2["first_command_s"])
+    if a.device.startswith("cuda"):
+        c = run.scan("digits", 128, "mlp")
+        pts = c["point_steps"] / c["seconds"]
+        add("GPU: digits scan K=128, point-steps/s", pts, f"{pts:,.0f}", f">= {WAVE2['gpu_digits_pts']:,}",
+            pts >= WAVE2["gpu_digits_pts"])
+    print(table(["target", "measured", "required", ""], rows))
+    report["wave2"] = out
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -646,6 +722,8 @@ def parse_args(argv=None):
     p.add_argument("--memory-steps", type=int, help="steps of that scan")
     p.add_argument("--peak-size", type=int, help="matrix size for the matmul peak")
     p.add_argument("--peak-reps", type=int, help="timed matmul repetitions")
+    p.add_argument("--transformer-steps", type=int, help="training steps of the transformer runs (wave2)")
+    p.add_argument("--first-runs", type=int, help="fresh runs of the README's first command (wave2)")
     args = p.parse_args(argv)
     if args.quick and not args.threads:
         args.threads = 1  # a smoke run stays fast when another process shares the cores
@@ -659,7 +737,7 @@ def parse_args(argv=None):
     if unknown:
         p.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     needed = set(args.sections)
-    if needed & {"flops", "targets"}:
+    if needed & {"flops", "targets", "wave2"}:
         needed.add("peak")
     args.needed = needed
     return args
@@ -673,7 +751,7 @@ def main(argv=None) -> int:
     print(f"landscape performance, device {args.device}" + (" (quick settings)" if args.quick else ""))
     funcs = {"peak": section_peak, "scan": section_scan, "flops": section_flops, "sweep": section_sweep,
              "scaling": section_scaling, "memory": section_memory, "breakdown": section_breakdown,
-             "targets": section_targets}
+             "targets": section_targets, "wave2": section_wave2}
     for name in SECTIONS:
         if name in args.sections or (name == "peak" and "peak" in args.needed):
             funcs[name](run, report)
