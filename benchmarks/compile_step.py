@@ -43,6 +43,7 @@ def per_call(fn, repeats: int) -> float:
 
 def step_alone(k: int, p: int, repeats: int, device: str) -> dict:
     """Eager and fused seconds of each method's step on ``[k, p]``, and of one elementwise pass (printed too)."""
+    memory.keep_freed_memory()  # as every run of the tool does: freed blocks reused, not faulted in again
     torch.manual_seed(0)
     theta = torch.randn(k, p, device=device)
     target = sphere.constrained_norm(theta)
