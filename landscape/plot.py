@@ -202,8 +202,9 @@ def annotate_analysis(fig: Figure, result: dict) -> None:
 def prediction_figure(result: dict) -> Figure | None:
     """Measured grokking step against weight decay (log-log), beside the decay-time predictions."""
     trajs = [t for t in result.get("trajectories") or [] if t["grokking"]["step"]["value"] is not None]
-    if not trajs:
-        return None
+    predicted = any(p["step"]["value"] is not None for t in trajs for p in t["predictions"])
+    if not trajs or (len({t["weight_decay"] for t in trajs}) < 2 and not predicted):
+        return None  # one weight decay and nothing predicted: no relation to draw
     fig = Figure(figsize=(6.4, 5.0), layout="constrained")
     ax = fig.subplots()
     wd = np.array([t["weight_decay"] for t in trajs], dtype=float)

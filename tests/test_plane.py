@@ -227,3 +227,15 @@ def test_analyze_info_and_plot_read_a_two_norm_file(tmp_path, capsys):
 def test_a_plain_norms_flag_given_twice_keeps_the_last_as_every_flag_does():
     cfg = resolve(ScanConfig, flags={"norms": ["0.5:2", "1:3:4"]})
     assert cfg.norms == "1:3:4"
+
+
+def test_no_prediction_figure_for_one_weight_decay_and_nothing_predicted():
+    from landscape import plot
+
+    def traj(wd, grok, pred=None):
+        return {"weight_decay": wd, "grokking": {"step": {"value": grok}},
+                "predictions": [{"target": "w_c", "step": {"value": pred}}]}
+
+    assert plot.prediction_figure({"trajectories": [traj(2.0, 2721), traj(2.0, 6000)]}) is None
+    assert plot.prediction_figure({"trajectories": [traj(1.0, 2721), traj(2.0, 1400)]}) is not None
+    assert plot.prediction_figure({"trajectories": [traj(2.0, 2721, 2500)]}) is not None
