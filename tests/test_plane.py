@@ -100,14 +100,17 @@ def test_a_two_norm_scan_is_stored_with_two_dimension_scales(tmp_path):
 
 def test_shards_of_a_two_norm_scan_merge_to_the_unsharded_file(tmp_path):
     whole = tmp_path / "whole.h5"
-    assert main([*SCAN, "--out", str(whole), "--chunk", "5"]) == 0
+    extra = ["--history", "10", "--save-params"]
+    assert main([*SCAN, *extra, "--out", str(whole), "--chunk", "5"]) == 0
     out = tmp_path / "s.h5"
     for i in range(3):
-        assert main([*SCAN, "--out", str(out), "--shard", f"{i}/3", "--chunk", "2"]) == 0
+        assert main([*SCAN, *extra, "--out", str(out), "--shard", f"{i}/3", "--chunk", "2"]) == 0
     assert main(["merge", str(tmp_path / "s.shard-*.h5"), "-o", str(out)]) == 0
     a, b = store.read_scan(whole), store.read_scan(out)
-    for name in ("train_loss", "test_loss", "grad_norm", "steps", "status"):
-        np.testing.assert_allclose(b[name], a[name], rtol=1e-5, err_msg=name)
+    for name in ("train_loss", "test_loss", "grad_norm", "steps", "status", "params"):
+        np.testing.assert_allclose(b[name], a[name], rtol=1e-5, atol=1e-7, err_msg=name)
+    for name in ("train_loss", "test_loss"):
+        np.testing.assert_allclose(b["history"][name], a["history"][name], rtol=1e-5, err_msg=name)
     with h5py.File(out) as f:
         assert f["scan/test_loss"].shape == (3, 4, 2) and "shard" not in f["scan"].attrs
         assert f["scan/test_loss"].dims[1]["norm_2"].name == "/scan/norm_2"
