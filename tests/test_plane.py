@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import cluster, plane, scan as scan_mod, sphere, store
+from landscape import plane, scan as scan_mod, sphere, store
 from landscape.cli import main
 from landscape.config import ScanConfig, resolve
 from landscape.tasks import get_task
