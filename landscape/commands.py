@@ -381,11 +381,11 @@ def merge(patterns: list[str], out: str, allow_partial: bool = False) -> int:
 
 def check_sharded(what: str, cfg) -> None:
     """Validate a sharded command's settings now, not on the cluster: its task and, for a scan, its grid."""
-    from .grid import parse_norms
+    from .grid import norm_groups, parse_norms
     from .tasks import get_task
 
     with bad_input():
-        if what == "scan":
+        if what == "scan" and norm_groups(cfg.norms) is None:  # a two-norm grid's specs were checked by the config
             parse_norms(cfg.norms)
         get_task(cfg.task, cfg.task_options)
 

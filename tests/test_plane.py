@@ -242,3 +242,9 @@ def test_no_prediction_figure_for_one_weight_decay_and_nothing_predicted():
     assert plot.prediction_figure({"trajectories": [traj(2.0, 2721), traj(2.0, 6000)]}) is None
     assert plot.prediction_figure({"trajectories": [traj(1.0, 2721), traj(2.0, 1400)]}) is not None
     assert plot.prediction_figure({"trajectories": [traj(2.0, 2721, 2500)]}) is not None
+
+
+def test_a_two_norm_grid_can_be_submitted_as_a_job_array(capsys):
+    assert main(["submit", "scan", "--tasks", "3", "--dry-run", "--", *TINY[:2], *GRID, "--out", "p.h5"]) == 0
+    out = capsys.readouterr().out
+    assert "--array=0-2" in out and "0.*=0.5:2:3" in out and "*=0.3:3:4:log" in out
