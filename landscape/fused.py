@@ -34,6 +34,7 @@ from typing import Callable
 import torch
 
 from . import optim, sphere
+from .plain import one_line
 
 MODES = {
     "auto": "compile the optimizer step when torch.compile works here and the run is long enough to repay it",
@@ -44,7 +45,27 @@ AUTO_WORK = 1e10  # element-steps (steps x members x parameters) from which auto
 
 
 def unavailable(device="cpu") -> str | None:
-    """Why ``torch.compile`` cannot fuse steps on ``device`` here, or None when it can."""
+    """Why ``torch.compile`` cannot fuse steps on ``device`` here, or None when it can (checked once per
+    device type, the last time by compiling and running a one-line function)."""
+    return _unavailable(torch.device(device).type)
+
+
+@functools.cache
+def _unavailable(device: str) -> str | None:
+    why = _missing(device)
+    if why is not None:
+        return why
+    try:  # headers, toolchain, triton: only a real compilation tells
+        x = torch.ones(4, device=device)
+        if not torch.equal(torch.compile(lambda t: t * 2 + 1, fullgraph=True)(x), x * 3):
+            return "torch.compile computed a wrong result in a trial"
+    except Exception as e:  # noqa: BLE001 -- whatever stops the compiler here means: not here
+        return f"torch.compile failed in a trial ({one_line(e)[:160]})"
+    return None
+
+
+def _missing(device: str) -> str | None:
+    """What ``torch.compile`` lacks here for ``device``, found without compiling (None: nothing found)."""
     if not hasattr(torch, "compile"):
         return f"torch {torch.__version__} has no torch.compile"
     try:
@@ -54,7 +75,7 @@ def unavailable(device="cpu") -> str | None:
             return f"torch.compile does not support Python {sys.version.split()[0]} on this platform"
     except Exception as e:  # noqa: BLE001 -- any failure to import the compiler means: not here
         return f"torch.compile cannot be imported ({type(e).__name__})"
-    if torch.device(device).type == "cuda":
+    if device == "cuda":
         try:
             from torch.utils._triton import has_triton
         except ImportError:

@@ -105,3 +105,20 @@ def test_compile_on_where_it_cannot_run_is_one_line_and_exit_2(tmp_path, capsys,
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--compile on: no C++ compiler here" in err
     assert not out.exists()
+
+
+def test_a_compiler_that_fails_in_the_trial_makes_it_unavailable(monkeypatch):
+    def broken(fn, **kw):
+        def run(*args):
+            raise RuntimeError("fatal error: Python.h: No such file or directory")
+        return run
+
+    fused._unavailable.cache_clear()
+    monkeypatch.setattr(fused, "_missing", lambda device: None)  # as if everything were installed
+    monkeypatch.setattr(torch, "compile", broken)
+    try:
+        why = fused.unavailable("cpu")
+        assert why is not None and "failed in a trial" in why and "Python.h" in why, why
+        assert not fused.use_compile("auto", "cpu", 1e12)
+    finally:
+        fused._unavailable.cache_clear()  # the real compiler's verdict for the other tests
