@@ -185,7 +185,17 @@ class Step:
             args = (theta, grad, state.m, state.v, *scalars, target, mask, wd, *self.betas)
         new = tuple(theta.shape) not in self.shapes
         start = time.perf_counter()
-        theta, m, v = _compiled(self.kind)(*args)
+        try:
+            out = _compiled(self.kind)(*args)
+        except Exception as e:  # noqa: BLE001 -- a compiler failure on this shape: the eager step computes the same
+            if not new:
+                raise
+            self.compiled = False
+            if self.on_note is not None:
+                self.on_note(f"compiling the {LABELS[self.kind]} step failed ({one_line(e)[:160]}); "
+                             "going on with the eager step")
+            return self._eager(args[0], grad, state, lr, target, mask, weight_decay)
+        theta, m, v = out
         if new:
             self.shapes.add(tuple(theta.shape))
             if self.on_note is not None:

@@ -122,3 +122,19 @@ def test_a_compiler_that_fails_in_the_trial_makes_it_unavailable(monkeypatch):
         assert not fused.use_compile("auto", "cpu", 1e12)
     finally:
         fused._unavailable.cache_clear()  # the real compiler's verdict for the other tests
+
+
+def test_a_step_whose_compilation_fails_goes_on_eagerly(monkeypatch):
+    def broken(*args):
+        raise RuntimeError("inductor: C++ compile error")
+
+    monkeypatch.setattr(fused, "_compiled", lambda kind: broken)
+    notes = []
+    theta, grad_of = _problem(M=2, P=8)
+    target = torch.ones(2)
+    theta = sphere.retract(theta, target)
+    got, _ = _run(fused.Step("riemannian", True, on_note=notes.append), theta, grad_of, lambda t: 0.01, steps=5,
+                  target=target)
+    ref, _ = _run(fused.Step("riemannian", False), theta, grad_of, lambda t: 0.01, steps=5, target=target)
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    assert len(notes) == 1 and "failed" in notes[0] and "eager" in notes[0]
