@@ -133,7 +133,7 @@ def riemannian(theta, grad, m, v, lr, k1, k2, target, mask, wd, b1: float, b2: f
     if groups is None:
         new = (scale * c) * theta - (scale * lr) * u
     else:
-        free = 1 - groups.sum(0)
+        free = sphere.free(groups)
         keep = free * (1 - lr * wd) if wd is not None else free
         new = (spread(scale * c) + keep) * theta - (spread(scale) + free) * lr * u
     return new, m - spread(along) * new, v
@@ -154,7 +154,7 @@ def adamw(theta, grad, m, v, lr, k1, k2, wd, b1: float, b2: float):
 
 
 KERNELS = {"riemannian": riemannian, "project": projected, "adamw": adamw}
-LABELS = {"riemannian": "Riemannian Adam", "project": "projected Adam", "adamw": "AdamW"}
+LABELS = {**{k: m.label for k, m in optim.METHODS.items()}, "adamw": "AdamW"}
 
 
 @functools.cache

@@ -98,6 +98,15 @@ def parse_norms(spec: str) -> np.ndarray:
     return values
 
 
+def product(axes: list[np.ndarray]) -> np.ndarray:
+    """The grid of two (or more) norm axes as rows ``[K1 * K2, 2]``, the first axis varying slowest.
+
+    >>> product([np.array([1.0, 2.0]), np.array([5.0, 6.0, 7.0])]).tolist()[:4]
+    [[1.0, 5.0], [1.0, 6.0], [1.0, 7.0], [2.0, 5.0]]
+    """
+    return np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
+
+
 def norm_groups(norms: str | list[str]) -> list[tuple[str, str]] | None:
     """``[(glob, spec), (glob, spec)]`` for a two-norm grid, None for one norm (a plain SPEC).
 

@@ -84,8 +84,7 @@ def riemannian_adam_step(theta, grad, state, lr, target, mask, betas=BETAS, weig
     state = adam_moments(state, g, betas)
     d = sphere.tangent(theta, adam_direction(state, betas), mask)
     if mask is not None and not (isinstance(weight_decay, (int, float)) and weight_decay == 0):
-        free = 1 - (mask if mask.dim() == 1 else mask.sum(0))  # 1 on the coordinates no sphere holds
-        theta = theta * (1 - lr * weight_decay * free)
+        theta = theta * (1 - lr * weight_decay * sphere.free(mask))
     theta = sphere.retract(torch.add(theta, d, alpha=-lr), target, mask)
     state = AdamState(sphere.tangent(theta, state.m, mask), state.v, state.t)
     return theta, state

@@ -34,7 +34,7 @@ import torch
 from . import fused, optim, sphere
 from .config import ScanConfig
 from .ensemble import Layout
-from .grid import norm_groups, parse_norms
+from .grid import norm_groups, parse_norms, product
 from .loop import MEMORY_BUDGET, Worker, chunk_size, derived_seed, init_params, model_of
 from .status import Status
 from .tasks import Task
@@ -86,7 +86,7 @@ def make_plan(config: ScanConfig, task: Task) -> Plan:
     if groups:
         axes = [parse_norms(spec) for _, spec in groups]
         shape = tuple(len(a) for a in axes)
-        values = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
+        values = product(axes)
     else:
         values, w0 = parse_norms(config.norms), float(w0)
     if config.absolute:
@@ -145,7 +145,6 @@ def run_chunk(plan: Plan, index: np.ndarray, device=None, engine: str | None = N
     index = np.asarray(index, dtype=np.int64)
     engine = engine or plan.config.engine
     worker = Worker(plan.task, plan.module, plan.layout, engine, device or plan.config.device)
-    step = step or fused.Step(plan.config.method, False)
     if engine == "loop":
         return concat([_optimize(plan, worker, index[j:j + 1], on_step, on_progress, step=step)
                        for j in range(len(index))])
@@ -190,7 +189,6 @@ def run_branch_step(plan: Plan, index: np.ndarray, warm: np.ndarray | None, devi
     engine = engine or plan.config.engine
     worker = Worker(plan.task, plan.module, plan.layout, engine, device or plan.config.device)
     warm_t = None if warm is None else torch.as_tensor(warm, dtype=torch.float32)
-    step = step or fused.Step(plan.config.method, False)
     if engine == "loop":
         return concat([_optimize(plan, worker, index[j:j + 1], on_step, on_progress,
                                  None if warm_t is None else warm_t[j:j + 1], keep_params=True, step=step)
@@ -205,7 +203,7 @@ def _optimize(plan: Plan, worker: Worker, index: np.ndarray, on_step, on_progres
     ks, rs = index // cfg.restarts, index % cfg.restarts
     target, theta = start(plan, index, device, warm)
     stream = worker.stream([derived_seed(cfg.seed, 2, k, r) for k, r in zip(ks, rs)], cfg.batch_size)
-    step_fn = step or fused.Step(cfg.method, False)
+    step_fn = step or fused.Step(cfg.method, False)  # the eager reference unless a stepper is given
     state = optim.AdamState.zeros_like(theta)
     first_bad = torch.full((len(index),), -1, dtype=torch.int64, device=device)
 

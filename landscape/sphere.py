@@ -26,6 +26,11 @@ def _grouped(mask: torch.Tensor | None) -> bool:
     return mask is not None and mask.dim() == 2
 
 
+def free(mask: torch.Tensor) -> torch.Tensor:
+    """``[P]``: 1 on the coordinates no sphere holds (for a ``[P]`` or a group ``[G, P]`` mask)."""
+    return 1 - (mask.sum(0) if _grouped(mask) else mask)
+
+
 def constrained_norm(theta: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Per-member L2 norm of the constrained coordinates: ``[M, P] -> [M]`` (``[M, G]`` for a group mask)."""
     if _grouped(mask):
@@ -52,7 +57,7 @@ def tangent(theta: torch.Tensor, vec: torch.Tensor, mask: torch.Tensor | None = 
 def retract(theta: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Map ``theta`` back onto the sphere: rescale its constrained part (each group's) to norm ``target``."""
     if _grouped(mask):
-        scale = (target / constrained_norm(theta, mask)) @ mask + (1 - mask.sum(0))  # free coordinates: 1
+        scale = (target / constrained_norm(theta, mask)) @ mask + free(mask)  # free coordinates: 1
         return theta * scale
     scale = (target / constrained_norm(theta, mask)).unsqueeze(-1)
     if mask is None:

@@ -111,7 +111,7 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, en
     default the eager reference).
     """
     cfg = plan.config
-    step = step or fused.Step("riemannian" if cfg.fix_norm else "adamw", False, cfg.betas)
+    step = step or stepper(plan, compile_mode="off")
     worker = Worker(plan.task, plan.module, plan.layout, engine or cfg.engine, device or cfg.device)
     dev = worker.device
     wd = torch.tensor([m.weight_decay for m in group], dtype=torch.float32, device=dev)[:, None]
@@ -156,13 +156,15 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, en
     return checkpoint(t)
 
 
-def stepper(plan: TrainPlan, on_note: Callable[[str], None] | None = None) -> fused.Step:
-    """The sweep's optimizer step (AdamW, or Riemannian AdamW with ``--fix-norm``) under ``--compile``, decided
-    on the whole sweep's work (steps x members x parameters), so a resumed or sharded run decides alike."""
+def stepper(plan: TrainPlan, on_note: Callable[[str], None] | None = None,
+            compile_mode: str | None = None) -> fused.Step:
+    """The sweep's optimizer step (AdamW, or Riemannian AdamW with ``--fix-norm``) under ``--compile`` (or
+    ``compile_mode``), decided on the whole sweep's work (steps x members x parameters), so a resumed or sharded
+    run decides alike."""
     cfg = plan.config
     work = float(cfg.steps) * len(cfg.members()) * plan.layout.size
-    return fused.Step("riemannian" if cfg.fix_norm else "adamw", fused.use_compile(cfg.compile, cfg.device, work),
-                      cfg.betas, on_note)
+    compiled = fused.use_compile(compile_mode or cfg.compile, cfg.device, work)
+    return fused.Step("riemannian" if cfg.fix_norm else "adamw", compiled, cfg.betas, on_note)
 
 
 def saver(path, plan: TrainPlan, group: list[Member], guard=contextlib.nullcontext):

@@ -17,6 +17,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..grid import product
 from ..status import Status
 from .format import (STATUS_DTYPE, StoreError, check_task, commit, damaged_as_error, data_fingerprint,
                      describe_difference, drop_analysis, open_file, reset_scales, set_root_config, to_json, write_root)
@@ -294,9 +295,8 @@ def read_scan(path: str | Path, branch: str = "independent") -> dict[str, Any] |
             out["alpha"], out["norm"] = g["alpha"][()], g["norm"][()]
             out["w0"] = float(g.attrs["w0"])
         else:  # a two-norm grid, flattened to [K1 * K2, R] points; "plane" keeps its axes
-            axes = {k: [g[k + a][()] for a in ("_1", "_2")] for k in ("alpha", "norm")}
-            out["alpha"], out["norm"] = (np.stack(np.meshgrid(*axes[k], indexing="ij"), -1).reshape(-1, 2)
-                                         for k in ("alpha", "norm"))
+            axes = {k: [g[k + a][()] for a in _axis_names(g)] for k in ("alpha", "norm")}
+            out["alpha"], out["norm"] = product(axes["alpha"]), product(axes["norm"])
             out["w0"] = np.asarray(g.attrs["w0"], dtype=float)
             out["plane"] = {"groups": json.loads(g.attrs["groups"]), "shape": tuple(len(a) for a in axes["norm"]),
                             "parameter_names": json.loads(g.attrs.get("parameter_names", "[]")), **axes}
@@ -338,11 +338,7 @@ def merge_scans(holders: list[tuple[h5py.File, Path]], dst: h5py.File,
     Returns ``(points done, missing points as (where, restart))``; raises ``StoreError``
     when two files finished one point with different results.
     """
-    src = holders[0][0]
-    if "/" in name:
-        dst.require_group(name.rsplit("/", 1)[0])
-    src.copy(src[name], dst, name=name)
-    g = dst[name]
+    g = _copy_group(holders[0][0], dst, name)
     for key in ("shard", "shard_description"):
         if key in g.attrs:
             del g.attrs[key]
@@ -408,7 +404,12 @@ def _where(g: h5py.Group, k: int, n_axes: int) -> str:
 
 def copy_scan(src: h5py.File, dst: h5py.File, name: str = "scan") -> None:
     """Copy the scan group ``name`` as it is (its dimension scales rebuilt)."""
+    attach_scales(_copy_group(src, dst, name))
+
+
+def _copy_group(src: h5py.File, dst: h5py.File, name: str) -> h5py.Group:
+    """Copy group ``name`` (``branches/down``: its parent made first) from ``src`` into ``dst``."""
     if "/" in name:
         dst.require_group(name.rsplit("/", 1)[0])
     src.copy(src[name], dst, name=name)
-    attach_scales(dst[name])
+    return dst[name]
