@@ -14,8 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__, commands, config
+from . import __version__, commands, config, phases_run
 from .config import ScanConfig, TrainConfig
+from .phases_config import PhasesConfig
 from .plain import BadInput, one_line
 
 EXIT_USAGE = 2
@@ -138,6 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="replace trajectories of the same name with other "
                    "settings; the old file stays readable until the new one is complete")
 
+    ph = sub.add_parser("phases", help="phase diagram: a grid over two hyperparameters trained as one sweep, "
+                        "each run classified as comprehension, grokking, memorization or confusion",
+                        description="Train every cell of a grid over two of lr, weight-decay, init-scale and "
+                                    "train-frac (and every --seeds value) as one batched sweep, classify each run by "
+                                    "when it fits and when it generalizes (Liu et al. 2022), store /phases and draw "
+                                    "OUT-phases.png. Resumable and shardable as train; after a sharded run, "
+                                    "`landscape merge` classifies the merged file.")
+    _run_options(ph, PhasesConfig, "train only shard I of N of the grid's runs")
+    _fields(ph, PhasesConfig)
+    ph.add_argument("--overwrite", action="store_true", help="replace runs of the same name with other settings")
+
     mg = sub.add_parser("merge", help="join shard files into one file",
                         description="Check that shards hold the same experiment, join their points and "
                                     "trajectories, report what is missing, and write the result atomically.")
@@ -238,6 +250,7 @@ def _analyze(args) -> int:
 COMMANDS = {
     "scan": lambda a: commands.scan(config_of(a, ScanConfig), a.out, a.shard, a.overwrite, a.quiet),
     "train": lambda a: commands.train(config_of(a, TrainConfig), a.out, a.shard, a.overwrite, a.quiet),
+    "phases": lambda a: phases_run.run(config_of(a, PhasesConfig), a.out, a.shard, a.overwrite, a.quiet),
     "analyze": _analyze,
     "merge": lambda a: commands.merge(a.shards, a.out, a.allow_partial),
     "submit": _submit,

@@ -165,7 +165,9 @@ def _resumable(store, work: Path, cfg, plan, shard, names) -> bool:
 
 
 def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: bool = False,
-          quiet: bool = False) -> int:
+          quiet: bool = False, table: bool = True, also: dict | None = None) -> int:
+    """``landscape train``; ``table``: print the trajectories' table at the end; ``also``: further configs to
+    record in the file's root ``config`` (``{command: config}``, as ``landscape phases`` does)."""
     from . import report, store, train as train_mod
     from .state import TrainState
 
@@ -189,15 +191,15 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
             work, states = store.staging(path), None
             if not store.stale_staging(path, names):  # made from this very file, for these trajectories
                 try:
-                    states = store.prepare_trajectories(work, cfg, plan)
+                    states = store.prepare_trajectories(work, cfg, plan, also=also)
                 except store.StoreError:  # other settings than this attempt's
                     states = None
             if states is None:  # a copy of the file whose named trajectories are replaced
                 store.stage(path, copy=True, members=names)
-                states = store.prepare_trajectories(work, cfg, plan, overwrite=True)
+                states = store.prepare_trajectories(work, cfg, plan, overwrite=True, also=also)
         else:
             work, created = path, not path.exists()
-            states = store.prepare_trajectories(path, cfg, plan)
+            states = store.prepare_trajectories(path, cfg, plan, also=also)
         saved = []
         groups: dict[int, list] = {}  # members by the step they resume from; finished ones are skipped
         for m in plan.members:
@@ -234,7 +236,7 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
               file=sys.stderr)
         return 128 + term.signum
     _mpi_merge(out, shard, quiet)
-    if not quiet:
+    if not quiet and table:
         print(report.trajectory_table(store.read_trajectories(path), [m.name for m in plan.members]))
         print(f"wrote {path}")
     return 0
@@ -360,7 +362,7 @@ def _analyze(file, store, criteria, accuracy, as_json, write) -> int:
 def merge(patterns: list[str], out: str, allow_partial: bool = False) -> int:
     import glob
 
-    from . import store
+    from . import phases, store
     from .store import merge as merge_files
 
     paths = []
@@ -376,6 +378,10 @@ def merge(patterns: list[str], out: str, allow_partial: bool = False) -> int:
     if not result.complete:
         print(f"landscape: warning: {result.describe_missing()} (recorded in the file's 'missing' attribute)",
               file=sys.stderr)
+    with bad_input():
+        grid = phases.stored_config(out)
+        if grid is not None:  # a sharded `landscape phases`: classify the merged grid
+            phases.publish(out, grid)
     return 0
 
 

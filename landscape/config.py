@@ -222,22 +222,43 @@ class ScanConfig:
 
 @dataclass(frozen=True)
 class Member:
-    """One trajectory's own hyperparameters."""
+    """One trajectory's own hyperparameters.
+
+    ``train_frac``: the share of the task's training split the member trains on (its first
+    ``train_count(n)`` examples; the split is a fixed shuffle, so smaller shares are nested in larger ones).
+    ``named``: the axes besides weight decay, init scale and seed that the name shows (``lr``, ``frac``):
+    those its sweep varies, so a sweep of one learning rate keeps the names files have always had.
+    """
 
     weight_decay: float
     init_scale: float
     seed: int
     fix_norm: bool = False  # trained on the sphere of its initial norm
+    lr: float = 0.001
+    train_frac: float = 1.0
+    named: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
-        """``wd..._init..._seedS``; norm-constrained trajectories start with ``fixnorm_``."""
-        return f"{'fixnorm_' if self.fix_norm else ''}wd{self.weight_decay:g}_init{self.init_scale:g}_seed{self.seed}"
+        """``[lrLR_]wd..._init...[_fracF]_seedS``; norm-constrained trajectories start with ``fixnorm_``."""
+        lr = f"lr{self.lr:g}_" if "lr" in self.named else ""
+        frac = f"_frac{self.train_frac:g}" if "frac" in self.named else ""
+        return (f"{'fixnorm_' if self.fix_norm else ''}{lr}wd{self.weight_decay:g}_init{self.init_scale:g}"
+                f"{frac}_seed{self.seed}")
+
+    def train_count(self, n: int) -> int:
+        """How many of the ``n`` training examples this member trains on (at least one)."""
+        return n if self.train_frac >= 1 else max(1, int(round(self.train_frac * n)))
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value]
 
 
 @dataclass
 class TrainConfig:
-    """Everything ``landscape train`` needs: one trajectory per (weight decay, init scale, seed)."""
+    """Everything ``landscape train`` needs: one trajectory per (lr, weight decay, init scale, train fraction,
+    seed)."""
 
     task: str = setting("teacher-student", Rule(str, "built-in task or package.module:function", metavar="NAME"))
     task_options: dict[str, Any] = field(default_factory=dict)
@@ -248,8 +269,12 @@ class TrainConfig:
     seeds: list[int] = setting([0], Rule(int, "initialization and minibatch seeds", minimum=0, listed=True,
                                          per_member=True,
                                          metavar="S[,S...]"))
-    lr: float = setting(0.001, Rule(float, "peak learning rate (see --warmup, --schedule)", positive=True,
-                                    metavar="LR"))
+    lr: list[float] = setting([0.001], Rule(float, "peak learning rate (see --warmup, --schedule)", positive=True,
+                                            listed=True, per_member=True, metavar="LR[,LR...]"))
+    train_frac: list[float] = setting([1.0], Rule(float, "share of the task's training split each trajectory trains "
+                                                        "on, in (0, 1] (its first examples; the test split is "
+                                                        "shared)", positive=True, listed=True, per_member=True,
+                                                  metavar="F[,F...]"))
     betas: list[float] = setting([0.9, 0.999], Rule(float, "Adam's beta1,beta2, each in [0, 1)", nonnegative=True,
                                                     listed=True, metavar="B1,B2"))
     warmup: int = setting(0, Rule(int, "steps of linear learning-rate warm-up", minimum=0, metavar="N"))
@@ -282,9 +307,13 @@ class TrainConfig:
         return {k: v for k, v in d.items() if k not in skip}
 
     def members(self) -> list[Member]:
-        """The sweep: every (weight decay, init scale, seed) combination, in that nesting order."""
-        return [Member(float(wd), float(a), int(s), bool(self.fix_norm))
-                for wd, a, s in itertools.product(self.weight_decay, self.init_scale, self.seeds)]
+        """The sweep: every (lr, weight decay, init scale, train fraction, seed) combination, in that nesting
+        order."""
+        lrs, fracs = _listed(self.lr), _listed(self.train_frac)
+        named = tuple(k for k, values in (("lr", lrs), ("frac", fracs)) if len(values) > 1)
+        return [Member(float(wd), float(a), int(s), bool(self.fix_norm), float(lr), float(f), named)
+                for lr, wd, a, f, s in itertools.product(lrs, _listed(self.weight_decay), _listed(self.init_scale),
+                                                         fracs, _listed(self.seeds))]
 
 
 def field_names(cls=ScanConfig) -> list[str]:
@@ -347,14 +376,18 @@ def validate(cfg):
         if "rule" in f.metadata:
             setattr(cfg, f.name, f.metadata["rule"].check(f.name, getattr(cfg, f.name)))
     check_device(cfg.device)
+    if hasattr(cfg, "check"):  # a config's own cross-field constraints, declared beside it
+        cfg.check()
     if isinstance(cfg, TrainConfig):
         if len(cfg.betas) != 2 or not all(0 <= b < 1 for b in cfg.betas):
             raise ConfigError(f"betas must be two numbers B1,B2 in [0, 1), got {cfg.betas!r}")
         if cfg.warmup > cfg.steps:
             raise ConfigError(f"warmup must be at most steps ({cfg.steps}), got {cfg.warmup}")
+        if any(f > 1 for f in cfg.train_frac):
+            raise ConfigError(f"train_frac values must be in (0, 1], got {cfg.train_frac!r}")
         names = [m.name for m in cfg.members()]
         if len(set(names)) != len(names):
-            raise ConfigError("the sweep lists the same (weight decay, init scale, seed) twice")
+            raise ConfigError("the sweep lists the same (lr, weight decay, init scale, train fraction, seed) twice")
     if isinstance(cfg, ScanConfig):
         from .grid import norm_groups
 

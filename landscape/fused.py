@@ -177,7 +177,8 @@ class Step:
         if not self.compiled:
             return self._eager(theta, grad, state, lr, target, mask, weight_decay)
         t = state.t + 1
-        scalars = [torch.tensor(float(s), dtype=theta.dtype, device=theta.device) for s in (lr, *_bias(t, self.betas))]
+        scalars = [torch.as_tensor(s, dtype=theta.dtype, device=theta.device)  # lr: a number or per member [M, 1]
+                   for s in (lr, *_bias(t, self.betas))]
         wd = None if weight_decay is None else torch.as_tensor(weight_decay, dtype=theta.dtype, device=theta.device)
         if self.kind == "adamw":
             args = (theta, grad, state.m, state.v, *scalars, wd, *self.betas)

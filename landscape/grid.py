@@ -1,4 +1,4 @@
-"""Norm grids: parse the ``--norms`` specification into a sorted array of norms.
+"""Value grids: parse the ``--norms`` specification (and ``landscape phases``' axes) into a sorted array.
 
 Accepted forms::
 
@@ -7,7 +7,8 @@ Accepted forms::
     START:STOP:NUM:log    NUM logarithmically spaced values
     A,B,C                 an explicit list (sorted, duplicates refused)
 
-Every value must be a finite positive number, and STOP must not be below START.
+Every value must be a finite positive number (or, where :func:`parse_values` is told so, non-negative:
+a weight-decay axis may start at 0), and STOP must not be below START.
 
 A two-norm grid gives ``GLOB=SPEC`` twice (:func:`norm_groups`): each glob names
 a parameter group, each spec its norms, and the grid is their product.
@@ -30,15 +31,16 @@ DEFAULT_NUM = 11
 MAX_NUM = 100_000
 
 
-def _number(text: str, what: str, spec: str) -> float:
+def _number(text: str, what: str, spec: str, noun: str = "norm", zero: bool = False) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"norm spec {spec!r}: {what} {text!r} is not a number") from None
+        raise ValueError(f"{noun} spec {spec!r}: {what} {text!r} is not a number") from None
     if not math.isfinite(value):
-        raise ValueError(f"norm spec {spec!r}: {what} must be finite, got {text!r}")
-    if value <= 0:
-        raise ValueError(f"norm spec {spec!r}: norms must be positive, got {what} {text!r}")
+        raise ValueError(f"{noun} spec {spec!r}: {what} must be finite, got {text!r}")
+    if value < 0 or (value == 0 and not zero):
+        raise ValueError(f"{noun} spec {spec!r}: {noun}s must be {'non-negative' if zero else 'positive'}, "
+                         f"got {what} {text!r}")
     return value
 
 
@@ -47,54 +49,70 @@ def parse_norms(spec: str) -> np.ndarray:
 
     Raises ``ValueError`` with a one-line message for malformed input.
     """
+    return parse_values(spec)
+
+
+def parse_values(spec: str, noun: str = "norm", zero: bool = False) -> np.ndarray:
+    """The ascending values of ``spec`` (float64); ``noun`` names them in messages, ``zero`` admits 0 (not on a
+    log scale). ``ValueError`` with a one-line message for malformed input.
+
+    >>> parse_values("0:10:3", "weight decay", zero=True).tolist()
+    [0.0, 5.0, 10.0]
+    """
     spec = spec.strip()
     if not spec:
-        raise ValueError("norm spec is empty; use START:STOP[:NUM[:log]] or a comma list like 0.5,1,2")
+        raise ValueError(f"{noun} spec is empty; use START:STOP[:NUM[:log]] or a comma list like 0.5,1,2")
+
+    def number(text, what):
+        return _number(text, what, spec, noun, zero)
+
     if "," in spec:
         parts = [p.strip() for p in spec.split(",")]
         if any(not p for p in parts):
-            raise ValueError(f"norm spec {spec!r}: empty entry in comma list")
-        values = np.array(sorted(_number(p, "value", spec) for p in parts))
+            raise ValueError(f"{noun} spec {spec!r}: empty entry in comma list")
+        values = np.array(sorted(number(p, "value") for p in parts))
         if np.any(np.diff(values) == 0):
-            raise ValueError(f"norm spec {spec!r}: duplicate values")
+            raise ValueError(f"{noun} spec {spec!r}: duplicate values")
         return values
     parts = spec.split(":")
     if len(parts) == 1:
-        return np.array([_number(parts[0], "value", spec)])
+        return np.array([number(parts[0], "value")])
     if len(parts) > 4:
-        raise ValueError(f"norm spec {spec!r}: expected START:STOP[:NUM[:log]]")
-    start = _number(parts[0], "START", spec)
-    stop = _number(parts[1], "STOP", spec)
+        raise ValueError(f"{noun} spec {spec!r}: expected START:STOP[:NUM[:log]]")
+    start = number(parts[0], "START")
+    stop = number(parts[1], "STOP")
     if stop < start:
-        raise ValueError(f"norm spec {spec!r}: STOP ({stop:g}) is below START ({start:g})")
+        raise ValueError(f"{noun} spec {spec!r}: STOP ({stop:g}) is below START ({start:g})")
     num = DEFAULT_NUM
     if len(parts) >= 3:
         try:
             num = int(parts[2])
         except ValueError:
-            raise ValueError(f"norm spec {spec!r}: NUM {parts[2]!r} is not an integer") from None
+            raise ValueError(f"{noun} spec {spec!r}: NUM {parts[2]!r} is not an integer") from None
         if num < 1:
-            raise ValueError(f"norm spec {spec!r}: NUM must be at least 1, got {num}")
+            raise ValueError(f"{noun} spec {spec!r}: NUM must be at least 1, got {num}")
         if num > MAX_NUM:
-            raise ValueError(f"norm spec {spec!r}: NUM must be at most {MAX_NUM}, got {num}")
+            raise ValueError(f"{noun} spec {spec!r}: NUM must be at most {MAX_NUM}, got {num}")
     scale = "lin"
     if len(parts) == 4:
         scale = parts[3].strip().lower()
         if scale not in ("lin", "log"):
-            raise ValueError(f"norm spec {spec!r}: spacing must be 'log' or 'lin', got {parts[3]!r}")
+            raise ValueError(f"{noun} spec {spec!r}: spacing must be 'log' or 'lin', got {parts[3]!r}")
     if num == 1:
         if stop != start:
-            raise ValueError(f"norm spec {spec!r}: NUM=1 needs START == STOP")
+            raise ValueError(f"{noun} spec {spec!r}: NUM=1 needs START == STOP")
         return np.array([start])
     if stop == start:
-        raise ValueError(f"norm spec {spec!r}: START equals STOP but NUM is {num}")
+        raise ValueError(f"{noun} spec {spec!r}: START equals STOP but NUM is {num}")
     if scale == "log":
+        if start == 0:
+            raise ValueError(f"{noun} spec {spec!r}: a log-spaced axis cannot start at 0")
         values = np.geomspace(start, stop, num)
     else:
         values = np.linspace(start, stop, num)
     values[0], values[-1] = start, stop
     if np.any(np.diff(values) <= 0):
-        raise ValueError(f"norm spec {spec!r}: START and STOP are too close for {num} distinct values")
+        raise ValueError(f"{noun} spec {spec!r}: START and STOP are too close for {num} distinct values")
     return values
 
 

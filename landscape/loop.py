@@ -74,19 +74,21 @@ def model_of(task: Task, constrain: str, engine: str, seed: int,
 class BatchStream:
     """Minibatch indices for a set of members: each member reads its own shuffled epochs.
 
-    Member j's stream depends only on its seed, so a point sees the same batches
-    whatever chunk or shard it is computed in. ``next_block(n)`` returns ``[M, n, B]``.
+    Member j's stream depends only on its seed (and the size of its training subset), so a point sees the
+    same batches whatever chunk or shard it is computed in. ``n_data``: the training examples, or per member
+    how many of the first ones it trains on. ``next_block(n)`` returns ``[M, n, B]``.
     """
 
-    def __init__(self, seeds: list[int], n_data: int, batch: int):
+    def __init__(self, seeds: list[int], n_data: int | list[int], batch: int):
         self.rngs = [np.random.default_rng(s) for s in seeds]
-        self.n, self.batch = n_data, batch
+        self.sizes = list(n_data) if isinstance(n_data, (list, tuple)) else [n_data] * len(seeds)
+        self.batch = batch
         self.buffers = [np.empty(0, dtype=np.int64) for _ in seeds]
 
     def _take(self, j: int, need: int) -> np.ndarray:
         buf = self.buffers[j]
         while len(buf) < need:
-            buf = np.concatenate([buf, self.rngs[j].permutation(self.n)])
+            buf = np.concatenate([buf, self.rngs[j].permutation(self.sizes[j])])
         self.buffers[j] = buf[need:]
         return buf[:need]
 
@@ -124,13 +126,27 @@ class Worker:
                      "test": (task.x_test.to(self.device), task.y_test.to(self.device))}
         self.ensemble = Ensemble(task, copy.deepcopy(module).to(self.device), layout, engine)
         self.mask = layout.sphere_mask(self.device)
+        self.counts: list[int] | None = None  # training examples per member, when some train on fewer
+        self.keep: torch.Tensor | None = None  # [M, N_train]: 1 on the examples member j trains on
+
+    def train_on(self, counts: list[int]) -> None:
+        """Member j trains on the first ``counts[j]`` training examples (its training loss and accuracy are
+        read there too); all of them when every count is the whole split."""
+        n = len(self.task.x_train)
+        if all(c >= n for c in counts):
+            self.counts, self.keep = None, None
+            return
+        self.counts = [min(int(c), n) for c in counts]
+        rows = torch.arange(n, device=self.device)
+        self.keep = (rows < torch.tensor(self.counts, device=self.device)[:, None]).float()
 
     def stream(self, seeds: list[int], batch_size: int | None, skip: int = 0) -> BatchStream | None:
-        """Each member's minibatch stream, or None when the batch is the whole training set."""
+        """Each member's minibatch stream (from its own training examples), or None when the batch is the whole
+        training set."""
         n = len(self.task.x_train)
         if not batch_size or batch_size >= n:
             return None
-        stream = BatchStream(seeds, n, batch_size)
+        stream = BatchStream(seeds, self.counts or n, batch_size)
         stream.skip(skip)
         return stream
 
@@ -141,12 +157,12 @@ class Worker:
         """``(grad [M, P], loss [M])`` of the training loss, full batch or on each member's minibatch ``idx``."""
         x, y = self.data["train"]
         if idx is None:
-            return self.ensemble.grad(theta, x, y)
+            return self.ensemble.grad(theta, x, y, keep=self.keep)
         return self.ensemble.grad(theta, x[idx], y[idx], per_member=True)
 
     def evaluate(self, theta: torch.Tensor, split: str):
-        """``(loss [M], accuracy [M])`` on the full ``"train"`` or ``"test"`` set."""
-        return self.ensemble.metrics(theta, *self.data[split])
+        """``(loss [M], accuracy [M])`` on the full ``"train"`` (each member's own examples) or ``"test"`` set."""
+        return self.ensemble.metrics(theta, *self.data[split], keep=self.keep if split == "train" else None)
 
 
 def chunk_size(task: Task, layout: Layout, batch_size: int | None, budget: int = MEMORY_BUDGET) -> int:

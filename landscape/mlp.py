@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch.func import grad_and_value, vmap
 
-from .tasks import cross_entropy, mse
+from .tasks import cross_entropy, masked, mse
 
 
 def _tanh_(z: torch.Tensor) -> torch.Tensor:
@@ -75,22 +75,29 @@ def _bmm(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> 
     return torch.bmm(a, b) if bias is None else torch.baddbmm(bias, a, b)
 
 
-def _mse_grad(out: torch.Tensor, y: torch.Tensor):
-    """``(d loss / d out, loss)`` of ``tasks.mse`` for every member: ``out [M, N, D]``."""
+def _mse_grad(out: torch.Tensor, y: torch.Tensor, keep: torch.Tensor | None = None):
+    """``(d loss / d out, loss)`` of ``tasks.mse`` for every member: ``out [M, N, D]``; with ``keep [M, N]``
+    the mean over each member's kept examples."""
     diff = out - y
-    return diff.mul(2 / diff[0].numel()), diff.square().mean(dim=(1, 2))
+    if keep is None:
+        return diff.mul(2 / diff[0].numel()), diff.square().mean(dim=(1, 2))
+    scale = (keep / (keep.sum(1, keepdim=True) * diff.shape[-1])).unsqueeze(-1)
+    return diff.mul(2 * scale), (diff.square() * scale).sum(dim=(1, 2))
 
 
 IGNORE_INDEX = -100  # F.cross_entropy's default
 
 
-def _cross_entropy_grad(out: torch.Tensor, y: torch.Tensor):
+def _cross_entropy_grad(out: torch.Tensor, y: torch.Tensor, subset: torch.Tensor | None = None):
     """``(d loss / d out, loss)`` of ``tasks.cross_entropy`` with integer labels ``y``: ``out [M, N, C]``.
 
-    Like ``F.cross_entropy``, labels equal to -100 are ignored and the mean is over the others.
+    Like ``F.cross_entropy``, labels equal to -100 are ignored and the mean is over the others; with
+    ``subset [M, N]``, over each member's examples where it is 1.
     """
     labels = y.expand(out.shape[:-1])
     keep = (labels != IGNORE_INDEX).to(out.dtype)
+    if subset is not None:
+        keep = keep * subset
     count = keep.sum(1)
     labels = labels.clamp(min=0).unsqueeze(-1)
     logp = torch.log_softmax(out, dim=-1)
@@ -186,8 +193,11 @@ class Chain:
         self._loss_grad = {shared: vmap(grad_and_value(loss), in_dims=(0, None if shared else 0))
                            for shared in (True, False)}
         self._loss = {shared: vmap(loss, in_dims=(0, None if shared else 0)) for shared in (True, False)}
+        self._masked_loss_grad = vmap(grad_and_value(masked(loss)), in_dims=(0, None, 0))
+        self._masked_loss = vmap(masked(loss), in_dims=(0, None, 0))
         if accuracy is not None:
             self._acc = {shared: vmap(accuracy, in_dims=(0, None if shared else 0)) for shared in (True, False)}
+            self._masked_acc = vmap(masked(accuracy), in_dims=(0, None, 0))
 
     def _param(self, theta: torch.Tensor, name: str, shape) -> torch.Tensor:
         a, b = self.span[name]
@@ -207,12 +217,17 @@ class Chain:
         return (h, inputs) if keep else h
 
     @torch.no_grad()
-    def grad(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, shared: bool = True):
-        """``(grad [M, P], loss [M])`` of the task loss of every member."""
+    def grad(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, shared: bool = True,
+             keep: torch.Tensor | None = None):
+        """``(grad [M, P], loss [M])`` of the task loss of every member; ``keep [M, N]`` (shared data): each
+        member's loss over its own examples."""
         m = theta.shape[0]
         out, inputs = self.forward(theta, x, shared, keep=True)
         closed = _closed_form(self.loss, out, y)
-        d, loss = (closed or self._loss_grad[shared])(out, y)
+        if keep is None:
+            d, loss = (closed or self._loss_grad[shared])(out, y)
+        else:
+            d, loss = closed(out, y, keep) if closed else self._masked_loss_grad(out, y, keep)
         if closed is None and self.layers[-1].activation is not None:
             d = d.clone()  # torch.func's gradient, not ours to overwrite
         pieces = {}
@@ -231,9 +246,13 @@ class Chain:
         return grad, loss
 
     @torch.no_grad()
-    def metrics(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, shared: bool = True):
-        """``(loss [M], accuracy [M])``; accuracy is 0 for a task without one."""
+    def metrics(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, shared: bool = True,
+                keep: torch.Tensor | None = None):
+        """``(loss [M], accuracy [M])``; accuracy is 0 for a task without one; ``keep`` as for ``grad``."""
         out = self.forward(theta, x, shared)
+        if keep is not None:
+            loss = self._masked_loss(out, y, keep)
+            return loss, self._masked_acc(out, y, keep) if self.accuracy is not None else torch.zeros_like(loss)
         loss = self._loss[shared](out, y)
         acc = self._acc[shared](out, y) if self.accuracy is not None else torch.zeros_like(loss)
         return loss, acc

@@ -18,7 +18,7 @@ CLI's ``--method`` choices, the file and the figures' labels read):
     Omnigrok's scheme: a plain Adam step on the raw gradient, then rescale to ``w``.
 
 ``adamw_step`` is unconstrained AdamW with decoupled weight decay, for free training.
-``lr`` is a number; ``weight_decay`` a number or a per-member tensor ``[M, 1]``;
+``lr`` and ``weight_decay`` are numbers or per-member tensors ``[M, 1]``;
 ``mask=None`` constrains every coordinate (see ``landscape.sphere``). The pieces
 avoid needless passes over ``[M, P]``: at scan sizes the optimizer is a
 sizeable share of a step.
@@ -85,7 +85,7 @@ def riemannian_adam_step(theta, grad, state, lr, target, mask, betas=BETAS, weig
     d = sphere.tangent(theta, adam_direction(state, betas), mask)
     if mask is not None and not (isinstance(weight_decay, (int, float)) and weight_decay == 0):
         theta = theta * (1 - lr * weight_decay * sphere.free(mask))
-    theta = sphere.retract(torch.add(theta, d, alpha=-lr), target, mask)
+    theta = sphere.retract(_step(theta, d, lr), target, mask)
     state = AdamState(sphere.tangent(theta, state.m, mask), state.v, state.t)
     return theta, state
 
@@ -116,7 +116,14 @@ def adamw_step(theta, grad, state, lr, weight_decay, betas=BETAS):
     """AdamW (decoupled decay): ``theta <- theta - lr * (adam_direction + wd * theta)``."""
     state = adam_moments(state, grad, betas)
     decayed = theta * (1 - lr * weight_decay)
+    if isinstance(lr, torch.Tensor):  # per-member learning rates
+        return decayed.sub_(state.m.div(adam_denominator(state, betas)).mul_(lr)), state
     return decayed.addcdiv_(state.m, adam_denominator(state, betas), value=-lr), state
+
+
+def _step(theta: torch.Tensor, d: torch.Tensor, lr) -> torch.Tensor:
+    """``theta - lr * d`` for a number or a per-member ``[M, 1]`` learning rate."""
+    return theta - lr * d if isinstance(lr, torch.Tensor) else torch.add(theta, d, alpha=-lr)
 
 
 def cosine_lr(base_lr: float, step: int, total: int) -> float:

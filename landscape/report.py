@@ -307,3 +307,39 @@ def analysis_report(analysis) -> str:
         lines.append("")
         lines += analysis.messages
     return "\n".join(lines).lstrip("\n")
+
+
+PHASE_LETTERS = {"comprehension": "C", "grokking": "G", "memorization": "M", "confusion": "x"}
+
+
+def phases_report(summary, d) -> str:
+    """The phase diagram as text: the seeds' majority phase per cell (rows: y from the largest value down,
+    columns: x), the share of each phase, the grokking/comprehension boundaries and the train-fraction fit."""
+    names = d.phase_names
+    codes = d.majority()
+    lines = [f"phase diagram: {d.x.name} (columns) x {d.y.name} (rows), {len(d.seeds)} seed(s), {d.steps} steps; "
+             f"t_train: {d.criteria[0] or '-'}; t_test: {d.criteria[1] or '-'}; grokking when t_test - t_train > "
+             f"{d.rule.gap} steps"]
+    width = max(6, *(len(f"{v:.3g}") for v in d.x.values))
+    lines.append(f"{d.y.name:>12} | " + " ".join(f"{v:>{width}.3g}" for v in d.x.values))
+    for j in reversed(range(len(d.y.values))):
+        cells = [PHASE_LETTERS[names[c]] if c >= 0 else "." for c in codes[:, j]]
+        lines.append(f"{d.y.values[j]:>12.3g} | " + " ".join(f"{c:>{width}}" for c in cells))
+    lines.append("   " + ", ".join(f"{letter} {name}" for name, letter in PHASE_LETTERS.items()) + ", . unfinished")
+    shares = ", ".join(f"{name} {summary.fractions[name]:.0%}" for name in names)
+    lines.append(f"shares of the {summary.cells - summary.unfinished} finished runs: {shares}"
+                 + (f" ({summary.unfinished} unfinished)" if summary.unfinished else ""))
+    for b in summary.boundaries:
+        other = d.y.name if b.along == d.x.name else d.x.name
+        if b.at:
+            where = "; ".join(f"{other} {v:.3g}: {b.along} " + ", ".join(f"{c:.3g}" for c in cs) for v, cs in b.at)
+            lines.append(f"grokking/comprehension boundary along {b.along}: {where}")
+        else:
+            lines.append(f"grokking/comprehension boundary along {b.along}: none (no adjacent grokking and "
+                         "comprehension cells)")
+    if summary.frac_fit is not None:
+        for value, slope, r2, n in summary.frac_fit.fits:
+            head = f"ln t_test against train fraction at {summary.frac_fit.other} {value:.3g}"
+            lines.append(f"{head}: slope {slope:.3g} (r^2 {r2:.2f}, {n} cells)" if slope is not None
+                         else f"{head}: fewer than two cells generalized")
+    return "\n".join(lines)

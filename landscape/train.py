@@ -115,6 +115,9 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, en
     worker = Worker(plan.task, plan.module, plan.layout, engine or cfg.engine, device or cfg.device)
     dev = worker.device
     wd = torch.tensor([m.weight_decay for m in group], dtype=torch.float32, device=dev)[:, None]
+    lrs = [m.lr for m in group]  # one number when shared: the step then runs exactly as it always has
+    base_lr = lrs[0] if len(set(lrs)) == 1 else torch.tensor(lrs, dtype=torch.float32, device=dev)[:, None]
+    worker.train_on([m.train_count(len(plan.task.x_train)) for m in group])
     if cfg.fix_norm:  # each member's initial norm, recomputed from its seed: a resumed run holds the same one
         target = sphere.constrained_norm(torch.stack([initial_theta(plan, m) for m in group]).to(dev), worker.mask)
     theta = torch.as_tensor(state.theta).to(dev)
@@ -141,7 +144,7 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, en
         if t > state.step and t % cfg.checkpoint_every == 0:
             checkpoint(t)
         grad, _ = worker.grad(theta, idx)
-        lr = optim.scheduled_lr(cfg.lr, t, cfg.steps, cfg.warmup, cfg.schedule)
+        lr = optim.scheduled_lr(base_lr, t, cfg.steps, cfg.warmup, cfg.schedule)
         if cfg.fix_norm:
             theta, adam = step(theta, grad, adam, lr, target, worker.mask, wd)
         else:

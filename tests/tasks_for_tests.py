@@ -56,3 +56,10 @@ def wrong_width(seed: int = 0):
     task = tiny(seed)
     task.model = lambda: torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
     return task
+
+
+def tiny_head(seed: int = 0, n: int = 32, keep: int = 16):
+    """``tiny`` trained on the first ``keep`` training examples only (same test set)."""
+    task = tiny(seed, n)
+    task.x_train, task.y_train = task.x_train[:keep], task.y_train[:keep]
+    return task

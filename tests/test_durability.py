@@ -199,7 +199,7 @@ def test_train_overwrite_is_staged_and_never_publishes_a_stale_copy(tmp_path, mo
     assert main([*base, "--lr", "0.002", "--overwrite"]) == 0
     names = sorted(t["name"] for t in store.read_trajectories(out))
     assert names == ["wd0_init1_seed0", "wd0_init1_seed1"]  # seed 1, added in between, is kept
-    assert store.read_trajectories(out)[0]["config"]["lr"] == 0.002
+    assert store.read_trajectories(out)[0]["lr"] == 0.002
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.h5"]
     capsys.readouterr()
     bad = ["train", "--task", "tasks_for_tests:raising", "--steps", "5", "--quiet", "--overwrite", "--out", str(out)]

@@ -9,15 +9,16 @@ PACKAGE = Path(__file__).parent.parent / "landscape"
 
 # Level of each module (a package counts for all its files); imports must point to a lower level.
 LEVELS = {
-    "landscape": 0, "plain": 0, "status": 0, "state": 0, "grid": 0, "memory": 0, "transitions": 0,
+    "landscape": 0, "plain": 0, "status": 0, "state": 0, "grid": 0, "memory": 0, "transitions": 0, "phase_rule": 0,
     "config": 1, "tasks": 1, "sphere": 1,
-    "optim": 2, "mlp": 2, "store": 2, "report": 2,
+    "optim": 2, "mlp": 2, "store": 2, "report": 2, "phases_config": 2,
     "ensemble": 3, "fused": 3, "plot": 3, "cluster": 3, "hysteresis": 3, "plane": 3,
     "loop": 4, "metrics": 4, "training_plot": 4, "plane_plot": 4,
-    "scan": 5, "train": 5, "analysis": 5,
-    "branches": 6, "figures": 6,
+    "scan": 5, "train": 5, "analysis": 5, "phases_plot": 5,
+    "branches": 6, "figures": 6, "phases": 6,
     "commands": 7,
-    "cli": 8, "__main__": 9,
+    "phases_run": 8,
+    "cli": 9, "__main__": 10,
 }
 
 

@@ -327,6 +327,12 @@ def set_root_config(f: h5py.File, command: str, config, task_options: dict) -> N
     f.attrs["config"] = to_json(configs)
 
 
+def root_configs(path: str | Path) -> dict:
+    """The root ``config`` attribute: ``{command: its full configuration}`` ({} when absent)."""
+    with open_file(path, "r") as f, damaged_as_error(path):
+        return json.loads(f.attrs["config"]) if "config" in f.attrs else {}
+
+
 def describe_difference(stored: dict, ours: dict) -> str:
     """``key: a in file vs b now; ...`` for every key that differs."""
     def short(value) -> str:

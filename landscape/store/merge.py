@@ -23,7 +23,7 @@ from . import scan as scan_group
 from . import trajectories as traj_group
 from .format import StoreError, write_errors, damaged_as_error, open_file, publish, temporary, to_json
 
-KNOWN = ("scan", "branches", "trajectories", "analysis")  # merged (scans, trajectories) or dropped (analysis)
+KNOWN = ("scan", "branches", "trajectories", "analysis", "phases")  # merged, or dropped (analysis, phases)
 _PART = {"independent": "scan", "down": "down", "up": "up"}  # each scan group's key in an identity
 SCANS = tuple(_PART.values())
 

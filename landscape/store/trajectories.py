@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 
 from ..state import TrainState
+from .phases import drop_phases
 from ..status import Status
 from .format import (StoreError, attrs_of, check_task, commit, damaged_as_error, data_fingerprint,
                      describe_difference, drop_analysis, open_file, reset_scales, root_or_check, set_root_config,
@@ -26,7 +27,7 @@ from .format import (StoreError, attrs_of, check_task, commit, damaged_as_error,
 CHECKPOINT_SLOTS = ("checkpoint_a", "checkpoint_b")
 CHECKPOINT_ARRAYS = ("theta", "m", "v")  # TrainState fields stored per member, [P] float32
 DESCRIPTION = "training runs (free AdamW, or norm-constrained with fix_norm), one group per trajectory"
-ATTRIBUTES = ("weight_decay", "init_scale", "seed", "lr", "betas", "warmup", "schedule", "fix_norm", "steps",
+ATTRIBUTES = ("weight_decay", "init_scale", "seed", "lr", "train_frac", "train_examples", "betas", "warmup", "schedule", "fix_norm", "steps",
               "batch_size", "batch_size_description", "config", "identity", "classification", "checkpoint_step",
               "status", "description")
 FREE = ("free training with AdamW (decoupled weight decay) from the default initialization multiplied by "
@@ -74,12 +75,27 @@ def ident_defaults(config) -> dict[str, Any]:
     return json.loads(to_json(type(config)().identity()))
 
 
-def prepare_trajectories(path: str | Path, config, plan, overwrite: bool = False) -> dict[str, TrainState | None]:
+def member_identity(ident: dict[str, Any], member) -> dict[str, Any]:
+    """A trajectory's identity: the sweep's shared settings and the member's own learning rate and training
+    share (files written before these were per member hold the run's ``lr`` and no ``train_frac``: 1)."""
+    return {**ident, "lr": member.lr, "train_frac": member.train_frac}
+
+
+def _stored_identity(g: h5py.Group, config, ident: dict[str, Any]) -> dict[str, Any]:
+    stored = {**ident_defaults(config), "train_frac": 1.0, **json.loads(g.attrs["identity"])}
+    if isinstance(stored.get("lr"), list):  # the sweep's list, stored by a version that kept it shared
+        stored["lr"] = float(g.attrs["lr"])
+    return {k: stored.get(k) for k in ident}
+
+
+def prepare_trajectories(path: str | Path, config, plan, overwrite: bool = False,
+                         also: dict[str, Any] | None = None) -> dict[str, TrainState | None]:
     """Create or reopen the trajectory groups of ``plan``; return ``{name: one-row TrainState or None}``.
 
     A trajectory that exists with other settings is refused unless ``overwrite``
     (which replaces that trajectory only). Series logged after the last
-    checkpoint are dropped, since the run resumes from that checkpoint.
+    checkpoint are dropped, since the run resumes from that checkpoint. ``also``: further commands' configs for
+    the root ``config`` attribute (``{command: config}``).
     """
     path = Path(path)
     fingerprint = data_fingerprint(plan.task)
@@ -90,15 +106,18 @@ def prepare_trajectories(path: str | Path, config, plan, overwrite: bool = False
             for m in plan.members:
                 key = f"trajectories/{m.name}"
                 if key in f and not overwrite:
-                    stored = {**ident_defaults(config), **json.loads(f[key].attrs["identity"])}
-                    if stored != ident:
+                    ours = member_identity(ident, m)
+                    stored = _stored_identity(f[key], config, ours)
+                    if stored != ours:
                         raise StoreError(f"{path}: trajectory {m.name} exists with other settings "
-                                         f"({describe_difference(stored, ident)}); use --overwrite to replace it, "
+                                         f"({describe_difference(stored, ours)}); use --overwrite to replace it, "
                                          "or another --out")
     states = {}
     with commit(path) as f:
         root_or_check(f, path, plan.task, fingerprint)
         set_root_config(f, "train", config, plan.task.options)
+        for command, other in (also or {}).items():
+            set_root_config(f, command, other, plan.task.options)
         top = f.require_group("trajectories")
         top.attrs["description"] = DESCRIPTION
         for m in plan.members:
@@ -107,7 +126,7 @@ def prepare_trajectories(path: str | Path, config, plan, overwrite: bool = False
             if m.name in top:
                 states[m.name] = _reopen(top[m.name])
             else:
-                _create(top, m, config, plan, ident)
+                _create(top, m, config, plan, member_identity(ident, m))
                 states[m.name] = None
     return states
 
@@ -118,7 +137,9 @@ def _create(top: h5py.Group, member, config, plan, ident: dict) -> None:
     g.attrs["weight_decay"] = member.weight_decay
     g.attrs["init_scale"] = member.init_scale
     g.attrs["seed"] = member.seed
-    g.attrs["lr"] = config.lr
+    g.attrs["lr"] = member.lr
+    g.attrs["train_frac"] = member.train_frac
+    g.attrs["train_examples"] = member.train_count(len(plan.task.x_train))
     g.attrs["betas"] = np.asarray(config.betas, dtype=np.float64)
     g.attrs["warmup"] = config.warmup
     g.attrs["schedule"] = config.schedule
@@ -170,6 +191,7 @@ def write_trajectories(path: str | Path, names: list[str], state: TrainState, lo
     diverged = diverged or [False] * len(names)
     with commit(path) as f:
         drop_analysis(f)
+        drop_phases(f)
         for j, name in enumerate(names):
             g = f["trajectories"][name]
             n0 = g["step"].shape[0]

@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
+from torch.func import vmap
 
 from ..plain import BadInput
 
@@ -85,6 +86,14 @@ def label_accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def onehot_accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Fraction of samples whose arg-max output equals the arg-max of a one-hot target."""
     return (output.argmax(-1) == target.argmax(-1)).float().mean()
+
+
+def masked(fn):
+    """``fn(output, target)``, a mean over examples, as the mean over the examples where ``keep [N]`` is 1:
+    ``(output, target, keep) -> scalar``. Each example is evaluated alone (``vmap`` over examples), so any task
+    loss or accuracy qualifies; a member training on part of the shared data reads its own part this way."""
+    each = vmap(lambda o, t: fn(o.unsqueeze(0), t.unsqueeze(0)))
+    return lambda out, y, keep: (each(out, y) * keep).sum() / keep.sum()
 
 
 def mlp(sizes, activation: str = "relu") -> torch.nn.Sequential:
