@@ -257,6 +257,9 @@ def plot(file: str, out: str | None = None, names: str | None = None) -> int:
         trajs = store.read_trajectories(file)
         result = store.read_analysis(file)
         meta = store.series_meta(file)
+        grid = store.read_phases(file)
+    if grid is not None and names is None:  # a phase diagram's runs are drawn as the diagram, or when named
+        trajs = []
     if names is not None:
         wanted = [n.strip() for n in names.split(",") if n.strip()]
         if not wanted:
@@ -272,9 +275,9 @@ def plot(file: str, out: str | None = None, names: str | None = None) -> int:
     branches = [b for b in branches if (b["status"] == Status.DONE).any()]
     if scan_data is None and branches:  # only continuation branches: the first is the landscape drawn
         scan_data, branches = branches[0], branches[1:]
-    if scan_data is None and not trajs:
+    if scan_data is None and not trajs and grid is None:
         raise BadInput(f"{file}: holds no finished scan points and no logged trajectories to plot")
-    for path in figures.write(fig_path, scan_data, branches, trajs, result, meta):
+    for path in figures.write(fig_path, scan_data, branches, trajs, result, meta, grid):
         print(f"wrote {path}")
     return 0
 
@@ -334,7 +337,7 @@ def analyze(file: str, criteria: dict, accuracy: bool | None = None, as_json: bo
 
 
 def _analyze(file, store, criteria, accuracy, as_json, write) -> int:
-    from . import analysis, report
+    from . import analysis, phases, report
     from .status import Status
 
     with bad_input():
@@ -349,10 +352,14 @@ def _analyze(file, store, criteria, accuracy, as_json, write) -> int:
     crit = analysis.Criteria(**{k: v for k, v in criteria.items() if v is not None}, accuracy=accuracy)
     result = analysis.analyze(scan_data, [t for t in trajs if len(t["step"])], crit, branches)
     data = analysis.to_dict(result)
+    with bad_input():
+        grid = phases.summary_of(file)  # a phase diagram's shares, boundaries and train-fraction fit, if any
+    if grid is not None:
+        data["phases"] = json.loads(to_json(grid[0]))
     if as_json:
         print(json.dumps(data, indent=1, allow_nan=False))
     else:
-        print(report.analysis_report(result))
+        print(report.analysis_report(result) + (f"\n\n{report.phases_report(*grid)}" if grid else ""))
     if write:
         with bad_input():
             store.write_analysis(file, data)

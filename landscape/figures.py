@@ -7,18 +7,25 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import analysis, plane_plot, plot as plot_mod, training_plot
+from . import analysis, phases_plot, plane_plot, plot as plot_mod, training_plot
 
 
 def write(fig_path: Path, scan_data: dict | None, branches: list[dict], trajs: list[dict], result: dict | None,
-          meta: dict) -> list[Path]:
+          meta: dict, phases: dict | None = None) -> list[Path]:
     """Write every figure the data supports (``fig_path`` and ``STEM-KIND.SUFFIX`` beside it); returns the paths.
-    ``scan_data`` is the landscape to draw (None: none), ``branches`` the continuation branches drawn over it."""
+    ``scan_data`` is the landscape to draw (None: none), ``branches`` the continuation branches drawn over it,
+    ``phases`` a stored phase diagram (``fig_path`` itself when there is no landscape)."""
     written = []
 
     def save(fig, path):
         plot_mod.save(fig, path)
         written.append(path)
+
+    if phases is not None:
+        save(phases_plot.phase_figure(phases), fig_path if scan_data is None else
+             fig_path.with_name(f"{fig_path.stem}-phases{fig_path.suffix}"))
+        if scan_data is None:
+            fig_path = fig_path.with_name(f"{fig_path.stem}-runs{fig_path.suffix}")  # named runs: beside it
 
     plane = scan_data is not None and "plane" in scan_data
     if plane:

@@ -191,6 +191,17 @@ def classify_file(path, cfg) -> Diagram:
     return d
 
 
+def summary_of(path) -> tuple[Summary, Diagram] | None:
+    """The summary of the file's stored phase diagram and the diagram (None when it has none)."""
+    from . import store
+
+    stored = store.read_phases(path)
+    if stored is None:
+        return None
+    d = from_stored(stored)
+    return summarize(d), d
+
+
 def from_stored(s: dict) -> Diagram:
     """A :class:`Diagram` from ``store.read_phases``' values."""
     rule = PhaseRule(int(s["gap"]), float(s["train_acc"]), float(s["test_acc"]),

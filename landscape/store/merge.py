@@ -95,8 +95,9 @@ def _first_difference(a: dict, b: dict) -> str:
 
 
 def _sweep_names(train: dict) -> list[str]:
-    cfg = TrainConfig(weight_decay=train["weight_decay"], init_scale=train["init_scale"], seeds=train["seeds"])
-    return [m.name for m in cfg.members()]
+    """The names of the sweep's trajectories (files from before per-member lr and training share: one of each)."""
+    axes = {k: train[k] for k in ("weight_decay", "init_scale", "seeds", "lr", "train_frac", "fix_norm") if k in train}
+    return [m.name for m in TrainConfig(**axes).members()]
 
 
 def merge(paths: list[str | Path], out: str | Path, allow_partial: bool = False) -> Report:
