@@ -65,3 +65,24 @@ def test_malformed_specs_raise_one_line(spec, fragment):
         parse_norms(spec)
     assert fragment in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_value_axes_admit_zero_only_where_asked_and_never_on_a_log_scale():
+    from landscape.grid import parse_values
+
+    assert parse_values("0:10:3", "weight-decay", zero=True).tolist() == [0.0, 5.0, 10.0]
+    with pytest.raises(ValueError, match="weight-decays must be positive"):
+        parse_values("0:10:3", "weight-decay")
+    with pytest.raises(ValueError, match="log-spaced axis cannot start at 0"):
+        parse_values("0:1:3:log", "weight-decay", zero=True)
+    with pytest.raises(ValueError, match="must be non-negative"):
+        parse_values("-1,2", "weight-decay", zero=True)
+
+
+def test_doctests_of_the_pure_modules():
+    import doctest
+
+    from landscape import grid, phase_rule
+
+    for module in (grid, phase_rule):
+        assert doctest.testmod(module).failed == 0, module.__name__
