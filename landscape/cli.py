@@ -160,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     sb = sub.add_parser("submit", help="launch a sharded scan or sweep on Slurm: job array plus merge job",
                         description="Submit `landscape scan|train ARGS --shard auto` as a Slurm job array and a "
                                     "merge job that runs after the whole array succeeds (afterok). Prints both job ids.")
-    sb.add_argument("what", choices=["scan", "train"], help="the command to shard")
+    sb.add_argument("what", choices=["scan", "train", "phases"], help="the command to shard (the merge job also "
+                    "classifies a phase diagram)")
     sb.add_argument("--tasks", type=_positive("--tasks"), required=True, help="array tasks (shards)")
     sb.add_argument("--throttle", type=_positive("--throttle"), metavar="K", help="at most K tasks at once (%%K)")
     sb.add_argument("--time", help="#SBATCH --time, e.g. 02:00:00")
@@ -234,7 +235,8 @@ def _submit(args) -> int:
     out = str(Path(out).resolve())
     rest = [out if a == out or Path(a).resolve() == Path(out) else a for a in rest]
     parsed = build_parser().parse_args([args.what, *rest])  # validate the arguments now, not on the cluster
-    commands.check_sharded(args.what, config_of(parsed, ScanConfig if args.what == "scan" else TrainConfig))
+    kinds = {"scan": ScanConfig, "train": TrainConfig, "phases": PhasesConfig}
+    commands.check_sharded(args.what, config_of(parsed, kinds[args.what]))
     settings = {"time": args.time, "partition": args.partition, "cpus_per_task": args.cpus_per_task,
                 "mem": args.mem, "account": args.account}
     return commands.submit(args.what, rest, out, args.tasks, args.throttle, settings, args.sbatch, args.dry_run)

@@ -57,3 +57,20 @@ def test_array_sweep_plus_merge_joins_the_scan_file(cluster, tmp_path, env):
     assert sorted(t["name"] for t in trajs) == ["wd0.1_init1_seed0", "wd0.1_init1_seed1", "wd1_init1_seed0",
                                                "wd1_init1_seed1"]
     assert all(t["status"] == "done" and np.isfinite(t["train_loss"]).all() for t in trajs)
+
+
+def test_array_phase_grid_plus_merge_classifies_the_grid(cluster, tmp_path, env):
+    out = tmp_path / "grid.h5"
+    grid = ["--task", "tasks_for_tests:tiny", "--x", "lr=0.003,0.03", "--y", "weight-decay=0,1", "--steps", "60",
+            "--train-loss", "0.05", "--test-loss", "0.05"]
+    _submit(cluster, env, tmp_path, "phases", [*grid, "--out", str(out)], tasks=2)
+    from landscape import store
+
+    merged = store.read_phases(out)
+    assert merged is not None and merged["phase"].shape == (2, 2, 1) and (merged["phase"] >= 0).all()
+    subprocess.run([sys.executable, "-m", "landscape", "phases", *grid, "--quiet", "--out", str(tmp_path / "w.h5")],
+                   env=env, check=True)
+    whole = store.read_phases(tmp_path / "w.h5")
+    for key in ("phase", "t_train", "t_test", "trajectory"):
+        np.testing.assert_array_equal(merged[key], whole[key], err_msg=key)
+    assert (tmp_path / "grid-phases.png").exists()
