@@ -10,6 +10,13 @@ mmap threshold and turns trimming off, so freed blocks are reused. Peak
 resident memory is unchanged; memory is just not handed back before the
 process ends. ``scan.run_chunk`` and ``train.run`` call it; it does nothing
 where the C library is not glibc.
+
+The heap then never shrinks by itself, and work of other shapes between steps
+(training's evaluations at logged steps: the test set, the full training set)
+leaves freed holes that later blocks do not fit: a 121-member phase grid's
+resident memory grew from 1.1 to 4.4 GiB over 3000 steps. ``release_freed_memory``
+(glibc's ``malloc_trim``) hands the free pages back; training calls it after each
+logged evaluation, about a hundred times a run, so the steps keep their reused blocks.
 """
 
 from __future__ import annotations
@@ -34,5 +41,16 @@ def keep_freed_memory() -> bool:
         if not libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1):
             return False
         return any(libc.mallopt(M_MMAP_THRESHOLD, value) for value in MMAP_THRESHOLDS)
+    except (OSError, AttributeError):
+        return False
+
+
+def release_freed_memory() -> bool:
+    """Return the heap's free pages to the system (glibc's ``malloc_trim``); True when it ran."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return True
     except (OSError, AttributeError):
         return False

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import fused, metrics, optim, sphere, store
+from . import fused, memory, metrics, optim, sphere, store
 from .config import Member, TrainConfig
 from .ensemble import Layout
 from .loop import Worker, chunk_size, derived_seed, init_params, model_of
@@ -128,6 +128,7 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, en
 
     def record(step):
         log.add(step, metrics.evaluate(metrics.Context(theta, worker), plan.metrics))
+        memory.release_freed_memory()  # the evaluation's blocks, of other shapes than a step's: see memory
 
     def checkpoint(step) -> TrainState:
         nonlocal log
