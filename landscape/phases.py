@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from . import analysis
-from .phase_rule import AXES, PHASES, Axis, PhaseRule, classify, majority
+from .phase_rule import PHASES, Axis, PhaseRule, classify, majority
+
 
 @dataclass
 class Diagram:
@@ -36,10 +37,6 @@ class Diagram:
     criteria: tuple[str, str] = ("", "")  # what t_train and t_test mean, in words
 
     phase_names = PHASES
-
-    @property
-    def delay(self) -> np.ndarray:
-        return self.t_test - self.t_train
 
     def majority(self) -> np.ndarray:
         """``[Kx, Ky]``: each cell's most common phase code over the seeds."""
@@ -212,9 +209,9 @@ def from_stored(s: dict) -> Diagram:
                    (str(s["t_train_criterion"]), str(s["t_test_criterion"])))
 
 
-def publish(path, cfg: PhasesConfig, quiet: bool = False) -> Path:
-    """Classify the file's grid (:func:`classify_file`), draw ``PATH-phases.png`` and print the report;
-    returns the figure's path. ``landscape merge`` calls it too."""
+def publish(path, cfg, quiet: bool = False) -> Path:
+    """Classify the file's grid (:func:`classify_file`; ``cfg`` a ``PhasesConfig``), draw ``PATH-phases.png`` and
+    print the report; returns the figure's path. ``landscape merge`` calls it too."""
     from . import phases_plot, plot, report, store
 
     d = classify_file(path, cfg)
@@ -224,10 +221,3 @@ def publish(path, cfg: PhasesConfig, quiet: bool = False) -> Path:
         print(report.phases_report(summarize(d), d))
         print(f"wrote {path} (/phases) and {figure}")
     return figure
-
-
-def _has_scan(path) -> bool:
-    from . import store
-
-    with bad_input():
-        return store.read_scan(path) is not None

@@ -17,13 +17,14 @@ from .plain import BadInput, bad_input
 
 def run(cfg: PhasesConfig, out: str, shard_spec: str | None = None, overwrite: bool = False,
         quiet: bool = False) -> int:
-    from . import commands, phases
+    from . import commands, phases, store
     from .tasks import get_task
 
     with bad_input():
         task = get_task(cfg.task, cfg.task_options)
     if not task.classification and (cfg.train_loss is None or cfg.test_loss is None):
-        has_scan = Path(out).exists() and _has_scan(out)
+        with bad_input():
+            has_scan = Path(out).exists() and store.read_scan(out) is not None
         if not has_scan:
             raise BadInput(f"task {cfg.task!r} is a regression: give --train-loss and --test-loss (the thresholds "
                            "of t_train and t_test), or scan the task into the file first to take them from the "

@@ -177,3 +177,13 @@ def test_regression_needs_thresholds_or_a_scan(tmp_path, capsys):
     assert main(["phases", "--task", "tasks_for_tests:tiny", "--x", "lr=1e-3,1e-2", "--y", "weight-decay=0,1",
                  "--steps", "20", "--train-loss", "0.5", "--test-loss", "0.5", "--quiet", "--out", str(out)]) == 0
     assert store.read_phases(out)["phase"].shape == (2, 2, 1)
+
+
+def test_regression_takes_its_thresholds_from_a_scan_in_the_file(tmp_path):
+    out = tmp_path / "r.h5"
+    assert main(["scan", "--task", "tasks_for_tests:tiny", "--norms", "0.3:3:4", "--steps", "30", "--quiet",
+                 "--out", str(out)]) == 0
+    assert main(["phases", "--task", "tasks_for_tests:tiny", "--x", "lr=1e-3,1e-2", "--y", "weight-decay=0,1",
+                 "--steps", "20", "--quiet", "--out", str(out)]) == 0
+    stored = store.read_phases(out)
+    assert stored["phase"].shape == (2, 2, 1) and "train loss <=" in stored["t_train_criterion"]

@@ -54,7 +54,7 @@ class Embed(nn.Module):
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The embedding of every (position, token) pair ``[n_ctx * vocab, d_model]`` (row ``t * vocab + v``)
         and each example's rows in it ``[N, T]``."""
-        n_ctx, vocab = self.W_pos.shape[0], self.W_E.shape[0]
+        vocab = self.W_E.shape[0]
         table = (self.W_pos.unsqueeze(1) + self.W_E).flatten(0, 1)
         rows = tokens + vocab * torch.arange(tokens.shape[1], device=tokens.device)
         return table, rows
