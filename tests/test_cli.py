@@ -61,9 +61,15 @@ DATA = __import__("pathlib").Path(__file__).parent.parent / "data"
 def test_shipped_presets_build_a_plan(preset):
     """Every preset parses, validates and resolves to a runnable plan (no computation)."""
     from landscape import config, scan, train
+    from landscape.phases_config import PhasesConfig
 
-    is_train = "init_scale" in (DATA / preset).read_text()
-    cfg = config.resolve(config.TrainConfig if is_train else config.ScanConfig, DATA / preset)
+    text = (DATA / preset).read_text()
+    is_phases = "\nx = " in text
+    is_train = is_phases or "init_scale" in text
+    kind = PhasesConfig if is_phases else config.TrainConfig if is_train else config.ScanConfig
+    cfg = config.resolve(kind, DATA / preset)
+    if is_phases:
+        cfg = cfg.train_config()
     from landscape.tasks import get_task
 
     task = get_task(cfg.task, cfg.task_options)
