@@ -23,7 +23,7 @@ import torch
 from torch.func import functional_call, grad_and_value, vmap
 
 from . import mlp
-from .tasks import Task, masked
+from .tasks import Task
 
 # --engine: what each name computes (the config's rule, the CLI's choices and its --help read this)
 ENGINES = {
@@ -151,23 +151,15 @@ class _Vmap:
     """Any model: ``vmap(grad_and_value(functional_call))`` over the members."""
 
     def __init__(self, task: Task, module: torch.nn.Module, layout: Layout):
-        def loss(flat, x, y):
-            return task.loss(functional_call(module, layout.unflatten(flat), (x,)), y)
-
-        def masked_loss(flat, x, y, keep):
-            return masked(task.loss)(functional_call(module, layout.unflatten(flat), (x,)), y, keep)
+        def loss(flat, x, y, keep=None):
+            return task.member_loss(functional_call(module, layout.unflatten(flat), (x,)), y, keep)
 
         def metrics(flat, x, y, keep=None):
-            out = functional_call(module, layout.unflatten(flat), (x,))
-            if keep is not None:
-                acc = masked(task.accuracy)(out, y, keep) if task.classification else torch.zeros(())
-                return masked(task.loss)(out, y, keep), acc
-            acc = task.accuracy(out, y) if task.classification else torch.zeros(())
-            return task.loss(out, y), acc
+            return task.member_metrics(functional_call(module, layout.unflatten(flat), (x,)), y, keep)
 
         self._grad = {True: vmap(grad_and_value(loss), in_dims=(0, None, None)),
                       False: vmap(grad_and_value(loss), in_dims=(0, 0, 0))}
-        self._masked_grad = vmap(grad_and_value(masked_loss), in_dims=(0, None, None, 0))
+        self._masked_grad = vmap(grad_and_value(loss), in_dims=(0, None, None, 0))
         self._metrics = vmap(metrics, in_dims=(0, None, None))
         self._masked_metrics = vmap(metrics, in_dims=(0, None, None, 0))
 
@@ -195,8 +187,7 @@ class _Loop:
             for p in self.ordered:
                 p.grad = None
             out = self.module(x if shared else x[j])
-            loss = (self.task.loss(out, y if shared else y[j]) if keep is None
-                    else masked(self.task.loss)(out, y, keep[j]))
+            loss = self.task.member_loss(out, y if shared else y[j], None if keep is None else keep[j])
             loss.backward()
             grads.append(torch.cat([p.grad.reshape(-1) for p in self.ordered]))
             losses.append(loss.detach())
@@ -204,16 +195,11 @@ class _Loop:
 
     def metrics(self, theta, x, y, keep=None):
         losses, accs = [], []
-        loss, accuracy = self.task.loss, self.task.accuracy
         for j in range(theta.shape[0]):
             load_flat(self.module, self.layout, theta[j])
-            out = self.module(x)
-            if keep is None:
-                losses.append(loss(out, y))
-                accs.append(accuracy(out, y) if self.task.classification else torch.zeros(()))
-            else:
-                losses.append(masked(loss)(out, y, keep[j]))
-                accs.append(masked(accuracy)(out, y, keep[j]) if self.task.classification else torch.zeros(()))
+            loss, acc = self.task.member_metrics(self.module(x), y, None if keep is None else keep[j])
+            losses.append(loss)
+            accs.append(acc)
         return torch.stack(losses), torch.stack(accs)
 
 
@@ -242,15 +228,13 @@ class Ensemble:
              keep: torch.Tensor | None = None):
         """``(grad [M, P], loss [M])``; ``per_member`` when ``x``/``y`` carry a leading member axis; ``keep
         [M, N]`` (shared data only): member j's loss is the mean over the examples where ``keep[j]`` is 1."""
-        if keep is not None:
-            return self._impl.grad(theta, x, y, keep=keep)
-        return self._impl.grad(theta, x, y, shared=not per_member)
+        return self._impl.grad(theta, x, y, shared=not per_member, keep=keep)
 
     @torch.no_grad()
     def metrics(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, keep: torch.Tensor | None = None):
         """``(loss [M], accuracy [M])`` on the shared data ``x``, ``y`` (accuracy 0 for regression), each
         member's over its ``keep`` examples when given."""
-        return self._impl.metrics(theta, x, y) if keep is None else self._impl.metrics(theta, x, y, keep=keep)
+        return self._impl.metrics(theta, x, y, keep=keep)
 
     @torch.no_grad()
     def forward(self, theta: torch.Tensor, x: torch.Tensor, layer: str | None = None):

@@ -32,25 +32,32 @@ MMAP_THRESHOLDS = (1 << 30, 32 << 20)
 
 
 @functools.cache
+def _glibc():
+    """The C library when it is glibc (None elsewhere)."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")  # glibc's soname on every Linux architecture it supports
+    except OSError:
+        return None
+
+
+@functools.cache
 def keep_freed_memory() -> bool:
     """Tell glibc to keep freed blocks for reuse; True when it applied (it runs once per process)."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
+    libc = _glibc()
     try:
-        libc = ctypes.CDLL("libc.so.6")  # glibc's soname on every Linux architecture it supports
-        if not libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1):
+        if libc is None or not libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1):
             return False
         return any(libc.mallopt(M_MMAP_THRESHOLD, value) for value in MMAP_THRESHOLDS)
-    except (OSError, AttributeError):
+    except AttributeError:
         return False
 
 
 def release_freed_memory() -> bool:
     """Return the heap's free pages to the system (glibc's ``malloc_trim``); True when it ran."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    libc = _glibc()
+    if libc is None or not hasattr(libc, "malloc_trim"):
         return False
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-        return True
-    except (OSError, AttributeError):
-        return False
+    libc.malloc_trim(0)
+    return True

@@ -97,3 +97,11 @@ def majority(phase: np.ndarray) -> np.ndarray:
             counts = Counter(codes)
             out[i, j] = min(counts, key=lambda c: (-counts[c], c))
     return out
+
+
+def seed_median(a: np.ndarray) -> np.ndarray:
+    """``[Kx, Ky]``: the median over the last axis (seeds) of the finite values; NaN where there are none."""
+    ok = np.isfinite(a).any(axis=2)
+    out = np.full(a.shape[:2], np.nan)
+    out[ok] = np.nanmedian(a[ok], axis=-1)
+    return out

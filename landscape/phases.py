@@ -18,7 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from . import analysis
-from .phase_rule import PHASES, Axis, PhaseRule, classify, majority
+from .phase_rule import PHASES, Axis, PhaseRule, classify, majority, seed_median
+from .status import Status
+
+
+FINISHED = (Status.DONE.label, Status.DIVERGED.label)  # a trajectory's statuses that end its run
 
 
 @dataclass
@@ -71,7 +75,7 @@ def diagram(x: Axis, y: Axis, seeds, members, trajectories: list[dict], rule: Ph
         i, j, s = cell_of(m, x, y, seeds)
         names[i, j, s] = m.name
         t = by_name.get(m.name)
-        if t is None or t.get("status") not in ("done", "diverged"):
+        if t is None or t.get("status") not in FINISHED:
             continue
         result = analysis.analyze_trajectory(t, scan, criteria_of(rule))
         a, b = result.memorization.step.value, result.grokking.step.value
@@ -128,8 +132,7 @@ def _boundary(codes: np.ndarray, axis: Axis, other: Axis) -> Boundary:
 def _frac_fit(d: Diagram) -> FracFit | None:
     if "train-frac" not in (d.x.name, d.y.name):
         return None
-    t = np.nanmedian(np.where(np.isfinite(d.t_test), d.t_test, np.nan), axis=2) if np.isfinite(d.t_test).any() \
-        else np.full(d.phase.shape[:2], np.nan)
+    t = seed_median(d.t_test)
     frac_axis, other = (d.x, d.y) if d.x.name == "train-frac" else (d.y, d.x)
     table = t if d.x.name == "train-frac" else t.T  # [frac, other]
     fit = FracFit(other.name)

@@ -10,18 +10,11 @@ from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from .phase_rule import majority
+from .phase_rule import majority, seed_median
 from .plane_plot import _edges
 
 # Okabe-Ito: comprehension, grokking, memorization, confusion
 COLORS = {"comprehension": "#009E73", "grokking": "#E69F00", "memorization": "#0072B2", "confusion": "#999999"}
-
-
-def _median(a: np.ndarray) -> np.ndarray:
-    ok = np.isfinite(a).any(axis=2)
-    out = np.full(a.shape[:2], np.nan)
-    out[ok] = np.nanmedian(a[ok], axis=-1)
-    return out
 
 
 def _axis(ax, which: str, values: np.ndarray, log: bool, label: str) -> np.ndarray:
@@ -38,8 +31,8 @@ def phase_figure(d: dict) -> Figure:
     names = d["phases"]
     logx, logy = bool(d["x_log"]), bool(d["y_log"])
     codes = majority(np.asarray(d["phase"]))
-    delay = _median(np.asarray(d["t_test"], float) - np.asarray(d["t_train"], float))
-    t_test = _median(np.asarray(d["t_test"], float))
+    delay = seed_median(np.asarray(d["t_test"], float) - np.asarray(d["t_train"], float))
+    t_test = seed_median(np.asarray(d["t_test"], float))
     fig = Figure(figsize=(11.5, 4.6), layout="constrained")
     ax_phase, ax_time = fig.subplots(1, 2)
     for ax in (ax_phase, ax_time):

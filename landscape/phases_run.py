@@ -29,12 +29,12 @@ def run(cfg: PhasesConfig, out: str, shard_spec: str | None = None, overwrite: b
             raise BadInput(f"task {cfg.task!r} is a regression: give --train-loss and --test-loss (the thresholds "
                            "of t_train and t_test), or scan the task into the file first to take them from the "
                            "landscape")
-    members = cfg.train_config().members()
+    sweep = cfg.train_config()
     if not quiet:
         x, y = cfg.axes()
         print(f"phase diagram: {len(x.values)} {x.name} x {len(y.values)} {y.name} x {len(cfg.seeds)} seed(s) = "
-              f"{len(members)} runs of {cfg.steps} steps, trained as one sweep", file=sys.stderr)
-    rc = commands.train(cfg.train_config(), out, shard_spec, overwrite, quiet, table=False, also={"phases": cfg})
+              f"{len(sweep.members())} runs of {cfg.steps} steps, trained as one sweep", file=sys.stderr)
+    rc = commands.train(sweep, out, shard_spec, overwrite, quiet, table=False, also={"phases": cfg})
     if rc != 0 or shard_spec is not None:
         return rc
     with bad_input():

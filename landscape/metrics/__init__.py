@@ -26,8 +26,6 @@ from typing import Any, Callable
 import torch
 from torch.func import vmap
 
-from ..tasks import masked
-
 
 def any_task(task) -> str | None:
     return None
@@ -89,16 +87,10 @@ class Context:
         if split not in self._cache:
             if self.worker.ensemble.engine in ("vmap", "mlp"):  # the loss from the shared pass: the same computation
                 out, y = self.forward(split)[0], self.worker.data[split][1]
-                task, keep = self.task, self.worker.keep if split == "train" else None
+                keep = self.worker.keep if split == "train" else None  # members training on part of the split
+                args, dims = ((out, y), (0, None)) if keep is None else ((out, y, keep), (0, None, 0))
                 with torch.no_grad():
-                    if keep is None:
-                        loss = vmap(task.loss, in_dims=(0, None))(out, y)
-                        acc = (vmap(task.accuracy, in_dims=(0, None))(out, y) if task.classification
-                               else torch.zeros_like(loss))
-                    else:  # members training on part of the split: each one's mean over its own examples
-                        loss = vmap(masked(task.loss), in_dims=(0, None, 0))(out, y, keep)
-                        acc = (vmap(masked(task.accuracy), in_dims=(0, None, 0))(out, y, keep)
-                               if task.classification else torch.zeros_like(loss))
+                    loss, acc = vmap(self.task.member_metrics, in_dims=dims)(*args)
                 self._cache[split] = loss, acc
             else:
                 self._cache[split] = self.worker.evaluate(self.theta, split)

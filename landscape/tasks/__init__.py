@@ -68,6 +68,18 @@ class Task:
         """Whether the task has an accuracy (and its accuracies are recorded)."""
         return self.accuracy is not None
 
+    def member_loss(self, output: torch.Tensor, target: torch.Tensor, keep: torch.Tensor | None = None):
+        """One member's loss; with ``keep [N]``, the mean over the examples where it is 1 (:func:`masked`)."""
+        return self.loss(output, target) if keep is None else masked(self.loss)(output, target, keep)
+
+    def member_metrics(self, output: torch.Tensor, target: torch.Tensor, keep: torch.Tensor | None = None):
+        """One member's ``(loss, accuracy)`` (accuracy 0 for a regression), ``keep`` as for :meth:`member_loss`."""
+        if not self.classification:
+            acc = torch.zeros(())
+        else:
+            acc = self.accuracy(output, target) if keep is None else masked(self.accuracy)(output, target, keep)
+        return self.member_loss(output, target, keep), acc
+
 
 def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error, averaged over samples and output dimensions."""
