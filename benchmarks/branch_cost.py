@@ -35,7 +35,8 @@ SETTINGS = {
 
 
 def step_times(argv: list[str], runs: int) -> tuple[float, float]:
-    """Median seconds of the optimization steps alone: the independent scan's chunks, and both branches."""
+    """Median seconds of the optimization steps alone: the independent scan's chunks, and both branches, each
+    with the step ``landscape scan`` would use (``scan.stepper``: ``--compile`` in ``argv`` decides)."""
     from landscape import scan as scan_mod
     from landscape.cli import build_parser, config_of
     from landscape.config import ScanConfig
@@ -45,25 +46,31 @@ def step_times(argv: list[str], runs: int) -> tuple[float, float]:
     cfg = config_of(build_parser().parse_args(["scan", *argv]), ScanConfig)
     plan = scan_mod.make_plan(cfg, get_task(cfg.task, cfg.task_options))
     size, K, R = scan_mod.auto_chunk(plan), len(plan.norm), cfg.restarts
+    step_i = scan_mod.stepper(plan, size=size)
+    cfg_b = config_of(build_parser().parse_args(["scan", *argv, "--branch", "both"]), ScanConfig)
+    step_b = scan_mod.stepper(scan_mod.make_plan(cfg_b, plan.task), size=size)
 
     def independent():
         for c in chunks(np.arange(plan.n_points), size):
-            scan_mod.run_chunk(plan, c)
+            scan_mod.run_chunk(plan, c, step=step_i)
 
     def both():  # down and up as one ensemble per norm, as landscape.branches runs them
         warm = None
         for j in range(K):
             index = np.concatenate([(K - 1 - j) * R + np.arange(R), j * R + np.arange(R)])
-            warm = scan_mod.concat([scan_mod.run_branch_step(plan, index[c], None if warm is None else warm[c])
+            warm = scan_mod.concat([scan_mod.run_branch_step(plan, index[c], None if warm is None else warm[c],
+                                                             step=step_b)
                                     for c in chunks(np.arange(len(index)), size)]).params
 
-    independent()  # warm-up: first calls allocate
+    independent()  # warm-up: first calls allocate, and compile where the steps are compiled
+    both()
     a, b = [], []
     for _ in range(runs):
         for fn, out in ((independent, a), (both, b)):
             t0 = time.perf_counter()
             fn()
             out.append(time.perf_counter() - t0)
+    print(f"  compiled: independent {step_i.compiled}, both {step_b.compiled}")
     return statistics.median(a), statistics.median(b)
 
 

@@ -92,7 +92,7 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
         if mine - len(todo) and not quiet:
             print(f"resuming {path}: {mine - len(todo)} of {mine} points already done", file=sys.stderr)
         bar = _bar(len(todo) * cfg.steps, "scan", quiet)
-        step = scan_mod.stepper(plan, _note(quiet))
+        step = scan_mod.stepper(plan, _note(quiet), size)
         for i, chunk in enumerate(loop.chunks(todo, size)):
             try:
                 with bad_input(f"task {cfg.task!r}: "):
@@ -141,7 +141,7 @@ def scan_branches(cfg: ScanConfig, out: str, shard_spec: str | None = None, over
                 store.stage(path, copy=True, members=tag)
                 store.drop_groups(work, [store.GROUPS[b] for b in names])
         done = branches.run(cfg, plan, size, work, origin, lambda total, desc: _bar(total, desc, quiet), quiet,
-                            shard and shard[:2], scan_mod.stepper(plan, _note(quiet)))
+                            shard and shard[:2], scan_mod.stepper(plan, _note(quiet), size))
         if work != path:
             store.publish_staging(path)
     _mpi_merge(out, shard, quiet)
@@ -211,7 +211,7 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
             print(f"{path}: {skipped} of {len(plan.members)} trajectories already finished", file=sys.stderr)
         total = sum((cfg.steps - start) * ((len(g) + size - 1) // size) for start, g in groups.items())
         bar = _bar(total, "train", quiet)
-        step = train_mod.stepper(plan, _note(quiet))
+        step = train_mod.stepper(plan, _note(quiet), size=size)
         for start, part in [(start, group[i:i + size]) for start, group in sorted(groups.items())
                             for i in range(0, len(group), size)]:
             state = (train_mod.fresh_state(plan, part) if start == 0

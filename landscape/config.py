@@ -171,8 +171,8 @@ METHODS = Registry("landscape.optim", "METHODS")
 SCHEDULES = Registry("landscape.optim", "SCHEDULES")
 DEVICE = "cpu, cuda or cuda:N"
 COMPILE = ("auto", "on", "off")  # --compile, landscape.fused.MODES
-COMPILE_HELP = ("fuse the optimizer step with torch.compile: auto (when it works here and the run's steps x members "
-                "x parameters reach 1e10), on, off")
+COMPILE_HELP = ("compile the step with torch.compile (with the gradient on the mlp engine): auto (when it works "
+                "here and is expected to save 20 s or more), on, off")
 
 
 @dataclass

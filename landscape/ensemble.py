@@ -203,6 +203,11 @@ class _Loop:
         return torch.stack(losses), torch.stack(accs)
 
 
+def runs_mlp(module: torch.nn.Module, layout: Layout, engine: str) -> bool:
+    """Whether :class:`Ensemble` runs this model on the hand-batched ``mlp`` engine under ``engine``."""
+    return engine in ("auto", "mlp") and mlp.chain_of(module, layout) is not None
+
+
 class Ensemble:
     """Loss, gradient and metrics of one model architecture over ``theta: [M, P]``.
 
@@ -223,6 +228,11 @@ class Ensemble:
             self.engine, self._impl = "loop", _Loop(task, module, layout)
         else:
             self.engine, self._impl = "vmap", _Vmap(task, module, layout)
+
+    @property
+    def chain(self) -> mlp.Chain | None:
+        """The hand-batched MLP on the ``mlp`` engine (``landscape.whole`` compiles its gradient), else None."""
+        return self._impl if self.engine == "mlp" else None
 
     def grad(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, per_member: bool = False,
              keep: torch.Tensor | None = None):

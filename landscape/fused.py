@@ -13,13 +13,15 @@ The eager functions in ``landscape.optim`` stay the reference:
 ``tests/test_fused.py`` checks that both agree over 200 steps.
 
 ``--compile auto|on|off`` (``MODES``): ``auto`` compiles when ``torch.compile``
-can run here (:func:`unavailable`) and the run's optimizer work, steps x members
-x parameters, reaches ``AUTO_WORK`` element-steps. On the 2-core CPU the fused
-Riemannian step saved about 0.8 ns per element-step (0.50 ms eager against
-0.22 ms fused on [32, 11205]; a teacher-student scan's steps 1.2x faster,
-``benchmarks/compile_step.py``), and a first compilation in a process costs 2-10 s
-(the lower figure with inductor's on-disk cache warm), so 1e10 element-steps
-(about 8 s saved) is where it starts to pay.
+can run here (:func:`unavailable`) and the time it is expected to save
+(:func:`saving`) reaches ``AUTO_SAVING``: a first compilation in a process costs
+5-7 s with inductor's on-disk cache warm and 25-35 s cold on the 2-core CPU. What a
+step saves was measured there (``benchmarks/whole_step.py``): compiled whole with
+its gradient (``landscape.whole``, models on the mlp engine), about 1.3 ms per
+step plus 5 ns per element (steps x members x parameters); the optimizer step
+alone, about 0.8 ns per element (0.50 ms eager against 0.22 ms fused on
+[32, 11205], ``benchmarks/compile_step.py``). Per-step savings dominate where
+many small steps run one after the other: the continuation branches.
 """
 
 from __future__ import annotations
@@ -37,11 +39,12 @@ from . import optim, sphere
 from .plain import one_line
 
 MODES = {
-    "auto": "compile the optimizer step when torch.compile works here and the run is long enough to repay it",
-    "on": "always compile the optimizer step (refused where torch.compile cannot run)",
+    "auto": "compile the step when torch.compile works here and the run is long enough to repay it",
+    "on": "always compile the step (refused where torch.compile cannot run)",
     "off": "the eager reference steps",
 }
-AUTO_WORK = 1e10  # element-steps (steps x members x parameters) from which auto compiles
+AUTO_SAVING = 20.0  # seconds: auto compiles when a run is expected to save at least this much
+SAVING = {True: (1.3e-3, 5e-9), False: (0.0, 0.8e-9)}  # whole step or optimizer alone: (s per step, s per element)
 
 
 def unavailable(device="cpu") -> str | None:
@@ -86,13 +89,21 @@ def _missing(device: str) -> str | None:
     return None
 
 
-def use_compile(mode: str, device, work: float) -> bool:
-    """Whether a run of ``work`` element-steps on ``device`` compiles its optimizer step under ``--compile mode``."""
+def saving(work: float, steps: float, whole: bool) -> float:
+    """Seconds that compiling is expected to save over ``steps`` sequential steps of ``work`` element-steps in
+    all (steps x members x parameters), with the gradient compiled too (``whole``) or the optimizer alone."""
+    per_step, per_element = SAVING[whole]
+    return steps * per_step + work * per_element
+
+
+def use_compile(mode: str, device, work: float, steps: float = 0, whole: bool = False) -> bool:
+    """Whether a run of ``steps`` sequential steps and ``work`` element-steps on ``device`` compiles its step
+    under ``--compile mode`` (``whole``: the gradient too, see :func:`saving`)."""
     if mode == "off":
         return False
     if mode == "on":
         return True
-    return work >= AUTO_WORK and unavailable(device) is None
+    return saving(work, steps, whole) >= AUTO_SAVING and unavailable(device) is None
 
 
 def _bias(t: int, betas) -> tuple[float, float]:

@@ -45,7 +45,10 @@ def _relu_grad_(d: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _tanh_grad_(d: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    # d (1 - y^2), with 1 - y^2 as one fused multiply-add into y
+    # d (1 - y^2), with 1 - y^2 as one fused multiply-add into y (compiled: written out, and fused anyway,
+    # since torch.compile refuses ``out=`` into the transposed products' outputs)
+    if torch.compiler.is_compiling():
+        return d * (1 - y * y)
     return d.mul_(torch.addcmul(y.new_ones(()), y, y, value=-1, out=y))
 
 

@@ -33,11 +33,12 @@ import torch
 
 from . import fused, optim, sphere
 from .config import ScanConfig
-from .ensemble import Layout
+from .ensemble import Layout, runs_mlp
 from .grid import norm_groups, parse_norms, product
 from .loop import MEMORY_BUDGET, Worker, chunk_size, derived_seed, init_params, model_of
 from .status import Status
 from .tasks import Task
+from .whole import WholeStep
 
 
 @dataclass
@@ -151,12 +152,21 @@ def run_chunk(plan: Plan, index: np.ndarray, device=None, engine: str | None = N
     return _optimize(plan, worker, index, on_step, on_progress, step=step)
 
 
-def stepper(plan: Plan, on_note: Callable[[str], None] | None = None) -> fused.Step:
-    """The scan's optimizer step under ``--compile``, decided on the whole scan's work (steps x points x
-    parameters), so a resumed or sharded scan decides as the whole one does."""
+def stepper(plan: Plan, on_note: Callable[[str], None] | None = None, size: int | None = None) -> fused.Step:
+    """The scan's optimizer step under ``--compile``, decided on the whole scan (its sequential steps and its
+    steps x points x parameters, computed ``size`` points at a time), so a resumed or sharded scan decides as
+    the whole one does. Continuation branches run ``K`` norms one after the other."""
     cfg = plan.config
-    work = float(cfg.steps) * plan.n_points * plan.layout.size
-    return fused.Step(cfg.method, fused.use_compile(cfg.compile, cfg.device, work), on_note=on_note)
+    size = size or auto_chunk(plan)
+    branches = {"independent": 0, "down": 1, "up": 1, "both": 2}[cfg.branch]
+    if branches:
+        calls = len(plan.norm) * -(-branches * cfg.restarts // size)
+    else:
+        calls = -(-plan.n_points // size)
+    work = float(cfg.steps) * plan.n_points * max(branches, 1) * plan.layout.size
+    whole = runs_mlp(plan.module, plan.layout, cfg.engine)
+    return fused.Step(cfg.method, fused.use_compile(cfg.compile, cfg.device, work, cfg.steps * calls, whole),
+                      on_note=on_note)
 
 
 def start(plan: Plan, index: np.ndarray, device="cpu", warm: torch.Tensor | None = None
@@ -203,7 +213,7 @@ def _optimize(plan: Plan, worker: Worker, index: np.ndarray, on_step, on_progres
     ks, rs = index // cfg.restarts, index % cfg.restarts
     target, theta = start(plan, index, device, warm)
     stream = worker.stream([derived_seed(cfg.seed, 2, k, r) for k, r in zip(ks, rs)], cfg.batch_size)
-    step_fn = step or fused.Step(cfg.method, False)  # the eager reference unless a stepper is given
+    step_fn = WholeStep(step or fused.Step(cfg.method, False), worker)  # eager reference unless a stepper given
     state = optim.AdamState.zeros_like(theta)
     first_bad = torch.full((len(index),), -1, dtype=torch.int64, device=device)
 
@@ -214,9 +224,8 @@ def _optimize(plan: Plan, worker: Worker, index: np.ndarray, on_step, on_progres
     for t, idx in enumerate(worker.batches(stream, cfg.steps)):
         if cfg.history and t % cfg.history == 0:
             hist.append(losses(theta))
-        grad, loss = worker.grad(theta, idx)
+        theta, state, loss = step_fn(theta, state, idx, optim.cosine_lr(cfg.lr, t, cfg.steps), target, mask)
         first_bad = torch.where(~torch.isfinite(loss) & (first_bad < 0), t, first_bad)
-        theta, state = step_fn(theta, grad, state, optim.cosine_lr(cfg.lr, t, cfg.steps), target, mask)
         if on_step is not None:
             on_step(t + 1, theta, target)
         if on_progress is not None:

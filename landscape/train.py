@@ -27,10 +27,11 @@ import torch
 
 from . import fused, memory, metrics, optim, sphere, store
 from .config import Member, TrainConfig
-from .ensemble import Layout
+from .ensemble import Layout, runs_mlp
 from .loop import Worker, chunk_size, derived_seed, init_params, model_of
 from .state import TrainState
 from .tasks import Task
+from .whole import WholeStep
 
 
 def log_steps(config: TrainConfig) -> np.ndarray:
@@ -114,6 +115,7 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, en
     step = step or stepper(plan, compile_mode="off")
     worker = Worker(plan.task, plan.module, plan.layout, engine or cfg.engine, device or cfg.device)
     dev = worker.device
+    whole = WholeStep(step, worker)
     wd = torch.tensor([m.weight_decay for m in group], dtype=torch.float32, device=dev)[:, None]
     lrs = [m.lr for m in group]  # one number when shared: the step then runs exactly as it always has
     base_lr = lrs[0] if len(set(lrs)) == 1 else torch.tensor(lrs, dtype=torch.float32, device=dev)[:, None]
@@ -144,12 +146,11 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, en
             record(t)
         if t > state.step and t % cfg.checkpoint_every == 0:
             checkpoint(t)
-        grad, _ = worker.grad(theta, idx)
         lr = optim.scheduled_lr(base_lr, t, cfg.steps, cfg.warmup, cfg.schedule)
         if cfg.fix_norm:
-            theta, adam = step(theta, grad, adam, lr, target, worker.mask, wd)
+            theta, adam, _ = whole(theta, adam, idx, lr, target, worker.mask, wd)
         else:
-            theta, adam = step(theta, grad, adam, lr, weight_decay=wd)
+            theta, adam, _ = whole(theta, adam, idx, lr, weight_decay=wd)
         t += 1
         if on_progress is not None:
             on_progress(1)
@@ -161,13 +162,17 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, en
 
 
 def stepper(plan: TrainPlan, on_note: Callable[[str], None] | None = None,
-            compile_mode: str | None = None) -> fused.Step:
+            compile_mode: str | None = None, size: int | None = None) -> fused.Step:
     """The sweep's optimizer step (AdamW, or Riemannian AdamW with ``--fix-norm``) under ``--compile`` (or
-    ``compile_mode``), decided on the whole sweep's work (steps x members x parameters), so a resumed or sharded
-    run decides alike."""
+    ``compile_mode``), decided on the whole sweep (its sequential steps, ``size`` members at a time, and its
+    steps x members x parameters), so a resumed or sharded run decides alike."""
     cfg = plan.config
-    work = float(cfg.steps) * len(cfg.members()) * plan.layout.size
-    compiled = fused.use_compile(compile_mode or cfg.compile, cfg.device, work)
+    members = len(cfg.members())
+    size = size or members
+    work = float(cfg.steps) * members * plan.layout.size
+    whole = runs_mlp(plan.module, plan.layout, cfg.engine)
+    compiled = fused.use_compile(compile_mode or cfg.compile, cfg.device, work, cfg.steps * -(-members // size),
+                                 whole)
     return fused.Step("riemannian" if cfg.fix_norm else "adamw", compiled, cfg.betas, on_note)
 
 

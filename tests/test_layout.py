@@ -13,7 +13,7 @@ LEVELS = {
     "config": 1, "tasks": 1, "sphere": 1,
     "optim": 2, "mlp": 2, "store": 2, "report": 2, "phases_config": 2,
     "ensemble": 3, "fused": 3, "plot": 3, "cluster": 3, "hysteresis": 3, "plane": 3,
-    "loop": 4, "metrics": 4, "training_plot": 4, "plane_plot": 4,
+    "loop": 4, "whole": 4, "metrics": 4, "training_plot": 4, "plane_plot": 4,
     "scan": 5, "train": 5, "analysis": 5, "phases_plot": 5,
     "branches": 6, "figures": 6, "phases": 6,
     "commands": 7,
