@@ -1,13 +1,14 @@
 """What continuation branches cost: a `--branch both` scan against an independent scan of the same grid.
 
-    python benchmarks/branch_cost.py [--runs 3] [--device cpu]
+    python benchmarks/branch_cost.py [--runs 3] [--device cpu] [--compile off,on,auto] [--only teacher|modular]
 
 For each setting below, runs ``landscape scan`` alternately as an independent scan and with ``--branch both``
 (K norms, R restarts, the same steps per point), each in a fresh process and a fresh file, and prints the
 median wall times, their ratio, and the ratio per point-step (``both`` computes 2 K R points, the independent
 scan K R). Then the same comparison of the optimization steps alone, in this process (no start-up, no file):
 the independent scan's chunks against the two branches' norm-by-norm ensembles of 2 R members. Issue 14's
-target: ``both`` costs no more than 1.2x the independent scan of the same K x R points.
+target: ``both`` costs no more than 1.2x the independent scan of the same K x R points. Each comparison runs
+under each ``--compile`` mode given (both scans under the same mode; ``auto`` may decide differently for each).
 
 The branches are sequential in norm: a branch runs K x steps optimizer steps one after the other, on an
 ensemble of 2 R members, where the independent scan runs ``steps`` steps on one ensemble of K R members. Where
@@ -78,15 +79,24 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--compile", default="off,on,auto",
+                    help="the --compile modes to compare, each for both scans (default: off,on,auto)")
+    ap.add_argument("--only", choices=["teacher", "modular"], help="one setting only")
+    ap.add_argument("--no-end-to-end", action="store_true", help="time the steps alone only")
     args = ap.parse_args()
     for name, argv in SETTINGS.items():
-        argv = [*argv, "--device", args.device]
-        i, b = medians("scan", argv, [*argv, "--branch", "both"], args.runs)
-        print(f"{name}: independent {i:.2f} s, both branches {b:.2f} s (medians of {args.runs}); "
-              f"ratio {b / i:.2f}, per point-step {b / (2 * i):.2f} (target <= 1.2)")
-        i, b = step_times(argv, args.runs)
-        print(f"  steps alone: independent {i:.2f} s, both branches {b:.2f} s; "
-              f"per point-step {b / (2 * i):.2f} (target <= 1.2)")
+        if args.only and not name.startswith({"teacher": "teacher", "modular": "modular"}[args.only]):
+            continue
+        for mode in args.compile.split(","):
+            run = [*argv, "--device", args.device, "--compile", mode]
+            print(f"{name}, --compile {mode}:")
+            if not args.no_end_to_end:
+                i, b = medians("scan", run, [*run, "--branch", "both"], args.runs)
+                print(f"  end to end: independent {i:.2f} s, both branches {b:.2f} s (medians of {args.runs}); "
+                      f"ratio {b / i:.2f}, per point-step {b / (2 * i):.2f} (target <= 1.2)")
+            i, b = step_times(run, args.runs)
+            print(f"  steps alone: independent {i:.2f} s, both branches {b:.2f} s; "
+                  f"per point-step {b / (2 * i):.2f} (target <= 1.2)", flush=True)
     return 0
 
 

@@ -12,8 +12,10 @@ shape (a last, smaller chunk compiles once more, with the member count dynamic).
 The eager functions in ``landscape.optim`` stay the reference:
 ``tests/test_fused.py`` checks that both agree over 200 steps.
 
-``--compile auto|on|off`` (``MODES``): ``auto`` compiles when ``torch.compile``
-can run here (:func:`unavailable`) and the time it is expected to save
+``--compile auto|on|off`` (``MODES``): ``auto`` compiles when nothing that
+``torch.compile`` needs is missing here (a C++ compiler, triton on CUDA; the
+trial compilation of :func:`unavailable`, about 3 s, is left to ``on``, and a
+compilation that fails goes on eagerly with a note) and the time it is expected to save
 (:func:`saving`) reaches ``AUTO_SAVING``: a first compilation in a process costs
 5-7 s with inductor's on-disk cache warm and 25-35 s cold on the 2-core CPU. What a
 step saves was measured there (``benchmarks/whole_step.py``): compiled whole with
@@ -103,7 +105,8 @@ def use_compile(mode: str, device, work: float, steps: float = 0, whole: bool = 
         return False
     if mode == "on":
         return True
-    return saving(work, steps, whole) >= AUTO_SAVING and unavailable(device) is None
+    # auto skips the trial compilation (about 3 s of a run): a real compilation that fails goes on eagerly
+    return saving(work, steps, whole) >= AUTO_SAVING and _missing(torch.device(device).type) is None
 
 
 def _bias(t: int, betas) -> tuple[float, float]:
