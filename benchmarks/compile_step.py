@@ -6,12 +6,12 @@
    (``landscape.optim``, the reference) and compiled, in milliseconds and in *passes*, the time of one
    elementwise pass over ``[K, P]`` (``theta * 2``, the unit of issue 16's target: a Riemannian Adam step in
    at most 10 passes' worth).
-2. A teacher-student scan of K points, the optimization alone (``scan.run_chunk``), ``--compile off`` against
-   ``on``, and the compilation's own time (first call of a new shape in this process; inductor's on-disk
-   cache makes it shorter in later processes).
-3. The mlp kernel's gradient (``mlp.Chain.grad``) of K members, eager against ``torch.compile``d, on
-   teacher-student and digits: whether fusing its elementwise work around the batched products pays (the tool
-   does not compile it).
+2. A teacher-student scan of 4 and of K points, the optimization alone (``scan.run_chunk``), ``--compile off``
+   against ``on`` (the whole step compiled, ``landscape.whole``), the compilation's own time (first call of a
+   new shape in this process; inductor's on-disk cache makes it shorter in later processes), and the saving
+   per step and per element-step fitted to the two sizes (``fused.SAVING``, the rule of ``--compile auto``).
+3. The mlp kernel's gradient alone (``mlp.Chain.grad``) of K members, eager against ``torch.compile``d, on
+   teacher-student and digits (the tool compiles it only together with the optimizer step, section 2).
 4. The vmap engine's gradient of an 8-member ensemble of Nanda's transformer (modular, p = 23 and 59, train
    fraction 0.3, full batch), eager against compiled, with the compilation's time (not used by the tool).
 """
@@ -67,7 +67,7 @@ def step_alone(k: int, p: int, repeats: int, device: str) -> dict:
     return out
 
 
-def scan_steps(k: int, steps: int, device: str, rounds: int = 5) -> None:
+def scan_steps(k: int, steps: int, device: str, rounds: int = 5) -> tuple[float, float]:
     notes, runs, times = [], {}, {"off": [], "on": []}
     for mode in ("off", "on"):
         cfg = resolve(ScanConfig, flags={"norms": f"0.1:10:{k}:log", "steps": steps, "compile": mode,
@@ -85,6 +85,7 @@ def scan_steps(k: int, steps: int, device: str, rounds: int = 5) -> None:
     print(f"teacher-student scan, K = {k}, {steps} steps, the optimization alone (median of {rounds} alternating "
           f"runs): --compile off {off * 1e3:.2f} ms a step, on {on * 1e3:.2f} ms a step ({off / on:.2f}x); "
           f"{'; '.join(notes)}")
+    return off, on
 
 
 def gradient(task: str, k: int, repeats: int, device: str) -> None:
@@ -135,7 +136,15 @@ def main() -> int:
     memory.keep_freed_memory()
     plan = scan.make_plan(ScanConfig(), get_task("teacher-student"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
-    scan_steps(args.k, args.steps, args.device)  # first: its compilation is this process's first
+    small = scan_steps(4, args.steps * 4, args.device)  # first: its compilation is this process's first
+    large = scan_steps(args.k, args.steps, args.device)
+    p = plan.layout.size
+    per_element = ((large[0] - large[1]) - (small[0] - small[1])) / ((args.k - 4) * p)
+    per_step = (small[0] - small[1]) - per_element * 4 * p
+    print(f"saving of the whole step: {per_step * 1e3:.2f} ms a step + {per_element * 1e9:.2f} ns an element-step "
+          f"(fused.SAVING assumes {fused.SAVING[True][0] * 1e3:.2f} ms + {fused.SAVING[True][1] * 1e9:.2f} ns); "
+          f"per point-step, 4 points / {args.k} points: eager {small[0] / 4 / (large[0] / args.k):.2f}x, "
+          f"compiled {small[1] / 4 / (large[1] / args.k):.2f}x")
     step_alone(args.k, plan.layout.size, 200, args.device)
     gradient("teacher-student", args.k, 100, args.device)
     gradient("digits", args.k, 10, args.device)

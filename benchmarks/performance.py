@@ -102,7 +102,7 @@ import time
 import numpy as np
 import torch
 
-from landscape import loop, scan, train
+from landscape import fused, loop, scan, train
 from landscape.config import ScanConfig, TrainConfig
 from landscape.tasks import get_task
 
@@ -206,11 +206,13 @@ def case_scan(spec: dict) -> dict:
     points = scan_points(plan.n_points, spec.get("points"))
     chunk = scan.auto_chunk(plan) if spec.get("chunk") == "auto" else len(points)
     parts = loop.chunks(points, chunk)
+    step = fused.Step(cfg.method, bool(spec.get("compiled")))  # compiled: the whole step (landscape.whole)
     warm = scan.make_plan(dataclasses.replace(cfg, steps=2), task)
-    scan.run_chunk(warm, parts[0], device=device, engine=spec["engine"])
+    for part in {len(p): p for p in parts}.values():  # every shape compiles before the clock starts
+        scan.run_chunk(warm, part, device=device, engine=spec["engine"], step=step)
     sync(device)
     t0 = time.perf_counter()
-    results = [scan.run_chunk(plan, part, device=device, engine=spec["engine"]) for part in parts]
+    results = [scan.run_chunk(plan, part, device=device, engine=spec["engine"], step=step) for part in parts]
     sync(device)
     seconds = time.perf_counter() - t0
     res = scan.concat(results)
@@ -225,11 +227,11 @@ def sweep_config(steps: int, device: str) -> TrainConfig:
                        seeds=[0, 1, 2, 3], lr=0.003, steps=steps, device=device)
 
 
-def train_group(plan, group, device, engine) -> np.ndarray:
+def train_group(plan, group, device, engine, compiled=False) -> np.ndarray:
     """Train ``group`` from scratch; the final logged train loss of each member."""
     logs = []
     train.run(plan, group, train.fresh_state(plan, group), device=device, engine=engine,
-              on_checkpoint=lambda state, log: logs.append(log))
+              on_checkpoint=lambda state, log: logs.append(log), step=fused.Step("adamw", compiled))
     last = [log for log in logs if len(log)][-1]
     return last.arrays()["train_loss"][:, -1]
 
@@ -240,10 +242,11 @@ def case_sweep(spec: dict) -> dict:
     plan = train.make_plan(sweep_config(spec["steps"], device), task)
     warm = train.make_plan(sweep_config(2, device), task)
     groups = [plan.members] if spec["mode"] == "ensemble" else [[m] for m in plan.members]
-    train_group(warm, groups[0], device, spec["engine"])
+    compiled = bool(spec.get("compiled"))
+    train_group(warm, groups[0], device, spec["engine"], compiled)
     sync(device)
     t0 = time.perf_counter()
-    losses = np.concatenate([train_group(plan, g, device, spec["engine"]) for g in groups])
+    losses = np.concatenate([train_group(plan, g, device, spec["engine"], compiled) for g in groups])
     sync(device)
     return {"seconds": time.perf_counter() - t0, "members": len(plan.members), "runs": len(groups),
             "steps": spec["steps"], "names": [m.name for m in plan.members], "train_loss": losses.tolist()}
@@ -374,18 +377,19 @@ class Runner:
         a = self.args
         return self.case("matmul peak", kind="peak", n=a.peak_size, reps=a.peak_reps)
 
-    def scan(self, task, k, engine, points=None, chunk=None, steps=None):
+    def scan(self, task, k, engine, points=None, chunk=None, steps=None, compiled=False):
         steps = steps or self.steps(task)
-        label = f"scan {SHORT[task]} K={k} {engine}"
+        label = f"scan {SHORT[task]} K={k} {engine}" + (" compiled" if compiled else "")
         if points and points < k:
             label += f" ({points} pts)"
         if chunk:
             label += " auto-chunk"
         return self.case(label, kind="scan", task=task, k=k, engine=engine, steps=steps,
-                         points=points if points and points < k else None, chunk=chunk)
+                         points=points if points and points < k else None, chunk=chunk, compiled=compiled)
 
-    def sweep(self, mode, engine="mlp"):
-        return self.case(f"sweep {mode} {engine}", kind="sweep", mode=mode, engine=engine, steps=self.args.sweep_steps)
+    def sweep(self, mode, engine="mlp", compiled=False):
+        return self.case(f"sweep {mode} {engine}" + (" compiled" if compiled else ""), kind="sweep", mode=mode,
+                         engine=engine, steps=self.args.sweep_steps, compiled=compiled)
 
     def floor(self, task, m):
         """The matrix-product floor of one gradient step of ``m`` members of ``task`` (full batch)."""
@@ -453,9 +457,9 @@ def section_peak(run: Runner, report: dict) -> None:
     report["peak"] = {k: p[k] for k in ("n", "reps", "gflops_best", "gflops_median", "times", "maxrss_mib")}
 
 
-def scan_pair(run: Runner, task: str, k: int, engine: str = "mlp") -> dict:
-    """One ensemble engine against the loop engine on the same points."""
-    v = run.scan(task, k, engine)
+def scan_pair(run: Runner, task: str, k: int, engine: str = "mlp", compiled: bool = False) -> dict:
+    """One ensemble engine (``compiled``: its whole step) against the loop engine on the same points."""
+    v = run.scan(task, k, engine, compiled=compiled)
     lp = run.scan(task, k, "loop", points=run.args.loop_points)
     sel = {i: j for j, i in enumerate(v["index"])}
     diff, bad = rel_diff([v["train_loss"][sel[i]] for i in lp["index"]], lp["train_loss"])
@@ -672,8 +676,14 @@ def section_wave2(run: Runner, report: dict) -> None:
     e, s = run.sweep("ensemble"), run.sweep("separate", "loop")
     sp = s["seconds"] / e["seconds"]
     add("12-member sweep / 12 separate loop runs", sp, f"{sp:.1f}x", f">= {WAVE2['sweep']:g}x", sp >= WAVE2["sweep"])
-    why = __import__("landscape.fused", fromlist=["unavailable"]).unavailable(a.device)
-    if why is None:
+    why = fused.unavailable(a.device)
+    if why is None:  # the whole step compiled (landscape.whole): --compile on, or auto on long runs
+        r = scan_pair(run, "teacher-student", k, compiled=True)
+        add(f"  the same scan, whole step compiled / loop", r["ratio"], f"{r['ratio']:.1f}x", f">= {WAVE2['scan']:g}x",
+            r["ratio"] >= WAVE2["scan"])
+        sp = s["seconds"] / run.sweep("ensemble", compiled=True)["seconds"]
+        add("  the same sweep, whole step compiled / loop runs", sp, f"{sp:.1f}x", f">= {WAVE2['sweep']:g}x",
+            sp >= WAVE2["sweep"])
         steps = compile_step.step_alone(32, 11205, 100, a.device)
         passes = steps["riemannian"][True] / steps["pass"]
         add("Riemannian Adam step alone, [32, 11205], fused (--compile)", passes,

@@ -7,7 +7,7 @@ quarter. A continuation branch runs thousands of such steps one after the other
 hand-batched MLP's forward and backward pass, its loss gradient and the fused optimizer step
 (``landscape.fused``) become a handful of C++ kernels around the MKL products, called from a C++ wrapper
 (inductor's ``cpp_wrapper``), with no Python between them: 0.64-0.96 ms for that step, and 5.7-6.4 ms
-instead of 8.9-9.6 ms at 34 members (``benchmarks/whole_step.py``).
+instead of 8.9-9.6 ms at 34 members (``benchmarks/compile_step.py``).
 
 Only the ``mlp`` engine's models are compiled whole (their gradient is written out in ``landscape.mlp``);
 other engines get the gradient eagerly and the fused optimizer step. Compilation is once per step kind,
