@@ -31,7 +31,7 @@ from .ensemble import Layout, runs_mlp
 from .loop import Worker, chunk_size, derived_seed, init_params, model_of
 from .state import TrainState
 from .tasks import Task
-from .whole import WholeStep
+from .whole import WholeStep, pays
 
 
 def log_steps(config: TrainConfig) -> np.ndarray:
@@ -170,7 +170,8 @@ def stepper(plan: TrainPlan, on_note: Callable[[str], None] | None = None,
     members = len(cfg.members())
     size = size or members
     work = float(cfg.steps) * members * plan.layout.size
-    whole = runs_mlp(plan.module, plan.layout, cfg.engine)
+    rows = cfg.batch_size or len(plan.task.x_train)
+    whole = runs_mlp(plan.module, plan.layout, cfg.engine) and pays(rows, plan.layout.size, min(size, members))
     compiled = fused.use_compile(compile_mode or cfg.compile, cfg.device, work, cfg.steps * -(-members // size),
                                  whole)
     return fused.Step("riemannian" if cfg.fix_norm else "adamw", compiled, cfg.betas, on_note)

@@ -2,6 +2,7 @@
 compiles once per model and shape, and falls back to the eager calls when compilation fails."""
 
 import numpy as np
+import torch
 import pytest
 
 from landscape import fused, scan, train, whole
@@ -118,3 +119,22 @@ def test_auto_compiles_where_the_expected_saving_repays_compilation():
     both = _scan_plan("--branch", "both", "--norms", "0.5:2:40", "--steps", "2000")
     assert both.config.compile == "auto"
     assert scan.stepper(both).compiled == (fused.unavailable() is None)
+
+
+def test_large_steps_keep_the_eager_gradient():
+    """Compiled whole, large products ran slower than eager (digits): only small steps are compiled whole."""
+    assert whole.pays(100, 11205, 34)  # teacher-student, a full scan chunk
+    assert not whole.pays(1000, 55210, 32)  # digits
+    digits = config_of(build_parser().parse_args(["scan", "--task", "digits", "--norms", "0.5:2:32",
+                                                  "--compile", "on"]), ScanConfig)
+    plan = scan.make_plan(digits, get_task("digits"))
+    worker = Worker(plan.task, plan.module, plan.layout)
+    step = whole.WholeStep(fused.Step("riemannian", False), worker)
+    theta = scan.start(plan, np.arange(2))[1]
+    calls = []
+    worker.grad = lambda th, idx: calls.append(th.shape) or (th * 0, th[:, 0])  # the eager path is taken
+    step.fn = lambda *a: pytest.fail("compiled whole")
+    big = theta.repeat(16, 1)  # 32 members: above MAX_FLOP
+    from landscape import optim
+    step(big, optim.AdamState.zeros_like(big), None, 0.01, torch.ones(32))
+    assert calls == [big.shape]
