@@ -116,6 +116,14 @@ def _bias(t: int, betas) -> tuple[float, float]:
     return c1 / math.sqrt(c2), c1 * optim.EPS
 
 
+def tensors(theta, lr, t: int, betas, weight_decay=None) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """Step ``t``'s arguments as tensors on ``theta``'s device: ``[lr, k1, k2]`` (lr a number or per member
+    ``[M, 1]``) and the weight decay (None stays None), so a changing schedule never recompiles."""
+    scalars = [torch.as_tensor(s, dtype=theta.dtype, device=theta.device) for s in (lr, *_bias(t, betas))]
+    wd = None if weight_decay is None else torch.as_tensor(weight_decay, dtype=theta.dtype, device=theta.device)
+    return scalars, wd
+
+
 def riemannian(theta, grad, m, v, lr, k1, k2, target, mask, wd, b1: float, b2: float):
     """``optim.riemannian_adam_step`` as tensors: ``(theta, m, v)``; ``wd`` decays the free coordinates.
 
@@ -191,9 +199,7 @@ class Step:
         if not self.compiled:
             return self._eager(theta, grad, state, lr, target, mask, weight_decay)
         t = state.t + 1
-        scalars = [torch.as_tensor(s, dtype=theta.dtype, device=theta.device)  # lr: a number or per member [M, 1]
-                   for s in (lr, *_bias(t, self.betas))]
-        wd = None if weight_decay is None else torch.as_tensor(weight_decay, dtype=theta.dtype, device=theta.device)
+        scalars, wd = tensors(theta, lr, t, self.betas, weight_decay)
         if self.kind == "adamw":
             args = (theta, grad, state.m, state.v, *scalars, wd, *self.betas)
         else:

@@ -33,12 +33,12 @@ import torch
 
 from . import fused, optim, sphere
 from .config import ScanConfig
-from .ensemble import Layout, runs_mlp
+from .ensemble import Layout
 from .grid import norm_groups, parse_norms, product
 from .loop import MEMORY_BUDGET, Worker, chunk_size, derived_seed, init_params, model_of
 from .status import Status
 from .tasks import Task
-from .whole import WholeStep, pays
+from .whole import WholeStep, planned
 
 
 @dataclass
@@ -164,8 +164,7 @@ def stepper(plan: Plan, on_note: Callable[[str], None] | None = None, size: int 
     else:
         calls = -(-plan.n_points // size)
     work = float(cfg.steps) * plan.n_points * max(branches, 1) * plan.layout.size
-    rows = cfg.batch_size or len(plan.task.x_train)
-    whole = runs_mlp(plan.module, plan.layout, cfg.engine) and pays(rows, plan.layout.size, min(size, plan.n_points))
+    whole = planned(plan, min(size, plan.n_points))
     return fused.Step(cfg.method, fused.use_compile(cfg.compile, cfg.device, work, cfg.steps * calls, whole),
                       on_note=on_note)
 

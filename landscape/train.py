@@ -27,11 +27,11 @@ import torch
 
 from . import fused, memory, metrics, optim, sphere, store
 from .config import Member, TrainConfig
-from .ensemble import Layout, runs_mlp
+from .ensemble import Layout
 from .loop import Worker, chunk_size, derived_seed, init_params, model_of
 from .state import TrainState
 from .tasks import Task
-from .whole import WholeStep, pays
+from .whole import WholeStep, planned
 
 
 def log_steps(config: TrainConfig) -> np.ndarray:
@@ -170,8 +170,7 @@ def stepper(plan: TrainPlan, on_note: Callable[[str], None] | None = None,
     members = len(cfg.members())
     size = size or members
     work = float(cfg.steps) * members * plan.layout.size
-    rows = cfg.batch_size or len(plan.task.x_train)
-    whole = runs_mlp(plan.module, plan.layout, cfg.engine) and pays(rows, plan.layout.size, min(size, members))
+    whole = planned(plan, min(size, members))
     compiled = fused.use_compile(compile_mode or cfg.compile, cfg.device, work, cfg.steps * -(-members // size),
                                  whole)
     return fused.Step("riemannian" if cfg.fix_norm else "adamw", compiled, cfg.betas, on_note)

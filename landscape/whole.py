@@ -24,6 +24,7 @@ from typing import Callable
 import torch
 
 from . import fused, optim
+from .ensemble import runs_mlp
 from .plain import one_line
 
 OPTIONS = {"cpp_wrapper": True}  # inductor: the generated kernels called from C++, not from Python
@@ -37,6 +38,14 @@ def pays(rows: int, params: int, members: int) -> bool:
     """Whether a step of ``members`` models of ``params`` parameters on ``rows`` examples is compiled whole:
     its gradient (about 6 rows params flop a member) is small enough for the per-operation cost to matter."""
     return 6.0 * rows * params * members <= MAX_FLOP
+
+
+def planned(plan, members: int) -> bool:
+    """Whether a scan's or a sweep's steps of ``members`` members are compiled whole under ``--compile``: an
+    mlp-engine model (``ensemble.runs_mlp``) and a small step (:func:`pays`)."""
+    cfg = plan.config
+    rows = cfg.batch_size or len(plan.task.x_train)
+    return runs_mlp(plan.module, plan.layout, cfg.engine) and pays(rows, plan.layout.size, members)
 
 
 class WholeStep:
@@ -62,9 +71,7 @@ class WholeStep:
             theta, state = self.step(theta, grad, state, lr, target, mask, weight_decay)
             return theta, state, loss
         t = state.t + 1
-        dev, dtype = theta.device, theta.dtype
-        scalars = [torch.as_tensor(s, dtype=dtype, device=dev) for s in (lr, *fused._bias(t, self.step.betas))]
-        wd = None if weight_decay is None else torch.as_tensor(weight_decay, dtype=dtype, device=dev)
+        scalars, wd = fused.tensors(theta, lr, t, self.step.betas, weight_decay)
         key = (id(self.fn), tuple(theta.shape), None if idx is None else tuple(idx.shape))
         new = key not in _SEEN
         start = time.perf_counter()
