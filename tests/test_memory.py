@@ -1,0 +1,17 @@
+"""``landscape.memory``: freed heap memory is handed back only when there is enough of it to matter."""
+
+import pytest
+
+from landscape import memory
+
+
+@pytest.mark.skipif(memory.free_heap_bytes() is None, reason="glibc's mallinfo2 is not available here")
+def test_release_trims_only_above_the_threshold():
+    memory.keep_freed_memory()  # blocks of any size come from the heap and stay there when freed
+    block = bytearray(200 << 20)  # noqa: F841 -- 200 MiB allocated, then freed into the heap
+    del block
+    before = memory.free_heap_bytes()
+    assert before >= 200 << 20
+    assert not memory.release_freed_memory(above=before + 1)  # not enough free: nothing is trimmed
+    assert memory.release_freed_memory(above=64 << 20)
+    assert memory.free_heap_bytes() < before
