@@ -12,8 +12,10 @@
    per step and per element-step fitted to the two sizes (``fused.SAVING``, the rule of ``--compile auto``).
 3. The mlp kernel's gradient alone (``mlp.Chain.grad``) of K members, eager against ``torch.compile``d, on
    teacher-student and digits (the tool compiles it only together with the optimizer step, section 2).
-4. The vmap engine's gradient of an 8-member ensemble of Nanda's transformer (modular, p = 23 and 59, train
-   fraction 0.3, full batch), eager against compiled, with the compilation's time (not used by the tool).
+4. The vmap engine's whole step (gradient and AdamW update, ``landscape.whole.WholeStep``) of an 8-member
+   ensemble of Nanda's transformer (modular, p = 11, 23, 31 and 41, train fraction 0.3, full batch), eager
+   against compiled whole, with the compilation's time, the gradient's flop (``whole.member_flop``) and
+   whether ``--compile`` compiles it whole there (``whole.pays``).
 """
 
 from __future__ import annotations
@@ -104,23 +106,28 @@ def gradient(task: str, k: int, repeats: int, device: str) -> None:
     print(f"mlp gradient, {task}, K = {k}: eager {eager * 1e3:.2f} ms, compiled {fast * 1e3:.2f} ms")
 
 
-def gradient_vmap(p: int, repeats: int, device: str) -> None:
-    from landscape import loop
+def whole_vmap(p: int, repeats: int, device: str) -> None:
+    from landscape import loop, whole
 
     t = get_task("modular", {"model": "transformer", "p": p, "train_fraction": 0.3})
     module, layout = loop.model_of(t, "*", "vmap", 0)
     worker = loop.Worker(t, module, layout, "vmap", device)
-    x, y = worker.data["train"]
     theta = torch.stack([loop.init_params(t, layout, s)[1] for s in range(8)]).to(device)
-    grad = worker.ensemble._impl._grad[True]  # vmap(grad_and_value(loss)) over the members
-    eager = per_call(lambda: grad(theta, x, y), repeats)
-    compiled = torch.compile(grad, dynamic=False)
-    t0 = time.perf_counter()
-    compiled(theta, x, y)
-    took = time.perf_counter() - t0
-    fast = per_call(lambda: compiled(theta, x, y), repeats)
-    print(f"vmap gradient, transformer p = {p}, 8 members: eager {eager * 1e3:.2f} ms, compiled {fast * 1e3:.2f} ms "
-          f"(compilation {took:.1f} s)")
+    wd = torch.full((8, 1), 1.0, device=device)
+    times, limit = {}, whole.MAX_FLOP
+    whole.MAX_FLOP = float("inf")  # compiled whole at every size here, to show where it pays
+    for compiled in (False, True):
+        step = whole.WholeStep(fused.Step("adamw", compiled, (0.9, 0.98)), worker)
+        state = optim.AdamState.zeros_like(theta)
+        t0 = time.perf_counter()
+        step(theta, state, None, 1e-3, weight_decay=wd)
+        took = time.perf_counter() - t0
+        times[compiled] = per_call(lambda: step(theta, state, None, 1e-3, weight_decay=wd), repeats)
+    whole.MAX_FLOP = limit
+    flop = 8 * whole.member_flop(t, worker.ensemble.module, layout, "vmap", len(t.x_train))
+    print(f"vmap whole step, transformer p = {p}, 8 members, {flop / 1e9:.2f} GFLOP: eager {times[False] * 1e3:.2f} ms, "
+          f"compiled whole {times[True] * 1e3:.2f} ms ({times[False] / times[True]:.2f}x; compilation {took:.1f} s); "
+          f"compiled whole by the tool: {'yes' if whole.pays(flop) else 'no'}")
 
 
 def main() -> int:
@@ -142,14 +149,14 @@ def main() -> int:
     per_element = ((large[0] - large[1]) - (small[0] - small[1])) / ((args.k - 4) * p)
     per_step = (small[0] - small[1]) - per_element * 4 * p
     print(f"saving of the whole step: {per_step * 1e3:.2f} ms a step + {per_element * 1e9:.2f} ns an element-step "
-          f"(fused.SAVING assumes {fused.SAVING[True][0] * 1e3:.2f} ms + {fused.SAVING[True][1] * 1e9:.2f} ns); "
+          f"(fused.SAVING assumes {fused.SAVING['mlp'][0] * 1e3:.2f} ms + {fused.SAVING['mlp'][1] * 1e9:.2f} ns); "
           f"per point-step, 4 points / {args.k} points: eager {small[0] / 4 / (large[0] / args.k):.2f}x, "
           f"compiled {small[1] / 4 / (large[1] / args.k):.2f}x")
     step_alone(args.k, plan.layout.size, 200, args.device)
     gradient("teacher-student", args.k, 100, args.device)
     gradient("digits", args.k, 10, args.device)
-    for p in (23, 59):
-        gradient_vmap(p, 10, args.device)
+    for p in (11, 23, 31, 41):
+        whole_vmap(p, 10, args.device)
     return 0
 
 

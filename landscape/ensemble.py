@@ -203,9 +203,11 @@ class _Loop:
         return torch.stack(losses), torch.stack(accs)
 
 
-def runs_mlp(module: torch.nn.Module, layout: Layout, engine: str) -> bool:
-    """Whether :class:`Ensemble` runs this model on the hand-batched ``mlp`` engine under ``engine``."""
-    return engine in ("auto", "mlp") and mlp.chain_of(module, layout) is not None
+def engine_of(module: torch.nn.Module, layout: Layout, engine: str) -> str:
+    """The engine :class:`Ensemble` runs this model on under ``--engine engine``: ``mlp``, ``vmap`` or ``loop``."""
+    if engine in ("auto", "mlp") and mlp.chain_of(module, layout) is not None:
+        return "mlp"
+    return "loop" if engine == "loop" else "vmap"
 
 
 class Ensemble:
@@ -221,18 +223,24 @@ class Ensemble:
     def __init__(self, task: Task, module: torch.nn.Module, layout: Layout, engine: str = "auto"):
         self.task, self.module, self.layout = task, module, layout
         check_engine(module, layout, engine)
-        layers = mlp.chain_of(module, layout) if engine in ("auto", "mlp") else None
-        if layers is not None:
-            self.engine, self._impl = "mlp", mlp.Chain(layers, layout, task.loss, task.accuracy)
-        elif engine == "loop":
-            self.engine, self._impl = "loop", _Loop(task, module, layout)
+        self.engine = engine_of(module, layout, engine)
+        if self.engine == "mlp":
+            self._impl = mlp.Chain(mlp.chain_of(module, layout), layout, task.loss, task.accuracy)
+        elif self.engine == "loop":
+            self._impl = _Loop(task, module, layout)
         else:
-            self.engine, self._impl = "vmap", _Vmap(task, module, layout)
+            self._impl = _Vmap(task, module, layout)
 
     @property
     def chain(self) -> mlp.Chain | None:
-        """The hand-batched MLP on the ``mlp`` engine (``landscape.whole`` compiles its gradient), else None."""
+        """The hand-batched MLP on the ``mlp`` engine, else None."""
         return self._impl if self.engine == "mlp" else None
+
+    @property
+    def batched(self):
+        """The batched gradient, ``grad(theta, x, y, shared=True, keep=None) -> (grad, loss)``, of the ``mlp`` or
+        ``vmap`` engine (``landscape.whole`` compiles it), None on the ``loop`` engine."""
+        return None if self.engine == "loop" else self._impl
 
     def grad(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, per_member: bool = False,
              keep: torch.Tensor | None = None):

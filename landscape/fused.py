@@ -20,7 +20,8 @@ compilation that fails goes on eagerly with a note) and the time it is expected 
 5-7 s with inductor's on-disk cache warm and 25-35 s cold on the 2-core CPU. What a
 step saves was measured there (``benchmarks/compile_step.py``): compiled whole with
 its gradient (``landscape.whole``, models on the mlp engine), about 1.3 ms per
-step plus 5 ns per element (steps x members x parameters); the optimizer step
+step plus 5 ns per element (steps x members x parameters); on the vmap engine
+(the transformer at p = 11, 8 members), about 1 ms per step, the rest the optimizer's; the optimizer step
 alone, about 0.8 ns per element (0.50 ms eager against 0.22 ms fused on
 [32, 11205], ``benchmarks/compile_step.py``). Per-step savings dominate where
 many small steps run one after the other: the continuation branches.
@@ -46,7 +47,9 @@ MODES = {
     "off": "the eager reference steps",
 }
 AUTO_SAVING = 20.0  # seconds: auto compiles when a run is expected to save at least this much
-SAVING = {True: (1.3e-3, 5e-9), False: (0.0, 0.8e-9)}  # whole step or optimizer alone: (s per step, s per element)
+# (s per step, s per element-step) saved: the step compiled whole (landscape.whole) on the mlp or the vmap
+# engine, or the optimizer step alone (None)
+SAVING = {"mlp": (1.3e-3, 5e-9), "vmap": (1.0e-3, 0.8e-9), None: (0.0, 0.8e-9)}
 
 
 def unavailable(device="cpu") -> str | None:
@@ -91,16 +94,17 @@ def _missing(device: str) -> str | None:
     return None
 
 
-def saving(work: float, steps: float, whole: bool) -> float:
+def saving(work: float, steps: float, whole: str | None) -> float:
     """Seconds that compiling is expected to save over ``steps`` sequential steps of ``work`` element-steps in
-    all (steps x members x parameters), with the gradient compiled too (``whole``) or the optimizer alone."""
+    all (steps x members x parameters), with the gradient of engine ``whole`` (``mlp``, ``vmap``) compiled too
+    or the optimizer alone (None)."""
     per_step, per_element = SAVING[whole]
     return steps * per_step + work * per_element
 
 
-def use_compile(mode: str, device, work: float, steps: float = 0, whole: bool = False) -> bool:
+def use_compile(mode: str, device, work: float, steps: float = 0, whole: str | None = None) -> bool:
     """Whether a run of ``steps`` sequential steps and ``work`` element-steps on ``device`` compiles its step
-    under ``--compile mode`` (``whole``: the gradient too, see :func:`saving`)."""
+    under ``--compile mode`` (``whole``: the engine whose gradient is compiled too, see :func:`saving`)."""
     if mode == "off":
         return False
     if mode == "on":

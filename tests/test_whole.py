@@ -88,12 +88,45 @@ def test_branch_norms_share_one_compilation():
     assert len([n for n in notes if "compiled the whole" in n]) <= 1  # none when an earlier test compiled it
 
 
-def test_other_engines_and_the_eager_step_are_not_compiled_whole():
+def test_the_loop_engine_and_the_eager_step_are_not_compiled_whole():
     plan = _scan_plan("--steps", "5")
     assert not whole.WholeStep(fused.Step("riemannian", False), Worker(plan.task, plan.module, plan.layout)).whole
-    vmap = Worker(plan.task, plan.module, plan.layout, engine="vmap")
-    assert vmap.ensemble.chain is None
-    assert not whole.WholeStep(fused.Step("riemannian", True), vmap).whole
+    loop = Worker(plan.task, plan.module, plan.layout, engine="loop")
+    assert loop.ensemble.batched is None
+    assert not whole.WholeStep(fused.Step("riemannian", True), loop).whole
+    assert whole.planned(_scan_plan("--engine", "loop"), 4) is None
+
+
+@needs_compile
+def test_the_vmap_engine_compiles_whole_agrees_and_shares_one_compilation_across_norms():
+    """Any model: ``vmap(grad(...))`` and the optimizer step traced as one function."""
+    import torch._dynamo.utils as dyn
+
+    plan = _scan_plan("--norms", "0.5:2:3", "--restarts", "2", "--steps", "60", "--engine", "vmap")
+    assert whole.planned(plan, plan.n_points) == "vmap"
+    index = np.arange(plan.n_points)
+    ref = scan.run_chunk(plan, index, step=fused.Step("riemannian", False))
+    notes = []
+    step = fused.Step("riemannian", True, on_note=notes.append)
+    got = scan.run_chunk(plan, index, step=step)
+    assert any("compiled the whole" in n for n in notes) and not any("failed" in n for n in notes), notes
+    for key in ("train_loss", "test_loss", "grad_norm"):
+        np.testing.assert_allclose(getattr(got, key), getattr(ref, key), rtol=1e-4, atol=1e-7, err_msg=key)
+    warm, before = None, dyn.counters["stats"]["unique_graphs"]
+    for k in range(3):  # a new worker (and model copy) per norm
+        warm = scan.run_branch_step(plan, np.array([2 * k, 2 * k + 1]), warm, step=step).params
+    assert dyn.counters["stats"]["unique_graphs"] - before <= 1
+
+
+@needs_compile
+def test_a_compiled_vmap_sweep_with_training_shares_equals_the_eager_one():
+    cfg = TrainConfig(task="tasks_for_tests:tiny", engine="vmap", weight_decay=[0.0, 1.0], train_frac=[0.5, 1.0],
+                      steps=60, log_every=20)
+    ref_state, ref = _train(cfg, False)
+    got_state, got = _train(cfg, True)
+    for key in ("norm", "train_loss", "test_loss"):
+        np.testing.assert_allclose(got[key], ref[key], rtol=1e-4, atol=1e-6, err_msg=key)
+    _close_vectors(got_state.theta, ref_state.theta)
 
 
 def test_a_whole_step_whose_compilation_fails_goes_on_with_the_two_calls(monkeypatch):
@@ -111,9 +144,10 @@ def test_a_whole_step_whose_compilation_fails_goes_on_with_the_two_calls(monkeyp
 
 
 def test_auto_compiles_where_the_expected_saving_repays_compilation():
-    assert fused.saving(0, 20000, whole=True) >= fused.AUTO_SAVING  # a branch scan's many small steps
-    assert fused.saving(0, 20000, whole=False) < fused.AUTO_SAVING  # the optimizer alone saves per element
-    assert fused.saving(4e8, 1000, whole=True) < fused.AUTO_SAVING  # the README's first scan stays eager
+    assert fused.saving(0, 20000, whole="mlp") >= fused.AUTO_SAVING  # a branch scan's many small steps
+    assert fused.saving(0, 20000, whole="vmap") >= fused.AUTO_SAVING
+    assert fused.saving(0, 20000, whole=None) < fused.AUTO_SAVING  # the optimizer alone saves per element
+    assert fused.saving(4e8, 1000, whole="mlp") < fused.AUTO_SAVING  # the README's first scan stays eager
     plan = _scan_plan("--steps", "100")
     assert not scan.stepper(plan).compiled  # a short scan
     both = _scan_plan("--branch", "both", "--norms", "0.5:2:40", "--steps", "2000")
@@ -123,8 +157,8 @@ def test_auto_compiles_where_the_expected_saving_repays_compilation():
 
 def test_large_steps_keep_the_eager_gradient():
     """Compiled whole, large products ran slower than eager (digits): only small steps are compiled whole."""
-    assert whole.pays(100, 11205, 34)  # teacher-student, a full scan chunk
-    assert not whole.pays(1000, 55210, 32)  # digits
+    assert whole.pays(34 * 6 * 100 * 11205)  # teacher-student, a full scan chunk
+    assert not whole.pays(32 * 6 * 1000 * 55210)  # digits
     digits = config_of(build_parser().parse_args(["scan", "--task", "digits", "--norms", "0.5:2:32",
                                                   "--compile", "on"]), ScanConfig)
     plan = scan.make_plan(digits, get_task("digits"))
