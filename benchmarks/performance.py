@@ -665,25 +665,30 @@ def section_wave2(run: Runner, report: dict) -> None:
     heading("9. targets (issue 16; float32)")
     a, rows, out = run.args, [], []
 
-    def add(what, value, shown, need, ok):
-        out.append({"target": what, "value": value, "required": need, "pass": None if ok is None else bool(ok)})
-        rows.append([what, shown, need, "-" if ok is None else "PASS" if ok else "FAIL"])
+    def add(what, value, shown, need, ok, bound=None):
+        out.append({"target": what, "value": value, "required": need, "pass": None if ok is None else bool(ok),
+                    "bound": bound})
+        rows.append([what, shown, need, "-" if ok is None else "PASS" if ok else "FAIL",
+                     "-" if bound is None else f"{bound:.1f}x"])
 
     k = target_k(a.ks)
     r = scan_pair(run, "teacher-student", k)
+    scan_bound = k / r["loop_pts_per_s"] / run.floor("teacher-student", k)["seconds"]
     add(f"teacher-student scan K={k}, default engine / loop, per point-step", r["ratio"], f"{r['ratio']:.1f}x",
-        f">= {WAVE2['scan']:g}x", r["ratio"] >= WAVE2["scan"])
+        f">= {WAVE2['scan']:g}x", r["ratio"] >= WAVE2["scan"], scan_bound)
     e, s = run.sweep("ensemble"), run.sweep("separate", "loop")
     sp = s["seconds"] / e["seconds"]
-    add("12-member sweep / 12 separate loop runs", sp, f"{sp:.1f}x", f">= {WAVE2['sweep']:g}x", sp >= WAVE2["sweep"])
+    sweep_bound = s["seconds"] / s["steps"] / run.floor("teacher-student", e["members"])["seconds"]
+    add("12-member sweep / 12 separate loop runs", sp, f"{sp:.1f}x", f">= {WAVE2['sweep']:g}x", sp >= WAVE2["sweep"],
+        sweep_bound)
     why = fused.unavailable(a.device)
     if why is None:  # the whole step compiled (landscape.whole): --compile on, or auto on long runs
         r = scan_pair(run, "teacher-student", k, compiled=True)
         add(f"  the same scan, whole step compiled / loop", r["ratio"], f"{r['ratio']:.1f}x", f">= {WAVE2['scan']:g}x",
-            r["ratio"] >= WAVE2["scan"])
+            r["ratio"] >= WAVE2["scan"], scan_bound)
         sp = s["seconds"] / run.sweep("ensemble", compiled=True)["seconds"]
         add("  the same sweep, whole step compiled / loop runs", sp, f"{sp:.1f}x", f">= {WAVE2['sweep']:g}x",
-            sp >= WAVE2["sweep"])
+            sp >= WAVE2["sweep"], sweep_bound)
         steps = compile_step.step_alone(32, 11205, 100, a.device)
         passes = steps["riemannian"][True] / steps["pass"]
         add("Riemannian Adam step alone, [32, 11205], fused (--compile)", passes,
@@ -694,8 +699,9 @@ def section_wave2(run: Runner, report: dict) -> None:
     n = a.transformer_steps
     ens = tb.timed_run(tb.config(59, n, "vmap", a.device), one_at_a_time=False)
     one = tb.timed_run(tb.config(59, n, "loop", a.device), one_at_a_time=True)
+    at_peak = 8 * n * tb.member_flop(59) / 1e9 / run.peak()["gflops_best"]  # the ensemble's products at the peak
     add("transformer p=59, 8-member ensemble / 8 loop runs, per member-step", one / ens, f"{one / ens:.2f}x",
-        f">= {WAVE2['transformer_59']:g}x", one / ens >= WAVE2["transformer_59"])
+        f">= {WAVE2['transformer_59']:g}x", one / ens >= WAVE2["transformer_59"], one / at_peak)
     flop, sec = 8 * tb.member_flop(113), tb.ensemble_step(113, max(1, n // 7), a.device)
     share = flop / sec / 1e9 / run.peak()["gflops_best"]
     add("transformer p=113, 8 members: share of the matmul peak", share, f"{share:.0%}",
@@ -708,7 +714,11 @@ def section_wave2(run: Runner, report: dict) -> None:
         pts = c["point_steps"] / c["seconds"]
         add("GPU: digits scan K=128, point-steps/s", pts, f"{pts:,.0f}", f">= {WAVE2['gpu_digits_pts']:,}",
             pts >= WAVE2["gpu_digits_pts"])
-    print(table(["target", "measured", "required", ""], rows))
+    print(table(["target", "measured", "required", "", "bound"], rows))
+    print("bound: the ratio if a step of the ensemble cost only its matrix products, against the measured loop "
+          "time: for the MLP rows the mlp kernel's batched products timed alone ('matmul floor' cases, section 8), "
+          "for the transformer its products (FlopCounterMode) at the machine's matmul peak (section 1). A target "
+          "above its bound cannot be met on this machine by any engine that computes these products.")
     report["wave2"] = out
 
 
