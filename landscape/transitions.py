@@ -99,7 +99,7 @@ def forecast(transitions: list[Transition | None], grok_steps: list[float | None
     ``transitions[i]`` and ``grok_steps[i]`` belong to trajectory i (steps > 0) (None where the series is not logged or it
     never grokked). A forecast needs this trajectory's transition step and the lag of at least one other.
     """
-    lags = [None if t is None or t.step is None or g is None else float(np.log(g / t.step))
+    lags = [float(np.log(g / t.step)) if t is not None and t.step and g else None  # a step 0 has no lag
             for t, g in zip(transitions, grok_steps)]
     for i, t in enumerate(transitions):
         if t is None or t.step is None:
