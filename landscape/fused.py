@@ -185,7 +185,23 @@ LABELS = {**{k: m.label for k, m in optim.METHODS.items()}, "adamw": "AdamW"}
 
 @functools.cache
 def _compiled(kind: str) -> Callable:
+    trust_cpu_flags()
     return torch.compile(KERNELS[kind], fullgraph=True)
+
+
+def trust_cpu_flags() -> None:
+    """Let inductor take the vector instruction sets the CPU's flags list without probing each one.
+
+    Before its first C++ kernel in a process, inductor builds a test library for each instruction set that
+    ``/proc/cpuinfo`` lists and loads it in a new Python process: six subprocesses, 0.7-0.9 s of every run
+    that compiles (``benchmarks/compile_step.py``'s machine: a first compiled call of 1.8-2.0 s with the probe,
+    1.2 s without). The flags already say what the CPU runs; a build that fails anyway is an exception, which
+    the callers catch (the step then goes on eagerly). A value the user set (``TORCHINDUCTOR_VEC_ISA_OK``) is
+    kept."""
+    from torch._inductor import config
+
+    if config.cpp.vec_isa_ok is None:
+        config.cpp.vec_isa_ok = True
 
 
 class Step:

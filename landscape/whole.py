@@ -154,6 +154,7 @@ def _compiled(kind: str, worker, betas) -> Callable:
     else:
         key = (kind, "vmap", id(worker.task), type(ens.module), *shape)
     if key not in _CACHE:  # the task kept with its function: its id is in the key
+        fused.trust_cpu_flags()
         _CACHE[key] = (torch.compile(_function(kind, ens.batched, *betas), fullgraph=True, dynamic=False,
                                      options=OPTIONS), worker.task)
     return _CACHE[key][0]
