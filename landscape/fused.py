@@ -17,7 +17,7 @@ The eager functions in ``landscape.optim`` stay the reference:
 trial compilation of :func:`unavailable`, about 3 s, is left to ``on``, and a
 compilation that fails goes on eagerly with a note) and the time it is expected to save
 (:func:`saving`) reaches ``AUTO_SAVING``: a first compilation in a process costs
-5-7 s with inductor's on-disk cache warm and 25-35 s cold on the 2-core CPU. What a
+1-7 s with inductor's on-disk cache warm and 25-35 s cold on the 2-core CPU. What a
 step saves was measured there (``benchmarks/compile_step.py``): compiled whole with
 its gradient (``landscape.whole``, models on the mlp engine), about 1.3 ms per
 step plus 5 ns per element (steps x members x parameters); on the vmap engine
