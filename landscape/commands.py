@@ -291,6 +291,7 @@ def info(file: str, as_json: bool = False) -> int:
         branches = store.read_branches(file)
         trajs = store.read_trajectories(file)
         meta = store.series_meta(file)
+        phases = store.read_phases(file)
     if as_json:
         data = {"attrs": desc["attrs"], "groups": desc["groups"], "trajectories": trajs}
         if scan_data is not None:
@@ -299,7 +300,7 @@ def info(file: str, as_json: bool = False) -> int:
             data["branches"] = branches
         print(to_json(data, indent=1, sort_keys=False))
         return 0
-    print(report.info_text(file, desc, scan_data, trajs, meta, branches))
+    print(report.info_text(file, desc, scan_data, trajs, meta, branches, phases))
     return 0
 
 

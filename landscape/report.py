@@ -57,17 +57,26 @@ def _last(t: dict, key: str) -> float:
     return float(values[-1]) if values is not None and len(values) else float("nan")
 
 
+def _name_width(trajs: list[dict]) -> int:
+    return max([28, *(len(t["name"]) for t in trajs)])
+
+
 def trajectory_table(trajs: list[dict], names: list[str] | None = None) -> str:
-    """One line per trajectory: hyperparameters and the last logged metrics."""
-    head = (f"{'trajectory':<28} {'wd':>7} {'init':>6} {'seed':>4} {'step':>8} {'norm':>9} "
+    """One line per trajectory: hyperparameters (lr and training share too where they vary) and the last logged
+    metrics."""
+    trajs = [t for t in trajs if names is None or t["name"] in names]
+    width = _name_width(trajs)
+    varying = [(key, label) for key, label in (("lr", "lr"), ("train_frac", "frac"))
+               if len({t.get(key) for t in trajs}) > 1]
+    head = (f"{'trajectory':<{width}} " + "".join(f"{label:>9} " for _, label in varying)
+            + f"{'wd':>7} {'init':>6} {'seed':>4} {'step':>8} {'norm':>9} "
             f"{'train loss':>11} {'test loss':>11} {'train acc':>9} {'test acc':>9}  status")
     lines = [head]
     for t in trajs:
-        if names is not None and t["name"] not in names:
-            continue
         last = {k: _last(t, k) for k in MAIN_SERIES}
         step = int(t["step"][-1]) if len(t["step"]) else 0
-        lines.append(f"{t['name']:<28} {t['weight_decay']:7.3g} {t['init_scale']:6.3g} {t['seed']:4d} "
+        lines.append(f"{t['name']:<{width}} " + "".join(f"{t[key]:9.3g} " for key, _ in varying)
+                     + f"{t['weight_decay']:7.3g} {t['init_scale']:6.3g} {t['seed']:4d} "
                      f"{step:8d} {last['constrained_norm']:9.4g} {last['train_loss']:11.4e} "
                      f"{last['test_loss']:11.4e} {_acc(last['train_acc'])} {_acc(last['test_acc'])}  {t['status']}")
     return "\n".join(lines)
@@ -91,17 +100,28 @@ def metrics_table(trajs: list[dict], meta: dict[str, tuple[str, str]]) -> str:
     lines = ["logged series beyond the table above:"]
     lines += [f"  {k:<20} {meta.get(k, ('', ''))[1]}" + (f" [{meta[k][0]}]" if meta.get(k, ('', ''))[0] else "")
               for k in keys]
-    width = max(10, *(len(k) for k in keys))
-    lines.append(f"{'trajectory':<28} " + " ".join(f"{k:>{width}}" for k in keys))
+    width, names = max(10, *(len(k) for k in keys)), _name_width(trajs)
+    lines.append(f"{'trajectory':<{names}} " + " ".join(f"{k:>{width}}" for k in keys))
     for t in trajs:
-        lines.append(f"{t['name']:<28} " + " ".join(f"{_last(t, k):>{width}.4g}" for k in keys))
+        lines.append(f"{t['name']:<{names}} " + " ".join(f"{_last(t, k):>{width}.4g}" for k in keys))
     return "\n".join(lines)
 
 
+def phases_line(p: dict) -> str:
+    """``landscape info``'s line on a file's phase diagram (``store.read_phases``): its grid and phase counts."""
+    codes = np.asarray(p["phase"])
+    counts = ", ".join(f"{name} {int((codes == i).sum())}" for i, name in enumerate(p["phases"]))
+    unfinished = int((codes < 0).sum())
+    return (f"phases: {p['x_axis']} ({len(p['x'])} values) x {p['y_axis']} ({len(p['y'])} values) x "
+            f"{len(p['seed'])} seed(s), {p['steps']} steps; t_train: {p['t_train_criterion']}, t_test: "
+            f"{p['t_test_criterion']}; runs: {counts}" + (f", {unfinished} unfinished" if unfinished else "")
+            + " (landscape analyze prints the diagram)")
+
+
 def info_text(path, desc: dict, scan: dict | None, trajs: list[dict], meta: dict[str, tuple[str, str]],
-              branches: dict[str, dict] | None = None) -> str:
+              branches: dict[str, dict] | None = None, phases: dict | None = None) -> str:
     """``landscape info``: the file's origin, the scan's settings and table, the continuation branches' tables,
-    the trajectories' tables."""
+    the phase diagram's grid, the trajectories' tables."""
     a = desc["attrs"]
     lines = [f"{path}: {a.get('format')} format v{a.get('format_version')}, written by landscape "
              f"{a.get('landscape_version')} (torch {a.get('torch_version')}) on {a.get('created')}",
@@ -130,6 +150,8 @@ def info_text(path, desc: dict, scan: dict | None, trajs: list[dict], meta: dict
         lines.append(f"{name} branch: {K} norms x {R} restarts, {b['config']['steps']} steps per norm, "
                      f"{done} of {K * R} points done" + (f", started from trajectory {start}" if start else ""))
         lines.append(summary_table(b))
+    if phases is not None:
+        lines.append(phases_line(phases))
     if not trajs:
         lines.append("trajectories: none")
     else:

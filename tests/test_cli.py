@@ -1,4 +1,5 @@
 import hashlib
+import re
 import subprocess
 import sys
 
@@ -236,3 +237,18 @@ def test_info_json_is_strict_json(tmp_path, capsys):
     assert main(["info", "--json", str(out)]) == 0
     data = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
     assert data["scan"]["train_acc"] == [[None], [None]]
+
+
+def test_trajectory_tables_line_up_with_long_names():
+    from landscape import report
+
+    series = {k: np.array([0.5]) for k in report.MAIN_SERIES}
+    trajs = [{"name": name, "step": np.array([10]), "series": [*series, "probe_r2"], "probe_r2": np.array([0.9]),
+              "weight_decay": 0.1, "init_scale": 1.0, "seed": 0, "lr": lr, "train_frac": 1.0, "status": "done",
+              **series}
+             for name, lr in (("short", 1e-3), ("lr0.000316227766_wd0.1_init1_frac1_seed0_and_more", 3.16e-4))]
+    for text in (report.trajectory_table(trajs), report.metrics_table(trajs, {})):
+        rows = [line for line in text.splitlines() if line.startswith(("trajectory", "short", "lr0"))]
+        ends = {[m.end() for m in re.finditer(r"\S+", row)][1] for row in rows}  # right-aligned second column
+        assert len(rows) == 3 and len(ends) == 1, text
+    assert report.trajectory_table(trajs).splitlines()[0].split()[1] == "lr"  # shown where it varies

@@ -119,6 +119,15 @@ def test_a_small_grid_end_to_end(tmp_path, capsys):
     assert "phase diagram: lr (columns) x train-frac (rows)" in text and "ln t_test against train fraction" in text
     assert main(["plot", str(out)]) == 0
     assert (tmp_path / "g.png").exists()
+    # info names the grid and its phases, and the trajectory table shows the varying lr and training share
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    counts = np.bincount(stored["phase"].ravel(), minlength=len(PHASES))
+    assert ("phases: lr (2 values) x train-frac (2 values) x 2 seed(s)" in text
+            and ", ".join(f"{p} {c}" for p, c in zip(PHASES, counts)) in text)
+    head, *rows = text[text.index("trajectory "):].splitlines()[:9]
+    assert head.split()[1:3] == ["lr", "frac"]
+    assert len({row.index(" done") for row in rows}) == 1  # the columns line up whatever the names' lengths
 
 
 def test_rerun_resumes_and_classifies_the_same(tmp_path, capsys):
