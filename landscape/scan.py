@@ -164,7 +164,7 @@ def stepper(plan: Plan, on_note: Callable[[str], None] | None = None, size: int 
     else:
         calls = -(-plan.n_points // size)
     work = float(cfg.steps) * plan.n_points * max(branches, 1) * plan.layout.size
-    whole = planned(plan, min(size, plan.n_points))
+    whole = planned(plan, min(size, branches * cfg.restarts if branches else plan.n_points))  # one step's members
     return fused.Step(cfg.method, fused.use_compile(cfg.compile, cfg.device, work, cfg.steps * calls, whole),
                       on_note=on_note)
 
