@@ -59,8 +59,9 @@ def member_flop(task, module, layout, engine: str, rows: int) -> float:
         return 6.0 * rows * layout.size
     key = (id(task), type(module), tuple(layout.names), tuple(layout.shapes))
     if key not in _FLOP:
-        x, y = task.x_train[:COUNT_ROWS], task.y_train[:COUNT_ROWS]
         params = {n: p.detach() for n, p in module.named_parameters()}
+        device = next(iter(params.values())).device  # a worker's model sits on its device
+        x, y = task.x_train[:COUNT_ROWS].to(device), task.y_train[:COUNT_ROWS].to(device)
         with FlopCounterMode(display=False) as counter:
             torch.func.grad(lambda ps: task.member_loss(functional_call(module, ps, (x,)), y))(params)
         _FLOP[key] = (counter.get_total_flops() / len(x), task)  # the task kept: its id is in the key
