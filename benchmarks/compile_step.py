@@ -117,14 +117,16 @@ def whole_vmap(p: int, repeats: int, device: str) -> None:
     wd = torch.full((8, 1), 1.0, device=device)
     times, limit = {}, whole.MAX_FLOP
     whole.MAX_FLOP = float("inf")  # compiled whole at every size here, to show where it pays
-    for compiled in (False, True):
-        step = whole.WholeStep(fused.Step("adamw", compiled, (0.9, 0.98)), worker)
-        state = optim.AdamState.zeros_like(theta)
-        t0 = time.perf_counter()
-        step(theta, state, None, 1e-3, weight_decay=wd)
-        took = time.perf_counter() - t0
-        times[compiled] = per_call(lambda: step(theta, state, None, 1e-3, weight_decay=wd), repeats)
-    whole.MAX_FLOP = limit
+    try:
+        for compiled in (False, True):
+            step = whole.WholeStep(fused.Step("adamw", compiled, (0.9, 0.98)), worker)
+            state = optim.AdamState.zeros_like(theta)
+            t0 = time.perf_counter()
+            step(theta, state, None, 1e-3, weight_decay=wd)
+            took = time.perf_counter() - t0
+            times[compiled] = per_call(lambda: step(theta, state, None, 1e-3, weight_decay=wd), repeats)
+    finally:
+        whole.MAX_FLOP = limit
     one = loop.Worker(t, module, layout, "loop", device)  # the reference: a training script's step, member by member
     adam = optim.AdamState.zeros_like(theta[:1])
 

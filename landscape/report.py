@@ -113,8 +113,8 @@ def phases_line(p: dict) -> str:
     counts = ", ".join(f"{name} {int((codes == i).sum())}" for i, name in enumerate(p["phases"]))
     unfinished = int((codes < 0).sum())
     return (f"phases: {p['x_axis']} ({len(p['x'])} values) x {p['y_axis']} ({len(p['y'])} values) x "
-            f"{len(p['seed'])} seed(s), {p['steps']} steps; t_train: {p['t_train_criterion']}, t_test: "
-            f"{p['t_test_criterion']}; runs: {counts}" + (f", {unfinished} unfinished" if unfinished else "")
+            f"{len(p['seed'])} seed(s), {p.get('steps', '?')} steps; t_train: {p.get('t_train_criterion', '?')}, "
+            f"t_test: {p.get('t_test_criterion', '?')}; runs: {counts}" + (f", {unfinished} unfinished" if unfinished else "")
             + " (landscape analyze prints the diagram)")
 
 
