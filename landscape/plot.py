@@ -73,7 +73,7 @@ def scan_figure(scan: dict, branches: list[dict] = ()) -> Figure:
                 ax.axvline(w[k], color=MARK, lw=0.6, ls=":")
         ax.axvline(w0, color=MARK, ls="--", lw=1, label=f"default init $w_0$ = {w0:.3g}")
         if logy:
-            ax.set_yscale("log")
+            logy = log_axis(ax, "y", scan[tr], scan[te], *(b[k] for b in branches for k in (tr, te)))
         if logx:
             ax.set_xscale("log")
         ax.set_xlabel("weight norm $w$ = $\\|\\theta\\|_2$ of the constrained parameters")
@@ -165,9 +165,20 @@ def fixed(t: dict) -> bool:
 
 
 def trajectory_label(t: dict) -> str:
+    diverged = " (diverged)" if t.get("status") == Status.DIVERGED.label else ""
     if fixed(t):
-        return f"norm fixed at init scale {t['init_scale']:g}, wd={t['weight_decay']:g}, seed={t['seed']}"
-    return f"wd={t['weight_decay']:g}, init scale={t['init_scale']:g}, seed={t['seed']}"
+        return f"norm fixed at init scale {t['init_scale']:g}, wd={t['weight_decay']:g}, seed={t['seed']}{diverged}"
+    return f"wd={t['weight_decay']:g}, init scale={t['init_scale']:g}, seed={t['seed']}{diverged}"
+
+
+def log_axis(ax, which: str, *values) -> bool:
+    """Put ``ax``'s ``which`` axis (``"x"`` or ``"y"``) on a log scale when any of ``values`` is finite and
+    positive, and say whether it did: matplotlib cannot draw a log axis without such data (a run that diverged
+    at its start logs only NaN), so that axis stays linear."""
+    if any(np.any(np.isfinite(v) & (v > 0)) for v in (np.asarray(a, float) for a in values)):
+        getattr(ax, f"set_{which}scale")("log")
+        return True
+    return False
 
 
 def annotate_analysis(fig: Figure, result: dict) -> None:

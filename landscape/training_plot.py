@@ -11,7 +11,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .plot import MARK, TEST, TRAIN, trajectory_label, panels, pick, fixed
+from .plot import MARK, TEST, TRAIN, fixed, log_axis, panels, pick, trajectory_label
 from .report import best_restart, other_series
 from .transitions import LOG_SCALE, ORDER_PARAMETERS
 
@@ -45,7 +45,7 @@ def _order_panel(ax, t: dict, mark: dict | None):
         log = k in LOG_SCALE
         if log and twin is None:
             twin = ax.twinx()
-            twin.set_yscale("log")
+            log_axis(twin, "y", *(t[j] for j in order_series(t) if j in LOG_SCALE))
             twin.set_ylabel("progress loss (log)")
         where = twin if log else ax
         color, ls = ORDER_STYLE[k]
@@ -54,8 +54,8 @@ def _order_panel(ax, t: dict, mark: dict | None):
         if at is not None:
             where.plot(at, _value_at(step, np.asarray(t[k], float), at, log), "o", mfc=color, mec="white",
                        ms=7, zorder=6)
-    lows = [np.nanmin(np.asarray(t[k], float)) for k in order_series(t) if k not in LOG_SCALE]
-    lows = [v for v in lows if np.isfinite(v)]
+    values = [np.asarray(t[k], float) for k in order_series(t) if k not in LOG_SCALE]
+    lows = [v[np.isfinite(v)].min() for v in values if np.isfinite(v).any()]
     ax.set_ylim(min([-0.03] + [v - 0.03 for v in lows]), 1.03)  # a probe's R² may be negative
     ax.set_ylabel("order parameter")
     ax.set_xlabel("optimization step")
@@ -93,8 +93,12 @@ def grokking_figure(trajs: list[dict], marks: dict[str, dict] | None = None) -> 
         else:
             ax.plot(step, t["train_loss"], color=TRAIN, label="train")
             ax.plot(step, t["test_loss"], color=TEST, label="test")
-            ax.set_yscale("log")
+            log_axis(ax, "y", t["train_loss"], t["test_loss"])
             ax.set_ylabel("loss")
+        key = "acc" if t["classification"] else "loss"
+        if not any(np.isfinite(np.asarray(t[f"{s}_{key}"], float)).any() for s in ("train", "test")):
+            ax.text(0.5, 0.5, "no finite values logged", transform=ax.transAxes, ha="center", va="center",
+                    color=MARK, fontsize=9)
         ax.set_xscale("log")
         ax.set_xlabel("optimization step")
         ax.set_title(trajectory_label(t), fontsize=9)
@@ -152,7 +156,7 @@ def comparison_figure(matched: list[tuple[dict, dict]]) -> Figure:
             ax.set_ylabel("accuracy")
             ax.set_ylim(-0.03, 1.03)
         else:
-            ax.set_yscale("log")
+            log_axis(ax, "y", *(t[k] for t in (free, fix) for k in ("train_loss", "test_loss")))
             ax.set_ylabel("loss")
         ax.set_xscale("log")
         ax.set_xlabel("optimization step")
@@ -243,7 +247,7 @@ def order_norm_figure(sweep: list[dict], scan: dict | None = None, marks: dict[s
             for key, color, name in (("train_loss", TRAIN, "L: train loss"), ("test_loss", TEST, "U: test loss")):
                 twin.plot(scan["norm"], pick(scan[key], best), "-", color=color, alpha=0.45, lw=2.5, label=name,
                           zorder=1)
-            twin.set_yscale("log")
+            log_axis(twin, "y", scan["train_loss"], scan["test_loss"])
             twin.set_ylabel("scan loss (log)")
             ax.set_zorder(twin.get_zorder() + 1)  # the trajectories above the landscape
             ax.patch.set_visible(False)
@@ -266,7 +270,7 @@ def order_norm_figure(sweep: list[dict], scan: dict | None = None, marks: dict[s
                 ax.plot(_value_at(steps, x, at, False), _value_at(steps, y, at, log), "*", color=colors[i],
                         mec="black", mew=0.5, ms=12, zorder=6)
         if log:
-            ax.set_yscale("log")
+            log_axis(ax, "y", *(t[k] for t in sweep if k in t))
         if logx:
             ax.set_xscale("log")
         if norms.size:  # the sweep's norms, not the whole scan: the landscape is the background

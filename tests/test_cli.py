@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from landscape.cli import main
-from landscape.store import read_scan
+from landscape.store import read_scan, read_trajectories
 
 TINY = ["--task", "tasks_for_tests:tiny", "--steps", "20", "--quiet"]
 
@@ -208,6 +208,18 @@ def test_plot_of_all_diverged_scan_is_refused_cleanly(tmp_path, capsys):
     capsys.readouterr()
     assert main(["plot", str(out), "-o", str(tmp_path / "d.png")]) == 2
     assert "no finished scan points" in capsys.readouterr().err
+
+
+def test_plot_draws_a_sweep_with_a_member_diverged_from_its_start(tmp_path, capsys):
+    """A member whose every logged loss is NaN (init scale 1e40) must not stop the figures: its log axes stay
+    linear and its panel says it diverged."""
+    out = tmp_path / "t.h5"
+    assert main(["train", "--steps", "20", "--init-scale", "1,1e40", "--quiet", "--out", str(out)]) == 0
+    assert [t["status"] for t in read_trajectories(out)] == ["done", "diverged"]
+    capsys.readouterr()
+    assert main(["plot", str(out), "-o", str(tmp_path / "t.png")]) == 0
+    assert capsys.readouterr().err == ""
+    assert {"t.png", "t-order.png", "t-metrics.png"} <= {p.name for p in tmp_path.iterdir()}
 
 
 def test_overwrite_replaces_a_landscape_file(tmp_path):
