@@ -82,8 +82,8 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
                 except store.StoreError:  # a staging file of another attempt
                     todo = None
                 if todo is None:  # a scan's replacement starts empty
-                    store.stage(path, copy=False)
-                    todo = store.prepare_scan(work, cfg, plan, overwrite=True, shard=shard_ix)
+                    todo = store.staged(path, False, None,
+                                        lambda: store.prepare_scan(work, cfg, plan, overwrite=True, shard=shard_ix))
             else:
                 work = path
                 created = not path.exists()
@@ -138,8 +138,8 @@ def scan_branches(cfg: ScanConfig, out: str, shard_spec: str | None = None, over
         if overwrite and path.exists():  # the old file stays readable until the new one is complete
             work, tag = store.staging(path), [f"branch:{b}" for b in names]
             if store.stale_staging(path, tag) or not _resumable(store, work, cfg, plan, shard, names):
-                store.stage(path, copy=True, members=tag)
-                store.drop_groups(work, [store.GROUPS[b] for b in names])
+                store.staged(path, True, tag, lambda: (store.same_task(work, plan.task),
+                                                       store.drop_groups(work, [store.GROUPS[b] for b in names])))
         done = branches.run(cfg, plan, size, work, origin, lambda total, desc: _bar(total, desc, quiet), quiet,
                             shard and shard[:2], scan_mod.stepper(plan, _note(quiet), size))
         if work != path:
@@ -195,8 +195,8 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
                 except store.StoreError:  # other settings than this attempt's
                     states = None
             if states is None:  # a copy of the file whose named trajectories are replaced
-                store.stage(path, copy=True, members=names)
-                states = store.prepare_trajectories(work, cfg, plan, overwrite=True, also=also)
+                states = store.staged(path, True, names,
+                                      lambda: store.prepare_trajectories(work, cfg, plan, overwrite=True, also=also))
         else:
             work, created = path, not path.exists()
             states = store.prepare_trajectories(path, cfg, plan, also=also)

@@ -230,6 +230,50 @@ def test_overwrite_replaces_a_landscape_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]  # no temporary file left behind
 
 
+@pytest.mark.parametrize("command", ["train", "scan --branch down"])
+def test_overwrite_refused_for_another_task_names_the_file_and_leaves_nothing(tmp_path, capsys, command):
+    out = tmp_path / "s.h5"
+    assert main(["scan", *TINY, "--norms", "1,2", "--out", str(out)]) == 0
+    if command == "train":
+        assert main(["train", *TINY, "--out", str(out)]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    argv = [*command.split(), "--task", "tasks_for_tests:tiny_head", "--steps", "5", "--norms", "1,2", "--quiet",
+            "--overwrite", "--out", str(out)]
+    assert main([a for a in argv if command == "scan --branch down" or a not in ("--norms", "1,2")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"landscape: error: {out}: holds task tasks_for_tests:tiny ") and ".new" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]  # no staging copy, no record
+    assert out.read_bytes() == before
+
+
+def test_a_scan_dataset_of_another_shape_is_one_line(tmp_path, capsys):
+    out = tmp_path / "s.h5"
+    assert main(["scan", *TINY, "--norms", "1,2,3", "--out", str(out)]) == 0
+    with h5py.File(out, "r+") as f:
+        old = f["scan/test_loss"][()]
+        del f["scan/test_loss"]
+        f["scan/test_loss"] = old[:2]
+    for argv in (["info", str(out)], ["plot", str(out), "-o", str(tmp_path / "s.png")], ["analyze", str(out)]):
+        capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "damaged or incomplete" in err and "test_loss" in err
+
+
+def test_resuming_a_trajectory_without_its_steps_is_one_line(tmp_path, capsys):
+    out = tmp_path / "t.h5"
+    assert main(["train", *TINY, "--out", str(out)]) == 0
+    with h5py.File(out, "r+") as f:
+        name = next(iter(f["trajectories"]))
+        del f["trajectories"][name]["step"]
+    capsys.readouterr()
+    assert main(["train", *TINY, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "damaged or incomplete" in err and name in err
+    assert main(["train", *TINY, "--out", str(out), "--overwrite"]) == 0  # the way out it names
+
+
 def test_resume_with_equivalent_task_options(tmp_path):
     """Options given as strings, as TOML values or left at their defaults are the same experiment."""
     out = tmp_path / "m.h5"

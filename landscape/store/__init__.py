@@ -13,7 +13,8 @@ hand it plans, results and states, and it reads their attributes.
 
 from .analysis import read_analysis, write_analysis
 from .format import (FORMAT, FORMAT_VERSION, STATUS_ENUM, StoreError, data_fingerprint, describe, drop_groups,
-                     open_file, publish, publish_staging, root_configs, stage, stale_staging, staging, writer_lock)
+                     open_file, publish, publish_staging, root_configs, same_task, stage, staged, stale_staging, staging,
+                     writer_lock)
 from .merge import Report, merge
 from .phases import read_phases, write_phases
 from .scan import GROUPS, POINT_VALUES, branch_state, prepare_scan, read_branches, read_scan, write_chunk
@@ -22,7 +23,7 @@ from .trajectories import (CHECKPOINT_SLOTS, final_params, prepare_trajectories,
 
 __all__ = [
     "CHECKPOINT_SLOTS", "GROUPS", "drop_groups", "FORMAT", "branch_state", "read_branches", "FORMAT_VERSION", "POINT_VALUES", "STATUS_ENUM", "Report", "StoreError",
-    "data_fingerprint", "describe", "final_params", "merge", "open_file", "prepare_scan", "prepare_trajectories", "publish", "publish_staging", "root_configs", "stale_staging",
+    "data_fingerprint", "describe", "final_params", "merge", "open_file", "prepare_scan", "prepare_trajectories", "publish", "publish_staging", "root_configs", "stale_staging", "same_task", "staged",
     "read_analysis", "read_phases", "read_scan", "write_phases", "read_trajectories", "series_meta", "stage", "staging", "write_analysis",
     "write_chunk", "write_trajectories", "writer_lock",
 ]

@@ -172,6 +172,24 @@ def stale_staging(path: str | Path, members: list[str] | None = None) -> bool:
     return record.read_text() != to_json({"from": _signature(path), "members": members or []})
 
 
+def staged(path: str | Path, copy: bool, members: list[str] | None, prepare):
+    """:func:`stage` a replacement of ``path`` and return ``prepare()`` (which readies it). When ``prepare``
+    refuses it (``StoreError``: another task, say), the fresh staging file, which holds nothing new yet, is
+    removed, and the error names ``path``, not the staging file."""
+    stage(path, copy, members)
+    try:
+        return prepare()
+    except StoreError as e:
+        discard_staging(path)
+        raise StoreError(str(e).replace(str(staging(path)), str(real(path)))) from None
+
+
+def discard_staging(path: str | Path) -> None:
+    """Remove the staging file of ``path`` and its record."""
+    staging(path).unlink(missing_ok=True)
+    _record(path).unlink(missing_ok=True)
+
+
 def publish_staging(path: str | Path) -> None:
     """The finished replacement of ``path`` takes its place; its record goes."""
     publish(staging(path), path)
@@ -308,6 +326,12 @@ def check_task(f: h5py.File, path, task, fingerprint: str) -> None:
         raise StoreError(f"{path}: holds task {stored[0]} {stored[1]}, not {ours[0]} {ours[1]}; use another --out")
     if f.attrs.get("data_fingerprint") != fingerprint:
         raise StoreError(f"{path}: holds the same task but different data (data fingerprint differs); use another --out")
+
+
+def same_task(path, task) -> None:
+    """Refuse (``StoreError``) the landscape file ``path`` when it holds another task or other data."""
+    with open_file(path, "r") as f, damaged_as_error(path):
+        check_task(f, path, task, data_fingerprint(task))
 
 
 def root_or_check(f: h5py.File, path, task, fingerprint: str) -> None:

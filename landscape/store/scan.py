@@ -300,6 +300,11 @@ def read_scan(path: str | Path, branch: str = "independent") -> dict[str, Any] |
             out["w0"] = np.asarray(g.attrs["w0"], dtype=float)
             out["plane"] = {"groups": json.loads(g.attrs["groups"]), "shape": tuple(len(a) for a in axes["norm"]),
                             "parameter_names": json.loads(g.attrs.get("parameter_names", "[]")), **axes}
+        grid = out["status"].shape
+        wrong = [k for k in POINT_VALUES if out[k].shape != grid] + \
+            [k for k in ("alpha", "norm") if len(out[k]) != grid[0]]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: not the shape of the status grid {list(grid)}")
         out["config"] = json.loads(g.attrs["config"])
         out["method_label"] = str(g.attrs.get("method_label", f"{out['config']['method']} Adam"))  # older files
         out["classification"] = bool(g.attrs["classification"])

@@ -20,6 +20,7 @@ import numpy as np
 from ..state import TrainState
 from .phases import drop_phases
 from ..status import Status
+from ..plain import one_line
 from .format import (StoreError, attrs_of, check_task, commit, damaged_as_error, data_fingerprint,
                      describe_difference, drop_analysis, open_file, reset_scales, root_or_check, set_root_config,
                      to_json)
@@ -124,7 +125,11 @@ def prepare_trajectories(path: str | Path, config, plan, overwrite: bool = False
             if m.name in top and overwrite:
                 del top[m.name]
             if m.name in top:
-                states[m.name] = _reopen(top[m.name])
+                try:
+                    states[m.name] = _reopen(top[m.name])
+                except (KeyError, ValueError, TypeError) as e:  # not OSError: a failed write is write_errors' line
+                    raise StoreError(f"{path}: damaged or incomplete landscape file: trajectory {m.name} "
+                                     f"({type(e).__name__}: {one_line(e)}); use --overwrite to replace it") from None
             else:
                 _create(top, m, config, plan, member_identity(ident, m))
                 states[m.name] = None
