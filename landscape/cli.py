@@ -236,7 +236,7 @@ def _submit(args) -> int:
     rest = [out if a == out or Path(a).resolve() == Path(out) else a for a in rest]
     parsed = build_parser().parse_args([args.what, *rest])  # validate the arguments now, not on the cluster
     kinds = {"scan": ScanConfig, "train": TrainConfig, "phases": PhasesConfig}
-    commands.check_sharded(args.what, config_of(parsed, kinds[args.what]))
+    commands.check_sharded(args.what, config_of(parsed, kinds[args.what]), out, getattr(parsed, "overwrite", False))
     settings = {"time": args.time, "partition": args.partition, "cpus_per_task": args.cpus_per_task,
                 "mem": args.mem, "account": args.account}
     return commands.submit(args.what, rest, out, args.tasks, args.throttle, settings, args.sbatch, args.dry_run)

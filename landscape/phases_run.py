@@ -20,15 +20,7 @@ def run(cfg: PhasesConfig, out: str, shard_spec: str | None = None, overwrite: b
     from . import commands, phases, store
     from .tasks import get_task
 
-    with bad_input():
-        task = get_task(cfg.task, cfg.task_options)
-    if not task.classification and (cfg.train_loss is None or cfg.test_loss is None):
-        with bad_input():
-            has_scan = Path(out).exists() and store.read_scan(out) is not None
-        if not has_scan:
-            raise BadInput(f"task {cfg.task!r} is a regression: give --train-loss and --test-loss (the thresholds "
-                           "of t_train and t_test), or scan the task into the file first to take them from the "
-                           "landscape")
+    check(cfg, out, overwrite)
     sweep = cfg.train_config()
     if not quiet:
         x, y = cfg.axes()
@@ -40,3 +32,32 @@ def run(cfg: PhasesConfig, out: str, shard_spec: str | None = None, overwrite: b
     with bad_input():
         phases.publish(out, cfg, quiet)
     return 0
+
+
+def check(cfg: PhasesConfig, out: str, overwrite: bool = False) -> None:
+    """Refuse, before any training, a grid that cannot be classified into ``out`` (a regression task with no
+    thresholds and no scan there to take them from) or whose diagram would replace another grid's (other axes
+    or seeds than the file's ``/phases``) without ``overwrite``. ``BadInput`` with one line."""
+    from . import phases, store
+    from .tasks import get_task
+
+    with bad_input():
+        task = get_task(cfg.task, cfg.task_options)
+        stored = phases.stored_config(out) if Path(out).exists() else None
+        has_scan = Path(out).exists() and store.read_scan(out) is not None
+    if not task.classification and (cfg.train_loss is None or cfg.test_loss is None) and not has_scan:
+        raise BadInput(f"task {cfg.task!r} is a regression: give --train-loss and --test-loss (the thresholds "
+                       "of t_train and t_test), or scan the task into the file first to take them from the "
+                       "landscape")
+    if stored is not None and not overwrite and _grid(stored) != _grid(cfg):
+        raise BadInput(f"{out}: holds the phase diagram of another grid ({_describe(stored)} in file vs "
+                       f"{_describe(cfg)} now); use --overwrite to replace it, or another --out")
+
+
+def _grid(cfg: PhasesConfig) -> tuple:
+    x, y = cfg.axes()
+    return x.name, tuple(x.values), y.name, tuple(y.values), tuple(cfg.seeds)
+
+
+def _describe(cfg: PhasesConfig) -> str:
+    return f"--x {cfg.x} --y {cfg.y} --seeds {','.join(map(str, cfg.seeds))}"

@@ -188,6 +188,26 @@ def test_regression_needs_thresholds_or_a_scan(tmp_path, capsys):
     assert store.read_phases(out)["phase"].shape == (2, 2, 1)
 
 
+def test_another_grid_into_the_same_file_needs_overwrite(tmp_path, capsys):
+    """A second grid would replace the file's stored diagram: refused without --overwrite, also by submit; the same
+    grid with other thresholds re-classifies the stored runs."""
+    out = tmp_path / "r.h5"
+    base = ["--task", "tasks_for_tests:tiny", "--y", "weight-decay=0,1", "--steps", "10", "--train-loss", "0.5",
+            "--test-loss", "0.5", "--quiet", "--out", str(out)]
+    assert main(["phases", "--x", "lr=1e-3,1e-2", *base]) == 0
+    before = store.read_phases(out)
+    capsys.readouterr()
+    for argv in (["phases", "--x", "init-scale=1,2", *base],
+                 ["submit", "phases", "--tasks", "2", "--dry-run", "--", "--x", "init-scale=1,2", *base]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "another grid" in err and "--overwrite" in err
+    np.testing.assert_array_equal(store.read_phases(out)["phase"], before["phase"])
+    assert main(["phases", "--x", "lr=1e-3,1e-2", *base, "--train-loss", "1e-9"]) == 0  # other thresholds
+    assert main(["phases", "--x", "init-scale=1,2", *base, "--overwrite"]) == 0
+    assert store.read_phases(out)["x"].tolist() == [1, 2]
+
+
 def test_regression_takes_its_thresholds_from_a_scan_in_the_file(tmp_path):
     out = tmp_path / "r.h5"
     assert main(["scan", "--task", "tasks_for_tests:tiny", "--norms", "0.3:3:4", "--steps", "30", "--quiet",

@@ -331,3 +331,23 @@ def test_plot_with_empty_trajectory_list_is_refused(tmp_path, capsys):
 def test_submit_checks_the_task_before_submitting(capsys):
     assert main(["submit", "train", "--tasks", "3", "--dry-run", "--", "--task", "nosuch", "--out", "x.h5"]) == 2
     assert "unknown task" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("what", ["scan", "train"])
+def test_the_merge_target_is_checked_before_any_shard_computes(tmp_path, capsys, what):
+    """submit and a hand-run --shard refuse at once an --out the merge job would refuse after all the compute:
+    not an HDF5 file, another task's file, a directory that does not exist."""
+    (tmp_path / "text.h5").write_text("not a landscape file\n")
+    other = tmp_path / "other.h5"
+    assert main(["scan", "--task", "tasks_for_tests:tiny_head", "--norms", "1,2", "--steps", "5", "--quiet",
+                 "--out", str(other)]) == 0
+    args = [*TINY, "--steps", "5"] + (["--norms", "1,2"] if what == "scan" else [])
+    for out, fragment in ((tmp_path / "text.h5", "not a readable HDF5 file"), (other, "holds task"),
+                          (tmp_path / "no" / "s.h5", "does not exist")):
+        for argv in (["submit", what, "--tasks", "2", "--dry-run", "--", *args, "--out", str(out)],
+                     [what, *args, "--shard", "0/2", "--out", str(out)]):
+            capsys.readouterr()
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and fragment in err, (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.h5", "text.h5"]  # no shard file written
