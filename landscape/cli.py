@@ -126,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and store train/test metrics at each constrained minimizer.")
     _run_options(s, ScanConfig, "compute only shard I of N (interleaved points)")
     _fields(s, ScanConfig)
-    s.add_argument("--overwrite", action="store_true", help="replace an output file that holds another experiment; "
-                   "the old file stays readable until the new one is complete")
+    s.add_argument("--overwrite", action="store_true", help="replace the scan (with --branch: the branches) of an "
+                   "output file that holds another one, keeping its trajectories, branches and phase diagram; a file "
+                   "of another task is replaced whole. The old file stays readable until the new one is complete")
 
     t = sub.add_parser("train", help="training trajectories (AdamW, or norm-fixed) stored next to the scan",
                        description="Train with AdamW from a scaled default initialization and log norm, losses and "
@@ -148,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "`landscape merge` classifies the merged file.")
     _run_options(ph, PhasesConfig, "train only shard I of N of the grid's runs")
     _fields(ph, PhasesConfig)
-    ph.add_argument("--overwrite", action="store_true", help="replace runs of the same name with other settings")
+    ph.add_argument("--overwrite", action="store_true", help="replace runs of the same name with other settings, "
+                    "and the file's phase diagram when it is another grid's")
 
     mg = sub.add_parser("merge", help="join shard files into one file",
                         description="Check that shards hold the same experiment, join their points and "

@@ -78,12 +78,18 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
     with bad_input(), store.writer_lock(path), cluster.Termination(immediate=True) as term:
         with term.critical():
             if overwrite and path.exists():  # the old file stays readable until the new one is complete
-                work = store.staging(path)
-                try:
-                    todo = store.prepare_scan(work, cfg, plan, shard=shard_ix) if work.exists() else None
-                except store.StoreError:  # a staging file of another attempt
-                    todo = None
-                if todo is None:  # a scan's replacement starts empty
+                work, keep = store.staging(path), _same_task(store, path, plan.task)
+                todo = None
+                if work.exists() and not (keep and store.stale_staging(path, ["scan"])):
+                    try:
+                        todo = store.prepare_scan(work, cfg, plan, shard=shard_ix)
+                    except store.StoreError:  # a staging file of another attempt
+                        todo = None
+                if todo is None and keep:  # the same task: the rest of the file (runs, branches, phases) is kept
+                    todo = store.staged(path, True, ["scan"], lambda: (
+                        store.drop_groups(work, [store.GROUPS["independent"]]),
+                        store.prepare_scan(work, cfg, plan, shard=shard_ix))[1])
+                elif todo is None:  # another task: the replacement starts empty
                     todo = store.staged(path, False, None,
                                         lambda: store.prepare_scan(work, cfg, plan, overwrite=True, shard=shard_ix))
             else:
@@ -156,6 +162,16 @@ def scan_branches(cfg: ScanConfig, out: str, shard_spec: str | None = None, over
                 print(report.summary_table(store.read_scan(path, b)))
         print(f"wrote {path}")
     return 0
+
+
+def _same_task(store, path: Path, task) -> bool:
+    """Whether ``path`` is a landscape file of ``task`` and its data (``--overwrite`` then keeps what the
+    command does not recompute)."""
+    try:
+        store.same_task(path, task)
+        return True
+    except store.StoreError:
+        return False
 
 
 def _resumable(store, work: Path, cfg, plan, shard, names) -> bool:

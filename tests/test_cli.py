@@ -230,6 +230,19 @@ def test_overwrite_replaces_a_landscape_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]  # no temporary file left behind
 
 
+def test_overwrite_of_the_scan_keeps_the_runs_of_the_same_task(tmp_path):
+    out = tmp_path / "s.h5"
+    assert main(["scan", *TINY, "--norms", "1,2", "--out", str(out)]) == 0
+    assert main(["train", *TINY, "--out", str(out)]) == 0
+    runs = read_trajectories(out)
+    assert main(["scan", *TINY, "--norms", "1,2,3", "--out", str(out), "--overwrite"]) == 0
+    assert len(read_scan(out)["alpha"]) == 3
+    kept = read_trajectories(out)
+    assert [t["name"] for t in kept] == [t["name"] for t in runs]
+    np.testing.assert_array_equal(kept[0]["train_loss"], runs[0]["train_loss"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
+
+
 @pytest.mark.parametrize("command", ["train", "scan --branch down"])
 def test_overwrite_refused_for_another_task_names_the_file_and_leaves_nothing(tmp_path, capsys, command):
     out = tmp_path / "s.h5"
