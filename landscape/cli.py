@@ -36,6 +36,15 @@ def _positive(flag: str, kind=int, minimum: float = 1):
     return config.Rule(kind, minimum=minimum if kind is int else None, positive=kind is float).parse(flag)
 
 
+def _file(flag: str):
+    """An argparse type for a file path: not empty (an empty one would name the current directory)."""
+    def parse(text):
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{flag}: empty; name a file")
+        return text
+    return parse
+
+
 def _fraction(flag):
     def parse(text):
         v = _positive(flag, float)(text)
@@ -96,7 +105,7 @@ def _run_options(p: argparse.ArgumentParser, cls, shard_help: str) -> None:
                    help="task option, repeatable (e.g. p=97, path=data.npz)")
     _field(p, cls, "device")
     _field(p, cls, "engine")
-    p.add_argument("--out", "-o", default="scan.h5", help="HDF5 file shared by scan and train; re-running resumes "
+    p.add_argument("--out", "-o", default="scan.h5", type=_file("--out"), help="HDF5 file shared by scan and train; re-running resumes "
                    "it (default scan.h5)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary table")
     p.add_argument("--shard", metavar="I/N|auto", help=f"{shard_help} into OUT.shard-IIII-of-NNNN.h5; "
@@ -156,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Check that shards hold the same experiment, join their points and "
                                     "trajectories, report what is missing, and write the result atomically.")
     mg.add_argument("shards", nargs="+", metavar="SHARD", help="shard files or glob patterns ('scan.shard-*.h5')")
-    mg.add_argument("-o", "--out", required=True, help="merged output file")
+    mg.add_argument("-o", "--out", required=True, type=_file("--out"), help="merged output file")
     mg.add_argument("--allow-partial", action="store_true", help="write even with missing points, recording the gaps")
 
     sb = sub.add_parser("submit", help="launch a sharded scan or sweep on Slurm: job array plus merge job",
@@ -177,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plot", help="draw the L/U figure and the trajectories of a file")
     pl.add_argument("file")
-    pl.add_argument("-o", "--out", help="figure path; .png, .pdf or .svg (default FILE with .png); "
+    pl.add_argument("-o", "--out", type=_file("--out"), help="figure path; .png, .pdf or .svg (default FILE with .png); "
                                         "with trajectories also NAME-grokking.SUFFIX and NAME-metrics.SUFFIX, "
                                         "and NAME-fixnorm.SUFFIX when free and --fix-norm runs share seed and lr")
     pl.add_argument("--trajectories", metavar="NAMES", help="comma list of trajectory names to draw (default all)")

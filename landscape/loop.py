@@ -57,6 +57,9 @@ def model_of(task: Task, constrain: str, engine: str, seed: int,
     layout = layout_of(module, constrain, groups)
     unmatched = [g for g in (g.strip() for g in constrain.split(",")) if g
                  and not any(fnmatch.fnmatchcase(n, g) for n in layout.names)]
+    if not unmatched and groups and not any(layout.constrained):
+        raise ValueError(f"--constrain {constrain!r} selects no parameter of the --norms groups "
+                         f"({', '.join(map(repr, groups))}); names are: {', '.join(layout.names)}")
     if unmatched or not any(layout.constrained):
         raise ValueError(f"--constrain {', '.join(unmatched) or constrain!r} matches no parameter; "
                          f"names are: {', '.join(layout.names)}")

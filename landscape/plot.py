@@ -212,7 +212,8 @@ def annotate_analysis(fig: Figure, result: dict) -> None:
 
 def prediction_figure(result: dict) -> Figure | None:
     """Measured grokking step against weight decay (log-log), beside the decay-time predictions."""
-    trajs = [t for t in result.get("trajectories") or [] if t["grokking"]["step"]["value"] is not None]
+    trajs = [t for t in result.get("trajectories") or []  # a step 0 has no place on the log axis
+             if t["grokking"]["step"]["value"] is not None and t["grokking"]["step"]["value"] > 0]
     predicted = any(p["step"]["value"] is not None for t in trajs for p in t["predictions"])
     if not trajs or (len({t["weight_decay"] for t in trajs}) < 2 and not predicted):
         return None  # one weight decay and nothing predicted: no relation to draw

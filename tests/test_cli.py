@@ -114,6 +114,14 @@ def _bad_files(tmp_path):
                               'seed = 1.7'], start=1):
         (tmp_path / f"types{i}.toml").write_text(text + "\n")
     (tmp_path / "unknown.toml").write_text("stpes = 3\n")
+    (tmp_path / "text.npz").write_text("x_train,y_train\n1,2\n")
+    with h5py.File(tmp_path / "grouped.h5", "w") as f:
+        f.create_group("x_train")
+        for k in ("y_train", "x_test", "y_test"):
+            f[k] = np.zeros(3)
+    with h5py.File(tmp_path / "badconfig.h5", "w") as f, h5py.File(good, "r") as g:
+        f.attrs.update(g.attrs)
+        f.attrs["config"] = "{not json"
 
 
 BAD = [
@@ -129,6 +137,10 @@ BAD = [
     (["scan", "--task", "nope"], "teacher-student"),
     (["scan", "--task", "file", "--task-opt", "path={tmp}/missing.npz"], "does not exist"),
     (["scan", "--task", "file", "--task-opt", "path={tmp}/partial.npz"], "lacks x_test, y_test"),
+    (["scan", "--task", "file", "--task-opt", "path={tmp}"], "is a directory, not a data file"),
+    (["scan", "--task", "file", "--task-opt", "path={tmp}/text.npz"], "is not an .npz archive"),
+    (["scan", "--task", "file", "--task-opt", "path={tmp}/grouped.h5"], "x_train in"),
+    (["scan", *TINY, "--norms", "1,2", "--out", "{tmp}/badconfig.h5"], "root attribute 'config' is not JSON"),
     (["scan", "--task", "no_such_module_xyz:make"], "cannot import"),
     (["scan", "--task", "tasks_for_tests:missing"], "no function"),
     (["scan", "--task", "tasks_for_tests:not_a_task"], "expected landscape.tasks.Task"),
@@ -160,6 +172,7 @@ BAD = [
     (["scan", "--task", "teacher-student", "--task-opt", "n_train=0"], "train set is empty"),
     (["scan", *TINY, "--out", "{tmp}/no/such/dir/x.h5"], "does not exist"),
     (["scan", *TINY, "--out", "{tmp}"], "is a directory"),
+    (["scan", *TINY, "--out", ""], "--out: empty; name a file"),
     (["scan", *TINY, "--out", "{tmp}", "--overwrite"], "is a directory"),
     (["scan", *TINY, "--out", "{tmp}/foreign.h5", "--overwrite"], "not one written by landscape"),
     (["scan", *TINY, "--out", "{tmp}/notes.txt", "--overwrite"], "not a readable HDF5"),

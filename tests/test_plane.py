@@ -159,6 +159,14 @@ def test_bad_two_norm_grids_are_one_line_and_exit_2(case, tmp_path, capsys):
     assert out.read_bytes() == before
 
 
+def test_constrain_outside_both_groups_says_so(tmp_path, capsys):
+    argv = ["scan", *TINY, "--steps", "5", "--constrain", "2.*", "--norms", "0.weight=1,2", "--norms", "0.bias=1,2",
+            "--out", str(tmp_path / "x.h5")]
+    assert _code(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--constrain '2.*' selects no parameter of the --norms groups" in err
+
+
 def test_absolute_cannot_be_mixed_per_group(tmp_path, capsys):
     preset = tmp_path / "p.toml"
     preset.write_text('task = "tasks_for_tests:tiny"\nnorms = ["0.*=0.5:2", "*=1:2"]\nabsolute = [true, false]\n')

@@ -342,11 +342,16 @@ def root_or_check(f: h5py.File, path, task, fingerprint: str) -> None:
         write_root(f, task, fingerprint)
 
 
-def set_root_config(f: h5py.File, command: str, config, task_options: dict) -> None:
-    """Root attribute ``config``: JSON object with the full resolved configuration of each command."""
+def set_root_config(f: h5py.File, command: str, config, task_options: dict, path) -> None:
+    """Root attribute ``config``: JSON object with the full resolved configuration of each command (``path``: the
+    file's name in the error when the stored attribute is damaged)."""
     import dataclasses
 
-    configs = json.loads(f.attrs["config"]) if "config" in f.attrs else {}
+    try:
+        configs = json.loads(f.attrs["config"]) if "config" in f.attrs else {}
+    except ValueError as e:
+        raise StoreError(f"{path}: damaged or incomplete landscape file (root attribute 'config' is not JSON: "
+                         f"{one_line(e)})") from None
     configs[command] = {**dataclasses.asdict(config), "task_options": task_options}
     f.attrs["config"] = to_json(configs)
 

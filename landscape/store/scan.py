@@ -123,7 +123,7 @@ def prepare_scan(path: str | Path, config, plan, overwrite: bool = False,
     with commit(path, new=new or overwrite) as f:
         if new or overwrite:
             write_root(f, plan.task, fingerprint)
-        set_root_config(f, "scan", config, plan.task.options)
+        set_root_config(f, "scan", config, plan.task.options, path)
         _create(f, config, plan, ident, shard, branch)
     return mine
 

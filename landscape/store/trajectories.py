@@ -116,9 +116,9 @@ def prepare_trajectories(path: str | Path, config, plan, overwrite: bool = False
     states = {}
     with commit(path) as f:
         root_or_check(f, path, plan.task, fingerprint)
-        set_root_config(f, "train", config, plan.task.options)
+        set_root_config(f, "train", config, plan.task.options, path)
         for command, other in (also or {}).items():
-            set_root_config(f, command, other, plan.task.options)
+            set_root_config(f, command, other, plan.task.options, path)
         top = f.require_group("trajectories")
         top.attrs["description"] = DESCRIPTION
         for m in plan.members:

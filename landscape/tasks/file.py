@@ -13,16 +13,26 @@ KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def _load(path: Path) -> dict[str, np.ndarray]:
+    if path.is_dir():
+        raise TaskError(f"file task: {str(path)!r} is a directory, not a data file")
     if not path.is_file():
         raise TaskError(f"file task: data file {str(path)!r} does not exist")
     try:
         if path.suffix == ".npz":
+            import zipfile
+
+            if not zipfile.is_zipfile(path):
+                raise TaskError(f"file task: {str(path)!r} is not an .npz archive (numpy.savez writes one)")
             with np.load(path, allow_pickle=False) as z:
                 found = {k: z[k] for k in KEYS if k in z.files}
         else:
             import h5py
 
             with h5py.File(path, "r") as f:
+                groups = [k for k in KEYS if k in f and not isinstance(f[k], h5py.Dataset)]
+                if groups:
+                    raise TaskError(f"file task: {', '.join(groups)} in {str(path)!r} "
+                                    f"{'is a group' if len(groups) == 1 else 'are groups'}, not an array")
                 found = {k: f[k][()] for k in KEYS if k in f}
     except TaskError:
         raise
