@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from . import plane
-from .plot import MARK, _colored_path, trajectory_label
+from .plot import MARK, _colored_path, plain_log_ticks, trajectory_label
 
 
 def _edges(centers: np.ndarray, log: bool) -> np.ndarray:
@@ -79,8 +79,10 @@ def plane_figure(scan: dict, trajs: list[dict] = ()) -> tuple[Figure, list[str]]
         ax.set_xlabel(f"$w_1$: L2 norm of group 1 ({g1})")
         if log1:
             ax.set_xscale("log")
+            plain_log_ticks(ax.xaxis)
         if log2:
             ax.set_yscale("log")
+            plain_log_ticks(ax.yaxis)
     axes[0].set_ylabel(f"$w_2$: L2 norm of group 2 ({g2})")
     axes[0].set_xlim(_edges(n1, log1)[[0, -1]])
     axes[0].set_ylim(_edges(n2, log2)[[0, -1]])
@@ -89,7 +91,7 @@ def plane_figure(scan: dict, trajs: list[dict] = ()) -> tuple[Figure, list[str]]
     labels = ["best cell (lowest loss, highest accuracy)", "default initialization $(w_{0,1}, w_{0,2})$"]
     if routes:
         handles += [Line2D([], [], color="#21918c", lw=2), Line2D([], [], marker="o", mfc="white", mec="black", ls=""),
-                    Line2D([], [], marker="s", color="black", ls="")]
+                    Line2D([], [], marker="s", color="black", mec="white", ls="")]
         labels += ["free training (color: log step)", "trajectory start", "trajectory end"]
     fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8, frameon=False)
     cfg = scan.get("config") or {}

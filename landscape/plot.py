@@ -81,10 +81,7 @@ def scan_figure(scan: dict, branches: list[dict] = ()) -> Figure:
         top = ax.secondary_xaxis("top", functions=(lambda x: x / w0, lambda a: a * w0))
         top.set_xlabel("$\\alpha = w / w_0$")
         if logx:
-            for axis in (ax.xaxis, top.xaxis):
-                axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-                axis.set_major_formatter(FormatStrFormatter("%g"))
-                axis.set_minor_formatter(NullFormatter())
+            plain_log_ticks(ax.xaxis, top.xaxis)
         ax.grid(alpha=0.3, which="both" if logy else "major", lw=0.5)
     cfg = scan["config"]
     fig.suptitle(f"Reduced landscape: {scan['task']} ({scan['method_label']}, {cfg['steps']} steps, "
@@ -110,7 +107,15 @@ def _colored_path(ax, x, y, steps, cmap, norm):
     lc.set_array(np.log10(np.maximum(steps[1:], 1)))
     ax.add_collection(lc)
     ax.plot(x[0], y[0], "o", mfc="white", mec="black", ms=6, zorder=5)
-    ax.plot(x[-1], y[-1], "s", color="black", ms=5, zorder=5)
+    ax.plot(x[-1], y[-1], "s", color="black", mec="white", ms=6, zorder=5)  # the white edge shows on dark cells
+
+
+def plain_log_ticks(*axes) -> None:
+    """Ticks of log ``axes`` (``ax.xaxis``...) at 1, 2 and 5 per decade, labelled as plain numbers."""
+    for axis in axes:
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FormatStrFormatter("%g"))
+        axis.set_minor_formatter(NullFormatter())
 
 
 def overlay_trajectories(fig: Figure, trajs: list[dict]) -> None:
@@ -129,7 +134,7 @@ def overlay_trajectories(fig: Figure, trajs: list[dict]) -> None:
     cb.set_label("training step (log$_{10}$)")
     handles, labels = ax.get_legend_handles_labels()
     handles += [Line2D([], [], marker="o", mfc="white", mec="black", ls=""),
-                Line2D([], [], marker="s", color="black", ls="")]
+                Line2D([], [], marker="s", color="black", mec="white", ls="")]
     labels += ["trajectory start", "trajectory end"]
     for leg in fig.legends:
         leg.remove()
@@ -240,10 +245,7 @@ def prediction_figure(result: dict) -> Figure | None:
     if len(set(wd.tolist())) > 1:
         ax.set_xscale("log")
     ax.set_yscale("log")
-    for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        axis.set_major_formatter(FormatStrFormatter("%g"))
-        axis.set_minor_formatter(NullFormatter())
+    plain_log_ticks(ax.xaxis, ax.yaxis)
     ax.set_xlabel("weight decay")
     ax.set_ylabel("training step")
     fig.suptitle(title, fontsize=10)
