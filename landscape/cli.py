@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__, commands, config, phases_run
+from . import __version__, cluster, commands, config, phases_run
 from .config import ScanConfig, TrainConfig
 from .phases_config import PhasesConfig
 from .plain import BadInput, one_line
@@ -247,10 +247,13 @@ def _submit(args) -> int:
     rest = [out if a == out or Path(a).resolve() == Path(out) else a for a in rest]
     parsed = build_parser().parse_args([args.what, *rest])  # validate the arguments now, not on the cluster
     kinds = {"scan": ScanConfig, "train": TrainConfig, "phases": PhasesConfig}
-    commands.check_sharded(args.what, config_of(parsed, kinds[args.what]), out, getattr(parsed, "overwrite", False))
+    cfg = config_of(parsed, kinds[args.what])
+    cluster.check_sharded(args.what, cfg, out)
+    if args.what == "phases":
+        phases_run.check(cfg, out, parsed.overwrite)
     settings = {"time": args.time, "partition": args.partition, "cpus_per_task": args.cpus_per_task,
                 "mem": args.mem, "account": args.account}
-    return commands.submit(args.what, rest, out, args.tasks, args.throttle, settings, args.sbatch, args.dry_run)
+    return cluster.launch(args.what, rest, out, args.tasks, args.throttle, settings, args.sbatch, args.dry_run)
 
 
 def _analyze(args) -> int:

@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .plain import one_line
+from .plain import BadInput, bad_input, one_line
 
 SLURM_VARS = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT")
 MPI_VARS = (("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"), ("PMI_RANK", "PMI_SIZE"), ("PMIX_RANK", "PMIX_SIZE"),
@@ -160,6 +160,45 @@ def submit(commands: list[list[str]]) -> list[str]:
             raise ValueError(f"submit: sbatch failed: {one_line(r.stderr)}")
         ids.append(r.stdout.strip().split(";")[0])
     return ids
+
+
+def launch(what: str, args: list[str], out: str, tasks: int, throttle: int | None, settings: dict,
+           sbatch: str = "sbatch", dry_run: bool = False) -> int:
+    """``landscape submit``: submit the job array and its merge job (``dry_run``: print their sbatch lines)."""
+    commands = sbatch_commands(what, args, out, tasks, throttle, settings, sbatch)
+    if dry_run:
+        for cmd in commands:
+            print(" ".join(shlex.quote(c) for c in cmd))
+        return 0
+    with bad_input():
+        ids = submit(commands)
+    print(f"array job {ids[0]} ({tasks} tasks), merge job {ids[1]} (after the array succeeds)")
+    return 0
+
+
+def check_sharded(what: str, cfg, out: str) -> None:
+    """Validate a sharded command's settings now, not on the cluster: its task, for a scan its grid, and the file
+    the shards are merged into (:func:`check_merged`). ``BadInput`` with one line."""
+    from .grid import norm_groups, parse_norms
+    from .tasks import get_task
+
+    with bad_input():
+        if what == "scan" and norm_groups(cfg.norms) is None:  # a two-norm grid's specs were checked by the config
+            parse_norms(cfg.norms)
+        task = get_task(cfg.task, cfg.task_options)
+    check_merged(out, task)
+
+
+def check_merged(out: str, task) -> None:
+    """Refuse, before any shard computes, a merge target ``out`` that the merge would refuse after all of them:
+    in a directory that does not exist, or an existing file that is no landscape file of this task and data."""
+    from . import store
+
+    path = Path(out)
+    if not path.parent.is_dir():
+        raise BadInput(f"{out}: directory {str(path.parent)!r} does not exist")
+    if path.exists():
+        store.same_task(path, task)
 
 
 # ---------------------------------------------------------------- MPI

@@ -65,7 +65,7 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
         raise BadInput("--from-trajectory starts the down branch: use it with --branch down or both")
     plan, size, shard = _plan(cfg, shard_spec, scan_mod.make_plan, scan_mod.auto_chunk)
     if shard is not None:
-        check_merged(out, plan.task)
+        cluster.check_merged(out, plan.task)
     path = Path(out if shard is None else cluster.shard_path(out, shard[0], shard[1]))
     shard_ix = shard and shard[:2]
     if shard is not None and shard[0] >= plan.n_points:
@@ -78,7 +78,7 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
     with bad_input(), store.writer_lock(path), cluster.Termination(immediate=True) as term:
         with term.critical():
             if overwrite and path.exists():  # the old file stays readable until the new one is complete
-                work, keep = store.staging(path), _same_task(store, path, plan.task)
+                work, keep = store.staging(path), store.holds_task(path, plan.task)
                 todo = None
                 if work.exists() and not (keep and store.stale_staging(path, ["scan"])):
                     try:
@@ -134,7 +134,7 @@ def scan_branches(cfg: ScanConfig, out: str, shard_spec: str | None = None, over
         raise BadInput(f"--branch {cfg.branch}: a continuation branch needs two or more norms, got "
                        f"{len(plan.norm)} (--norms {cfg.norms})")
     if shard is not None:
-        check_merged(out, plan.task)
+        cluster.check_merged(out, plan.task)
     path = Path(out if shard is None else cluster.shard_path(out, shard[0], shard[1]))
     if shard is not None and shard[0] >= cfg.restarts:
         print(f"shard {shard[0]}/{shard[1]} has no restarts (a branch is split by restart and has "
@@ -164,16 +164,6 @@ def scan_branches(cfg: ScanConfig, out: str, shard_spec: str | None = None, over
     return 0
 
 
-def _same_task(store, path: Path, task) -> bool:
-    """Whether ``path`` is a landscape file of ``task`` and its data (``--overwrite`` then keeps what the
-    command does not recompute)."""
-    try:
-        store.same_task(path, task)
-        return True
-    except store.StoreError:
-        return False
-
-
 def _resumable(store, work: Path, cfg, plan, shard, names) -> bool:
     """Whether an ``--overwrite`` staging file holds these very branches (then it is resumed, not restarted)."""
     try:
@@ -196,7 +186,7 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
         size = 1  # separate runs, one trajectory after the other
     path = out
     if shard is not None:
-        check_merged(out, plan.task)
+        cluster.check_merged(out, plan.task)
         path = cluster.shard_path(out, shard[0], shard[1])
         plan.members = cluster.shard_items(plan.members, shard[0], shard[1])
         if not plan.members:
@@ -411,47 +401,4 @@ def merge(patterns: list[str], out: str, allow_partial: bool = False) -> int:
         grid = phases.stored_config(out)
         if grid is not None:  # a sharded `landscape phases`: classify the merged grid
             phases.publish(out, grid)
-    return 0
-
-
-def check_sharded(what: str, cfg, out: str, overwrite: bool = False) -> None:
-    """Validate a sharded command's settings now, not on the cluster: its task, for a scan its grid, for a phase
-    diagram its classification, and the file the shards are merged into (:func:`check_merged`)."""
-    from . import phases_run
-    from .grid import norm_groups, parse_norms
-    from .tasks import get_task
-
-    with bad_input():
-        if what == "scan" and norm_groups(cfg.norms) is None:  # a two-norm grid's specs were checked by the config
-            parse_norms(cfg.norms)
-        task = get_task(cfg.task, cfg.task_options)
-    check_merged(out, task)
-    if what == "phases":
-        phases_run.check(cfg, out, overwrite)
-
-
-def check_merged(out: str, task) -> None:
-    """Refuse, before any shard computes, a merge target ``out`` that the merge would refuse after all of them:
-    in a directory that does not exist, or an existing file that is no landscape file of this task and data."""
-    from . import store
-
-    path = Path(out)
-    if not path.parent.is_dir():
-        raise BadInput(f"{out}: directory {str(path.parent)!r} does not exist")
-    if path.exists():
-        store.same_task(path, task)
-
-
-def submit(what: str, args: list[str], out: str, tasks: int, throttle: int | None, settings: dict,
-           sbatch: str = "sbatch", dry_run: bool = False) -> int:
-    import shlex
-
-    commands = cluster.sbatch_commands(what, args, out, tasks, throttle, settings, sbatch)
-    if dry_run:
-        for cmd in commands:
-            print(" ".join(shlex.quote(c) for c in cmd))
-        return 0
-    with bad_input():
-        ids = cluster.submit(commands)
-    print(f"array job {ids[0]} ({tasks} tasks), merge job {ids[1]} (after the array succeeds)")
     return 0

@@ -5,6 +5,7 @@
 ``trajectories``  ``/trajectories/NAME``: logged series and checkpoints of free training
 ``analysis``      ``/analysis``: what ``landscape analyze`` found
 ``merge``         shard files joined into one file
+``staging``       how ``--overwrite`` builds a replacement beside the file until it is complete
 
 Layout (format ``landscape``, version 1) in ``docs/format.md``. This package
 imports nothing from the computations that fill it (``scan``, ``train``): they
@@ -13,17 +14,17 @@ hand it plans, results and states, and it reads their attributes.
 
 from .analysis import read_analysis, write_analysis
 from .format import (FORMAT, FORMAT_VERSION, STATUS_ENUM, StoreError, data_fingerprint, describe, drop_groups,
-                     open_file, publish, publish_staging, root_configs, same_task, stage, staged, stale_staging, staging,
-                     writer_lock)
+                     holds_task, open_file, publish, root_configs, same_task, writer_lock)
 from .merge import Report, merge
 from .phases import read_phases, write_phases
+from .staging import publish_staging, stage, staged, stale_staging, staging
 from .scan import GROUPS, POINT_VALUES, branch_state, prepare_scan, read_branches, read_scan, write_chunk
 from .trajectories import (CHECKPOINT_SLOTS, final_params, prepare_trajectories, read_trajectories, series_meta,
                            write_trajectories)
 
 __all__ = [
     "CHECKPOINT_SLOTS", "GROUPS", "drop_groups", "FORMAT", "branch_state", "read_branches", "FORMAT_VERSION", "POINT_VALUES", "STATUS_ENUM", "Report", "StoreError",
-    "data_fingerprint", "describe", "final_params", "merge", "open_file", "prepare_scan", "prepare_trajectories", "publish", "publish_staging", "root_configs", "stale_staging", "same_task", "staged",
+    "data_fingerprint", "describe", "final_params", "merge", "open_file", "prepare_scan", "prepare_trajectories", "publish", "publish_staging", "root_configs", "stale_staging", "same_task", "staged", "holds_task",
     "read_analysis", "read_phases", "read_scan", "write_phases", "read_trajectories", "series_meta", "stage", "staging", "write_analysis",
     "write_chunk", "write_trajectories", "writer_lock",
 ]

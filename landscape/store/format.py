@@ -115,9 +115,20 @@ def temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+def staging(path: str | Path) -> Path:
+    """Where an ``--overwrite`` run builds its new file until it is complete (``.NAME.new`` beside ``path``)."""
+    path = real(path)
+    return path.with_name(f".{path.name}.new")
+
+
+def record_of(path: Path) -> Path:
+    """The record beside the staging file of ``path`` (``landscape.store.staging``)."""
+    return staging(path).with_name(staging(path).name + ".from")
+
+
 def remove_stale(path: Path) -> None:
     """Remove temporaries of ``path`` and of its staging file left by killed processes (with the lock held)."""
-    for name in (path.name, staging(path).name, _record(path).name):
+    for name in (path.name, staging(path).name, record_of(path).name):
         pattern = re.compile(rf"\.{re.escape(name)}\.tmp-\d+")
         for p in path.parent.iterdir():
             if pattern.fullmatch(p.name):
@@ -127,73 +138,6 @@ def remove_stale(path: Path) -> None:
 def real(path: str | Path) -> Path:
     """The file a path names (a symlink at ``--out`` is followed: the target is changed, the link kept)."""
     return Path(os.path.realpath(path))
-
-
-def staging(path: str | Path) -> Path:
-    """Where an ``--overwrite`` run builds its new file until it is complete (``.NAME.new`` beside ``path``)."""
-    path = real(path)
-    return path.with_name(f".{path.name}.new")
-
-
-def _signature(path: Path) -> str:
-    st = os.stat(path)
-    return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
-
-
-def _record(path: Path) -> Path:
-    return staging(path).with_name(staging(path).name + ".from")
-
-
-def stage(path: str | Path, copy: bool, members: list[str] | None = None) -> Path:
-    """Start building a replacement of ``path`` in its staging file (a copy of ``path`` with ``copy``).
-
-    ``path`` must be a landscape file (anything else is never replaced). A
-    record beside the staging file says which state of ``path`` it replaces
-    (inode, time, size) and for which ``members``, so :func:`stale_staging`
-    can tell when it no longer fits.
-    """
-    path, work = real(path), staging(path)
-    with open_file(path, "r"):
-        pass
-    with commit(work, new=not copy, source=path if copy else None):
-        pass
-    record, tmp = _record(path), temporary(_record(path))
-    with write_errors(path):
-        tmp.write_text(to_json({"from": _signature(path), "members": members or []}))
-        publish(tmp, record)
-    return work
-
-
-def stale_staging(path: str | Path, members: list[str] | None = None) -> bool:
-    """Whether the staging file of ``path`` is missing, or was made for another state of ``path`` or other members."""
-    path, record = real(path), _record(path)
-    if not staging(path).exists() or not record.exists():
-        return True
-    return record.read_text() != to_json({"from": _signature(path), "members": members or []})
-
-
-def staged(path: str | Path, copy: bool, members: list[str] | None, prepare):
-    """:func:`stage` a replacement of ``path`` and return ``prepare()`` (which readies it). When ``prepare``
-    refuses it (``StoreError``: another task, say), the fresh staging file, which holds nothing new yet, is
-    removed, and the error names ``path``, not the staging file."""
-    stage(path, copy, members)
-    try:
-        return prepare()
-    except StoreError as e:
-        discard_staging(path)
-        raise StoreError(str(e).replace(str(staging(path)), str(real(path)))) from None
-
-
-def discard_staging(path: str | Path) -> None:
-    """Remove the staging file of ``path`` and its record."""
-    staging(path).unlink(missing_ok=True)
-    _record(path).unlink(missing_ok=True)
-
-
-def publish_staging(path: str | Path) -> None:
-    """The finished replacement of ``path`` takes its place; its record goes."""
-    publish(staging(path), path)
-    _record(path).unlink(missing_ok=True)
 
 
 def publish(src: Path, path: Path) -> None:
@@ -332,6 +276,16 @@ def same_task(path, task) -> None:
     """Refuse (``StoreError``) the landscape file ``path`` when it holds another task or other data."""
     with open_file(path, "r") as f, damaged_as_error(path):
         check_task(f, path, task, data_fingerprint(task))
+
+
+def holds_task(path, task) -> bool:
+    """Whether ``path`` is a landscape file of ``task`` and its data (``--overwrite`` then keeps what the command
+    does not recompute)."""
+    try:
+        same_task(path, task)
+        return True
+    except StoreError:
+        return False
 
 
 def root_or_check(f: h5py.File, path, task, fingerprint: str) -> None:
