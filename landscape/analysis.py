@@ -554,11 +554,31 @@ def decay_steps(w_from: float, w_to: float, lr: float, weight_decay: float) -> f
     return math.log(w_from / w_to) / -math.log1p(-q)
 
 
+def scheduled_decay_steps(w_from: float, w_to: float, lrs: np.ndarray, weight_decay: float,
+                          tail_lr: float) -> float | None:
+    """:func:`decay_steps` under a learning-rate schedule: ``lrs`` the rates of the steps from the start on (to
+    the run's end), ``tail_lr`` the rate after them (0: no more decay). Fractional within the step that reaches
+    ``w_to``; None when it is never reached."""
+    if w_from <= w_to:
+        return 0.0
+    need = math.log(w_from / w_to)
+    done = np.cumsum(-np.log1p(-np.asarray(lrs, float) * weight_decay))
+    k = int(np.searchsorted(done, need))
+    if k < len(done):
+        before = done[k - 1] if k else 0.0
+        return k + (need - before) / (done[k] - before)
+    if tail_lr <= 0:
+        return None
+    return len(done) + (need - (done[-1] if len(done) else 0.0)) / -math.log1p(-tail_lr * weight_decay)
+
+
 def predict(memorization: Event, target: str, target_norm: Estimate, lr: float, weight_decay: float,
-            measured: Event | None = None) -> Prediction:
+            measured: Event | None = None, schedule: tuple[np.ndarray, float] | None = None) -> Prediction:
     """The grokking step predicted by decay from the norm at memorization to ``target_norm``.
 
-    The interval follows the target's: its upper end gives the fewest steps.
+    The interval follows the target's: its upper end gives the fewest steps. ``schedule``: the learning rates from
+    the memorization step to the run's end and the rate after it (:func:`scheduled_decay_steps`), for a warm-up or
+    cosine schedule; None for the constant ``lr``.
     """
     none = Estimate()
     if target_norm.value is None:
@@ -573,9 +593,16 @@ def predict(memorization: Event, target: str, target_norm: Estimate, lr: float, 
     w_mem, t_mem = memorization.norm, memorization.step.value
 
     def steps(w):
-        return None if w is None else decay_steps(w_mem, w, lr, weight_decay)
+        if w is None:
+            return None
+        if schedule is None:
+            return decay_steps(w_mem, w, lr, weight_decay)
+        return scheduled_decay_steps(w_mem, w, schedule[0], weight_decay, schedule[1])
 
     d = Estimate(steps(target_norm.value), steps(target_norm.high), steps(target_norm.low))
+    if d.value is None:
+        return Prediction(target, target_norm.value, none, none, reason="the learning-rate schedule's decay does "
+                          f"not reach the target ({target_norm.value:.4g}) before it ends")
     if w_mem <= target_norm.value:
         d.note = f"the norm at memorization ({w_mem:.4g}) is already at or below the target ({target_norm.value:.4g})"
     p = Estimate(t_mem + d.value, None if d.low is None else t_mem + d.low, None if d.high is None else t_mem + d.high,
@@ -644,7 +671,7 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
             est = {"w_c": land.w_c, "w_star": land.w_star}.get(key, land.zone.high)
             if key.startswith("zone_high") and land.zone.touches_high_edge:
                 est = Estimate(reason="the zone reaches the largest scanned norm: its upper edge is unknown")
-            preds.append(predict(mem, key, est, lr, wd, grok))
+            preds.append(predict(mem, key, est, lr, wd, grok, _schedule(t, mem)))
     steps = np.asarray(t["step"])
     return TrajectoryAnalysis(
         name=str(t["name"]), weight_decay=wd, init_scale=_num(t.get("init_scale")), seed=_int(t.get("seed")),
@@ -652,6 +679,20 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
         status=t.get("status"), memorization=mem, grokking=grok, delay=delay, predictions=preds, notes=notes,
         fix_norm=fix_norm, transitions=[transitions.find(k, t["step"], t[k]) for k in transitions.ORDER_PARAMETERS
                                         if k in t.get("series", ())])
+
+
+def _schedule(t: dict, mem: Event) -> tuple[np.ndarray, float] | None:
+    """The learning rates of trajectory ``t`` from its memorization step to the end of its run, and the rate after
+    it (the peak for a constant schedule, 0 for cosine), or None where the constant ``lr`` holds throughout."""
+    from .optim import scheduled_lr
+
+    schedule, warmup, total = str(t.get("schedule", "constant")), int(t.get("warmup", 0)), int(t.get("steps", 0))
+    start = mem.step.value
+    if start is None or (schedule == "constant" and start >= warmup):
+        return None
+    lr = float(t["lr"])
+    lrs = np.array([scheduled_lr(lr, s, total, warmup, schedule) for s in range(int(start), total)])
+    return lrs, (lr if schedule == "constant" else 0.0)
 
 
 def _num(x) -> float | None:

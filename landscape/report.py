@@ -294,7 +294,8 @@ def analysis_report(analysis) -> str:
                 width = 9 if p.target != "w_star" else 8
                 row += f" {_steps(p.step):>{width}} {'-' if p.ratio is None else f'{p.ratio:.2f}':>6}"
             lines.append(row)
-        lines.append("pred X: memorization step + ln(w_mem / X) / -ln(1 - lr wd); ratio = measured / predicted "
+        lines.append("pred X: memorization step + ln(w_mem / X) / -ln(1 - lr wd) (with a warm-up or cosine schedule, "
+                     "-ln(1 - lr wd) summed step by step); ratio = measured / predicted "
                      "grokking step")
         for r in analysis.trajectories:
             why = [f"memorization: {r.memorization.step.reason}" if r.memorization.step.reason else None,

@@ -349,3 +349,29 @@ def test_json_is_strict_and_report_says_what_is_missing():
     assert "wd0.3_init8_seed0: memorization: never reaches train loss" in report
     assert "no prediction: no memorization step" in report
     assert analysis_report(A.analyze(None, [])).startswith("no scan")
+
+
+def test_decay_under_a_schedule():
+    """A constant schedule gives the closed form; cosine decay that ends before the target never reaches it; a
+    warm-up takes longer than the peak rate alone."""
+    w_from, w_to, lr, wd = 20.0, 12.0, 3e-3, 0.3
+    closed = A.decay_steps(w_from, w_to, lr, wd)
+    assert A.scheduled_decay_steps(w_from, w_to, np.full(100, lr), wd, lr) == pytest.approx(closed, rel=1e-9)
+    assert A.scheduled_decay_steps(w_from, w_to, np.full(int(closed) + 10, lr), wd, 0.0) == pytest.approx(closed)
+    from landscape.optim import scheduled_lr
+    cosine = np.array([scheduled_lr(lr, s, 1000, 0, "cosine") for s in range(1000)])
+    assert A.scheduled_decay_steps(w_from, w_to, cosine, wd, 0.0) is None  # 1000 cosine steps decay less than ln(5/3)
+    assert A.scheduled_decay_steps(w_from, 19.0, cosine, wd, 0.0) > A.decay_steps(w_from, 19.0, lr, wd)
+    warm = np.array([scheduled_lr(lr, s, 10_000, 100, "constant") for s in range(10_000)])
+    assert A.scheduled_decay_steps(w_from, w_to, warm, wd, lr) == pytest.approx(closed + 100 * 99 / 200, rel=1e-4)  # log1p: nearly linear
+
+
+def test_prediction_of_a_cosine_run_follows_its_schedule():
+    t = {"lr": 3e-3, "weight_decay": 0.3, "schedule": "cosine", "warmup": 0, "steps": 4000}
+    mem = A.Event("train loss", A.Estimate(1592.0), norm=20.02)
+    target = A.Estimate(13.73, 11.89, 15.85)
+    constant = A.predict(mem, "zone_high", target, 3e-3, 0.3)
+    cosine = A.predict(mem, "zone_high", target, 3e-3, 0.3, schedule=A._schedule(t, mem))
+    assert cosine.step.value > constant.step.value + 100  # the cosine rate is below the peak after step 0
+    far = A.predict(mem, "w_c", A.Estimate(2.731), 3e-3, 0.3, schedule=A._schedule(t, mem))
+    assert far.step.value is None and "schedule" in far.reason
