@@ -250,7 +250,12 @@ class Termination:
     def _handler(self, signum, frame):
         self.requested, self.signum = True, signum
         if self.immediate and self.depth == 0:
-            raise SystemExit(128 + signum)
+            self._exit()
+
+    def _exit(self):
+        print("landscape: terminated; what finished is in the file, rerun the same command to resume",
+              file=sys.stderr)
+        raise SystemExit(128 + self.signum)
 
     def __enter__(self):
         self.previous = signal.signal(signal.SIGTERM, self._handler)
@@ -268,4 +273,4 @@ class Termination:
         finally:
             self.depth -= 1
         if self.requested and self.immediate and self.depth == 0:
-            raise SystemExit(128 + self.signum)
+            self._exit()

@@ -201,6 +201,7 @@ def test_sigterm_keeps_finished_scan_points_and_resume_completes(tmp_path, env):
     assert proc.poll() is None
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert proc.stderr.read().decode().strip().splitlines()[-1].startswith("landscape: terminated;")
     partial = store.read_scan(out)  # readable: no half-written file
     kept = (partial["status"] != 0).sum()
     assert 2 <= kept < 16

@@ -66,8 +66,9 @@ def _applies(task) -> str | None:
     return None
 
 
-@metric("probe_r2", "test R² of a ridge-regression probe on the input of the last linear layer (the last hidden "
-        "representation), fitted on the training set", "R²", applies=_applies,
+@metric("probe_r2", "test R² of a ridge-regression probe on the input of the probe layer (the task's "
+        "structure['probe_layer'], else the last linear layer: the last hidden representation), fitted on the "
+        "training set", "R²", applies=_applies,
         tasks="any model with an nn.Linear")
 def probe_r2(ctx):
     (_, y_tr), (_, y_te) = ctx.worker.data["train"], ctx.worker.data["test"]
