@@ -124,7 +124,7 @@ def circularity(ctx):
 
 
 @metric("gini_fourier", "Gini coefficient of the token embeddings' Fourier norms over the frequency classes "
-        "(0 when spread evenly, near 1 for a few frequencies)", "", applies=_needs_embedding, tasks=MODULAR)
+        "(0 when spread evenly, near 1 for a few frequencies)", "fraction", applies=_needs_embedding, tasks=MODULAR)
 def gini_fourier(ctx):
     return _fourier(ctx)["gini"]
 

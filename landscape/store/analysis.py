@@ -42,17 +42,21 @@ def write_analysis(path: str | Path, result: dict[str, Any]) -> None:
         trajs = result.get("trajectories") or []
         if trajs:
             t = g.create_group("trajectories")
-            t.create_dataset("name", data=np.array([x["name"] for x in trajs], dtype=h5py.string_dtype()))
-            t.create_dataset("weight_decay", data=np.array([num(x["weight_decay"]) for x in trajs]))
+            t.create_dataset("name", data=np.array([x["name"] for x in trajs], dtype=h5py.string_dtype())
+                             ).attrs["description"] = "the trajectory each row describes"
+            t.create_dataset("weight_decay", data=np.array([num(x["weight_decay"]) for x in trajs])
+                             ).attrs["description"] = "its AdamW weight decay"
             for key in ("memorization", "grokking"):
                 ds = t.create_dataset(f"{key}_step", data=np.array([num(x[key]["step"]["value"]) for x in trajs]))
                 ds.attrs["description"] = f"first logged step meeting the {key} criterion (NaN: never)"
+                ds.attrs["units"] = "step"
             targets = [p["target"] for p in trajs[0]["predictions"]]
             for i, target in enumerate(targets):
                 ds = t.create_dataset(f"predicted_step_{target}",
                                       data=np.array([num(x["predictions"][i]["step"]["value"]) for x in trajs]))
-                ds.attrs["description"] = (f"memorization step + ln(w_mem / {target}) / -ln(1 - lr wd): "
-                                           "predicted grokking step")
+                ds.attrs["description"] = (f"memorization step + ln(w_mem / {target}) / -ln(1 - lr wd), summed "
+                                           "over the schedule's learning rates: predicted grokking step")
+                ds.attrs["units"] = "step"
 
 
 def read_analysis(path: str | Path) -> dict[str, Any] | None:

@@ -159,6 +159,7 @@ def _create(top: h5py.Group, member, config, plan, ident: dict) -> None:
     g.attrs["status"] = Status.RUNNING.label
     step = g.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
     step.attrs["long_name"] = "optimizer step"
+    step.attrs["units"] = "step"
     step.make_scale("step")
     for name, (units, desc) in plan.series.items():
         _new_series(g, name, units, desc)
