@@ -186,8 +186,7 @@ def _create(f: h5py.File, config, plan, ident: dict, shard=None, branch: str = "
     if config.history:
         h = g.create_group("history")
         st = h.create_dataset("step", data=plan.history_steps)
-        st.attrs["long_name"] = "optimizer step"
-        st.attrs["units"] = "step"
+        st.attrs.update(long_name="optimizer step", units="step")
         for name in HISTORY:
             ds = h.create_dataset(name, shape=(*grid, len(plan.history_steps)), dtype=np.float64, fillvalue=np.nan)
             ds.attrs["description"] = f"full-data {name.replace('_', ' ')} recorded during the constrained optimization"
