@@ -663,6 +663,7 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
         preds = [Prediction(k, None, Estimate(), Estimate(), reason="the norm was held fixed (--fix-norm): "
                             "weight decay does not move it, nothing to predict") for k in TARGETS]
     else:
+        schedule = _schedule(t, mem)  # once per trajectory: a Python loop over the run's steps
         for key, land in (("w_c", scan), ("w_star", scan), ("zone_high", scan), ("zone_high_down", down)):
             if land is None:
                 why = no_scan if key != "zone_high_down" else "no down branch (landscape scan --branch down)"
@@ -671,7 +672,7 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
             est = {"w_c": land.w_c, "w_star": land.w_star}.get(key, land.zone.high)
             if key.startswith("zone_high") and land.zone.touches_high_edge:
                 est = Estimate(reason="the zone reaches the largest scanned norm: its upper edge is unknown")
-            preds.append(predict(mem, key, est, lr, wd, grok, _schedule(t, mem)))
+            preds.append(predict(mem, key, est, lr, wd, grok, schedule))
     steps = np.asarray(t["step"])
     return TrajectoryAnalysis(
         name=str(t["name"]), weight_decay=wd, init_scale=_num(t.get("init_scale")), seed=_int(t.get("seed")),

@@ -17,8 +17,7 @@ from .plain import BadInput, bad_input
 
 def run(cfg: PhasesConfig, out: str, shard_spec: str | None = None, overwrite: bool = False,
         quiet: bool = False) -> int:
-    from . import commands, phases, store
-    from .tasks import get_task
+    from . import commands, phases
 
     check(cfg, out, overwrite)
     sweep = cfg.train_config()
@@ -41,10 +40,11 @@ def check(cfg: PhasesConfig, out: str, overwrite: bool = False) -> None:
     from . import phases, store
     from .tasks import get_task
 
+    exists = Path(out).exists()
     with bad_input():
         task = get_task(cfg.task, cfg.task_options)
-        stored = phases.stored_config(out) if Path(out).exists() else None
-        has_scan = Path(out).exists() and store.read_scan(out) is not None
+        stored = phases.stored_config(out) if exists else None
+        has_scan = exists and store.read_scan(out) is not None
     if not task.classification and (cfg.train_loss is None or cfg.test_loss is None) and not has_scan:
         raise BadInput(f"task {cfg.task!r} is a regression: give --train-loss and --test-loss (the thresholds "
                        "of t_train and t_test), or scan the task into the file first to take them from the "
