@@ -4,6 +4,7 @@ along steps are in ``landscape.training_plot``."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from .report import best_restart
+from .store import write_durably, write_errors
 from .status import Status
 
 # Okabe-Ito palette: distinguishable with the common forms of colour blindness.
@@ -91,8 +93,17 @@ def scan_figure(scan: dict, branches: list[dict] = ()) -> Figure:
 
 
 def save(fig: Figure, path: str | Path) -> None:
-    """Write ``fig`` to ``path``; the suffix (.png, .pdf, .svg) picks the format."""
-    fig.savefig(path, dpi=150)
+    """Write ``fig`` to ``path``; the suffix (.png, .pdf, .svg) picks the format.
+
+    The figure is rendered in memory and written whole (``store.write_durably``): a full disk leaves an earlier
+    figure at ``path`` as it was, never half a file."""
+    path = Path(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=150, format=path.suffix.lstrip(".").lower() or None)
+    kept = ("an earlier figure there is unchanged" if path.exists() else "the figure was not written") + \
+        "; the landscape file is unchanged"
+    with write_errors(path, kept):
+        write_durably(path, buf.getvalue())
 
 
 def _colored_path(ax, x, y, steps, cmap, norm):

@@ -1,6 +1,7 @@
 """The HDF5 format, owned in one place: one module per group of the file.
 
 ``format``        the file: name and version, opening and refusing, root attributes, errors
+``durable``       commits: every change made in memory, then written, checked and renamed into place whole
 ``scan``          ``/scan`` and ``/branches/*``: the reduced landscape, written chunk by chunk
 ``trajectories``  ``/trajectories/NAME``: logged series and checkpoints of free training
 ``analysis``      ``/analysis``: what ``landscape analyze`` found
@@ -13,8 +14,9 @@ hand it plans, results and states, and it reads their attributes.
 """
 
 from .analysis import read_analysis, write_analysis
-from .format import (FORMAT, FORMAT_VERSION, STATUS_ENUM, StoreError, data_fingerprint, describe, drop_groups,
-                     holds_task, open_file, publish, root_configs, same_task, writer_lock)
+from .format import (FORMAT, FORMAT_VERSION, STATUS_ENUM, StoreError, data_fingerprint, describe,
+                     holds_task, open_file, root_configs, same_task, writer_lock)
+from .durable import commit, drop_groups, publish, write_durably, write_errors
 from .merge import Report, merge
 from .phases import read_phases, write_phases
 from .staging import publish_staging, stage, staged, stale_staging, staging
@@ -26,5 +28,5 @@ __all__ = [
     "CHECKPOINT_SLOTS", "GROUPS", "drop_groups", "FORMAT", "branch_state", "read_branches", "FORMAT_VERSION", "POINT_VALUES", "STATUS_ENUM", "Report", "StoreError",
     "data_fingerprint", "describe", "final_params", "merge", "open_file", "prepare_scan", "prepare_trajectories", "publish", "publish_staging", "root_configs", "stale_staging", "same_task", "staged", "holds_task",
     "read_analysis", "read_phases", "read_scan", "write_phases", "read_trajectories", "series_meta", "stage", "staging", "write_analysis",
-    "write_chunk", "write_trajectories", "writer_lock",
+    "write_chunk", "write_durably", "write_errors", "write_trajectories", "writer_lock", "commit",
 ]

@@ -10,7 +10,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .format import commit, damaged_as_error, drop_analysis, open_file, to_json
+from .durable import commit
+from .format import damaged_as_error, drop_analysis, open_file, to_json
 
 
 def write_analysis(path: str | Path, result: dict[str, Any]) -> None:

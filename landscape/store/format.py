@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
 import fcntl
 import hashlib
 import json
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -90,6 +88,12 @@ def open_file(path: str | Path, mode: str = "r") -> h5py.File:
             if locked:
                 raise StoreError(f"{path}: still locked by another process after {LOCK_WAIT:.0f} s") from None
             raise StoreError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {one_line(e)}") from None
+    check_format(f, path)
+    return f
+
+
+def check_format(f: h5py.File, path) -> None:
+    """Refuse (and close) an open HDF5 file that landscape did not write, or wrote in a newer format."""
     if f.attrs.get("format") != FORMAT and len(f.keys()) + len(f.attrs) > 0:
         f.close()
         raise StoreError(f"{path}: an HDF5 file, but not one written by landscape (no format='{FORMAT}' attribute)")
@@ -97,18 +101,9 @@ def open_file(path: str | Path, mode: str = "r") -> h5py.File:
     if int(version) > FORMAT_VERSION:
         f.close()
         raise StoreError(f"{path}: format version {version} is newer than this landscape reads ({FORMAT_VERSION})")
-    return f
 
 
-# ---------------------------------------------------------------- durable commits
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
+# ---------------------------------------------------------------- names beside the file
 
 def temporary(path: Path) -> Path:
     """The hidden name beside ``path`` that a change is built under (``.NAME.tmp-PID``)."""
@@ -138,58 +133,6 @@ def remove_stale(path: Path) -> None:
 def real(path: str | Path) -> Path:
     """The file a path names (a symlink at ``--out`` is followed: the target is changed, the link kept)."""
     return Path(os.path.realpath(path))
-
-
-def publish(src: Path, path: Path) -> None:
-    """Move the finished file ``src`` onto ``path`` durably: fsync the file, rename, fsync the directory.
-
-    The file keeps the permissions of the one it replaces.
-    """
-    path = real(path)
-    with write_errors(path):
-        if path.exists():
-            shutil.copymode(path, src)
-        _fsync(src)
-        os.replace(src, path)
-        _fsync(path.parent)
-
-
-@contextlib.contextmanager
-def write_errors(path: Path):
-    """A full disk, a read-only file system or a missing permission: one line, the file unchanged."""
-    try:
-        yield
-    except OSError as e:
-        full = e.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(e)
-        if full or e.errno in (errno.EROFS, errno.EACCES, errno.EIO):
-            why = "no space left on the device" if full else e.strerror
-            raise StoreError(f"{path}: cannot write ({why}); the file is unchanged") from None
-        raise
-
-
-@contextlib.contextmanager
-def commit(path: str | Path, new: bool = False, source: Path | None = None):
-    """Change ``path`` as one atomic step; yields the open h5py file to change.
-
-    The change is made in a copy beside ``path`` (an empty file with ``new``),
-    which is flushed to disk and renamed over ``path`` only when the block ends
-    without error. A kill, a full disk or an exception at any moment leaves
-    ``path`` exactly as it was: HDF5 has no journal, so the one copy that
-    readers see is never written in place. ``source`` starts the copy from
-    another file instead of ``path``.
-    """
-    path = real(path)
-    tmp = temporary(path)
-    source = source or (None if new else path)
-    try:
-        with write_errors(path):
-            if source is not None and source.exists():
-                shutil.copyfile(source, tmp)
-            with open_file(tmp, "r+" if tmp.exists() else "w") as f:
-                yield f
-        publish(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -235,8 +178,11 @@ def writer_lock(path: str | Path):
             break
         os.close(fd)
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:  # the holder's pid, for the message of a second writer; a full disk only loses the pid
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError:
+            pass
         remove_stale(path)
         yield
     finally:
@@ -326,15 +272,6 @@ def describe_difference(stored: dict, ours: dict) -> str:
     keys = sorted(set(stored) | set(ours))
     return "; ".join(f"{k}: {short(stored.get(k))} in file vs {short(ours.get(k))} now"
                      for k in keys if stored.get(k) != ours.get(k))
-
-
-def drop_groups(path: str | Path, names: list[str]) -> None:
-    """Delete the groups ``names`` (those present) from the file at ``path``, in one commit."""
-    with commit(path) as f:
-        drop_analysis(f)
-        for name in names:
-            if name in f:
-                del f[name]
 
 
 def drop_analysis(f: h5py.File) -> None:

@@ -21,7 +21,8 @@ import h5py
 from ..config import TrainConfig, execution_fields
 from . import scan as scan_group
 from . import trajectories as traj_group
-from .format import StoreError, write_errors, damaged_as_error, open_file, publish, temporary, to_json
+from .durable import image, in_memory, write_durably, write_errors
+from .format import StoreError, damaged_as_error, open_file, to_json
 
 KNOWN = ("scan", "branches", "trajectories", "analysis", "phases")  # merged, or dropped (analysis, phases)
 _PART = {"independent": "scan", "down": "down", "up": "up"}  # each scan group's key in an identity
@@ -134,28 +135,31 @@ def merge(paths: list[str | Path], out: str | Path, allow_partial: bool = False)
             whole.update({k: ident[k] for k in (*SCANS, "train") if k in ident})
         report = Report([str(p) for p in paths])
         existing = open_file(out, "r") if out.exists() else None
-        tmp = temporary(out)
         try:
             if existing is not None:
                 with damaged_as_error(out):
                     why = _compatible(_identity(existing), whole)
                 if why:
                     raise StoreError(f"merge: {out} exists and holds another experiment ({why}); choose another -o")
-            with write_errors(out), h5py.File(tmp, "w") as dst:
+            dst = in_memory(None, out)  # built in memory, written whole (landscape.store.durable)
+            try:
                 _write(dst, files, paths, idents, existing, out, parts, whole, report)
                 if not report.complete:
                     if not allow_partial:
                         raise StoreError(f"merge: {report.describe_missing()}; rerun the failed shards, or pass "
                                          "--allow-partial to record the gaps")
                     dst.attrs["missing"] = report.describe_missing(limit=10**9)
+                merged = image(dst)
+            finally:
+                dst.close()
             if existing is not None:
                 existing.close()
                 existing = None
-            publish(tmp, out)
+            with write_errors(out, None if out.exists() else "nothing was written; the shard files are kept"):
+                write_durably(out, merged)
         finally:
             if existing is not None:
                 existing.close()
-            tmp.unlink(missing_ok=True)
         return report
     finally:
         for f in files:

@@ -14,7 +14,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .format import commit, damaged_as_error, open_file
+from .durable import commit
+from .format import damaged_as_error, open_file
 
 GROUP = "phases"
 DESCRIPTION = ("phase diagram (Liu et al. 2022): each run of the grid classified as comprehension, grokking, "

@@ -19,7 +19,8 @@ import numpy as np
 
 from ..grid import product
 from ..status import Status
-from .format import (STATUS_DTYPE, StoreError, check_task, commit, damaged_as_error, data_fingerprint,
+from .durable import commit
+from .format import (STATUS_DTYPE, StoreError, check_task, damaged_as_error, data_fingerprint,
                      describe_difference, drop_analysis, open_file, reset_scales, set_root_config, to_json, write_root)
 
 

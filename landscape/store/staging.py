@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .format import (StoreError, commit, open_file, publish, real, record_of, staging, temporary,
-                     to_json, write_errors)
+from .durable import commit, publish, write_durably, write_errors
+from .format import StoreError, open_file, real, record_of, staging, to_json
 
 
 def _signature(path: Path) -> str:
@@ -33,10 +33,8 @@ def stage(path: str | Path, copy: bool, members: list[str] | None = None) -> Pat
         pass
     with commit(work, new=not copy, source=path if copy else None):
         pass
-    record, tmp = record_of(path), temporary(record_of(path))
     with write_errors(path):
-        tmp.write_text(to_json({"from": _signature(path), "members": members or []}))
-        publish(tmp, record)
+        write_durably(record_of(path), to_json({"from": _signature(path), "members": members or []}).encode())
     return work
 
 

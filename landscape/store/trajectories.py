@@ -21,7 +21,8 @@ from ..state import TrainState
 from .phases import drop_phases
 from ..status import Status
 from ..plain import one_line
-from .format import (StoreError, attrs_of, check_task, commit, damaged_as_error, data_fingerprint,
+from .durable import commit
+from .format import (StoreError, attrs_of, check_task, damaged_as_error, data_fingerprint,
                      describe_difference, drop_analysis, open_file, reset_scales, root_or_check, set_root_config,
                      to_json)
 
