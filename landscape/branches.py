@@ -15,6 +15,7 @@ import numpy as np
 
 from . import cluster, loop, scan as scan_mod, store
 from .plain import BadInput, bad_input
+from .status import Status
 
 
 def names(branch: str) -> tuple[str, ...]:
@@ -40,6 +41,24 @@ def origin(cfg, plan, path: Path) -> np.ndarray:
     return theta
 
 
+def resume_from(scan: dict, last: np.ndarray, order: np.ndarray, position: int, mine: np.ndarray,
+                R: int) -> np.ndarray | None:
+    """The minimizers ``[len(mine), P]`` a branch resumed at ``order[position]`` starts from: those at the norm
+    before it (NaN rows: a restart that diverged there starts afresh), or None when the file no longer holds them.
+
+    They are the branch's ``last_params`` when that norm is the last one it finished; when a later norm was
+    finished too (a point before it was found incomplete), they are the saved parameters there (``--save-params``).
+    """
+    prev = order[position - 1] * R + mine
+    done = scan["status"].ravel()[prev] == Status.DONE
+    touched = [j for j, k in enumerate(order) if (scan["status"].ravel()[k * R + mine] != Status.PENDING).any()]
+    if touched and touched[-1] == position - 1 and np.isfinite(last[mine][done]).all():
+        return last[mine]
+    if "params" in scan and np.isfinite(scan["params"].reshape(len(scan["status"].ravel()), -1)[prev][done]).all():
+        return scan["params"].reshape(len(scan["status"].ravel()), -1)[prev]
+    return None
+
+
 def run(cfg, plan, size: int, path: Path, start_from: np.ndarray | None, bar, quiet: bool,
         shard: tuple[int, int] | None = None, step=None) -> tuple[str, ...]:
     """Compute the branches of ``cfg.branch`` into ``path`` (resuming what it holds); returns their names.
@@ -51,18 +70,29 @@ def run(cfg, plan, size: int, path: Path, start_from: np.ndarray | None, bar, qu
     n = len(mine)
     with cluster.Termination(immediate=True) as term:
         orders = {b: scan_mod.branch_order(K, b) for b in branches}
-        position, warm, state = {}, {}, {}
+        position, warm, state, repaired, restarted = {}, {}, {}, [], []
         with term.critical():
             for b in branches:
-                todo = set(int(i) for i in store.prepare_scan(path, cfg, plan, shard=shard, branch=b))
+                todo = set(int(i) for i in store.prepare_scan(path, cfg, plan, shard=shard, branch=b,
+                                                              repaired=repaired))
                 position[b] = next((j for j, k in enumerate(orders[b]) if any(k * R + r in todo for r in mine)), K)
                 state[b] = store.branch_state(path, b)  # [R, P]: every restart's last minimizer (NaN: none yet)
-                warm[b] = state[b][mine] if position[b] > 0 else None
+                warm[b] = None
+                if position[b] > 0:
+                    warm[b] = resume_from(store.read_scan(path, b), state[b], orders[b], position[b], mine, R)
+                    if warm[b] is None:  # the minimizers to go on from are lost: the branch starts over
+                        position[b] = 0
+                        restarted.append(b)
                 if b == "down" and position[b] == 0 and start_from is not None:
                     warm[b] = np.tile(start_from, (n, 1))
         if sum(position.values()) and not quiet:
             print(f"resuming {path}: " + ", ".join(f"{b} branch at norm {position[b]} of {K}" for b in branches),
                   file=sys.stderr)
+        if sum(repaired) or restarted:
+            print(f"{path}: {sum(repaired)} branch point{'' if sum(repaired) == 1 else 's'} marked done but "
+                  "incomplete (non-finite or missing losses, saved parameters or history): recomputed"
+                  + (f"; the {' and '.join(restarted)} branch from its first norm (the minimizers to go on from "
+                     "are not in the file)" if restarted else ""), file=sys.stderr)
         progress = bar(sum(K - position[b] for b in branches) * n * cfg.steps, "scan " + "+".join(branches))
         while any(position[b] < K for b in branches):
             active = [b for b in branches if position[b] < K]

@@ -74,7 +74,7 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
         _mpi_merge(out, shard, quiet)
         return 0
     # One writer per output; the SIGTERM handler is in place before the file exists.
-    created = False
+    created, repaired = False, []
     with bad_input(), store.writer_lock(path), cluster.Termination(immediate=True) as term:
         with term.critical():
             if overwrite and path.exists():  # the old file stays readable until the new one is complete
@@ -82,7 +82,7 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
                 todo = None
                 if work.exists() and not (keep and store.stale_staging(path, ["scan"])):
                     try:
-                        todo = store.prepare_scan(work, cfg, plan, shard=shard_ix)
+                        todo = store.prepare_scan(work, cfg, plan, shard=shard_ix, repaired=repaired)
                     except store.StoreError:  # a staging file of another attempt
                         todo = None
                 if todo is None and keep:  # the same task: the rest of the file (runs, branches, phases) is kept
@@ -95,10 +95,13 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
             else:
                 work = path
                 created = not path.exists()
-                todo = store.prepare_scan(path, cfg, plan, overwrite=overwrite, shard=shard_ix)
+                todo = store.prepare_scan(path, cfg, plan, overwrite=overwrite, shard=shard_ix, repaired=repaired)
         mine = plan.n_points if shard is None else len(range(shard[0], plan.n_points, shard[1]))
         if mine - len(todo) and not quiet:
             print(f"resuming {path}: {mine - len(todo)} of {mine} points already done", file=sys.stderr)
+        if sum(repaired):
+            print(f"{path}: {sum(repaired)} point{'s' if sum(repaired) > 1 else ''} marked done but incomplete "
+                  "(non-finite or missing losses, saved parameters or history): recomputed", file=sys.stderr)
         bar = _bar(len(todo) * cfg.steps, "scan", quiet)
         step = scan_mod.stepper(plan, _note(quiet), size)
         for i, chunk in enumerate(loop.chunks(todo, size)):
@@ -195,14 +198,14 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
             return 0
     path = Path(path)
     names = [m.name for m in plan.members]
-    created = False
+    created, repaired = False, []
     # One writer per output; the SIGTERM handler is in place before the file exists.
     with bad_input(), store.writer_lock(path), cluster.Termination(immediate=False) as term:
         if overwrite and path.exists():  # the old file stays readable until the new one is complete
             work, states = store.staging(path), None
             if not store.stale_staging(path, names):  # made from this very file, for these trajectories
                 try:
-                    states = store.prepare_trajectories(work, cfg, plan, also=also)
+                    states = store.prepare_trajectories(work, cfg, plan, also=also, repaired=repaired)
                 except store.StoreError:  # other settings than this attempt's
                     states = None
             if states is None:  # a copy of the file whose named trajectories are replaced
@@ -210,7 +213,11 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
                                       lambda: store.prepare_trajectories(work, cfg, plan, overwrite=True, also=also))
         else:
             work, created = path, not path.exists()
-            states = store.prepare_trajectories(path, cfg, plan, also=also)
+            states = store.prepare_trajectories(path, cfg, plan, also=also, repaired=repaired)
+        if repaired:
+            print(f"{path}: {len(repaired)} trajectory checkpoint{'s' if len(repaired) > 1 else ''} or log"
+                  f"{'s' if len(repaired) > 1 else ''} incomplete, recomputed from an earlier step: "
+                  + ", ".join(f"{name} from step {step}" for name, step in repaired), file=sys.stderr)
         saved = []
         groups: dict[int, list] = {}  # members by the step they resume from; finished ones are skipped
         for m in plan.members:

@@ -21,11 +21,10 @@ empties before every run) and ``mode``:
     (``-e inject=SYSCALL:error=ENOSPC:when=N``): the call fails as on a full
     disk and the process goes on. Every such call is tried.
 ``fill``
-    A real full disk: ``mount`` is a small file system (a tmpfs) holding the
-    output. After a clean run there, each trial fills it up to ``budget`` free
-    bytes with a filler file (``budgets``: ``points`` evenly spaced values from 0
-    to 2.2 times what the clean run left on it), runs the command, then removes
-    the filler and reruns.
+    A real full disk: the output's directory is a small file system (a tmpfs). After a clean run there, each trial fills it up to ``budget`` free
+    bytes with a filler file (``points`` evenly spaced budgets from 0 to 2.2
+    times what the clean run added to it, or its largest output file where
+    that is more), runs the command, then removes the filler and reruns.
 
 ``inputs`` (``[[source, destination], ...]``) are copied into place before every
 run's trial (files the command reads or extends). RESULT gets, per trial, the
@@ -52,6 +51,20 @@ import landscape.report  # noqa: F401
 import landscape.scan  # noqa: F401
 import landscape.train  # noqa: F401
 from landscape.cli import main
+
+
+def _warm_matplotlib() -> None:
+    """Draw one figure before forking: the children inherit the loaded fonts instead of each reading them."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.subplots()
+    ax.plot([1, 2], [1, 10], label="$w_0$")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.savefig(io.BytesIO(), format="png")
 
 KILL_SYSCALLS = ("write", "pwrite64", "fsync", "rename")
 ENOSPC_SYSCALLS = ("write", "pwrite64", "fsync", "rename", "ftruncate")
@@ -173,6 +186,7 @@ def _clear(mount: Path) -> None:
 
 def main_(spec_path: str, result_path: str) -> None:
     spec = json.load(open(spec_path))
+    _warm_matplotlib()
     argv, d, mode = spec["argv"], Path(spec["dir"]), spec["mode"]
     watch = [spec["out"], *spec.get("watch", [])]
     inputs = spec.get("inputs", [])
@@ -181,13 +195,16 @@ def main_(spec_path: str, result_path: str) -> None:
     mount = work if mode == "fill" else None
     _clear(work)
     _place(inputs)
+    st = os.statvfs(work)
+    before = (st.f_blocks - st.f_bfree) * st.f_frsize
     if mode == "fill":
         # mount: the directory of ``out`` is itself the small file system
         result["clean"] = _code(_run(argv, stderr=str(d / "clean.err")))
         st = os.statvfs(mount)
-        used = (st.f_blocks - st.f_bfree) * st.f_frsize
+        added = (st.f_blocks - st.f_bfree) * st.f_frsize - before
+        scale = max([added] + [os.path.getsize(p) for p in watch if os.path.exists(p)])  # what a commit needs
         n = spec["points"]
-        trials = [("fill", round(i * 2.2 * used / (n - 1))) for i in range(n)]
+        trials = [("fill", round(i * 2.2 * scale / (n - 1))) for i in range(n)]
     else:
         syscalls = KILL_SYSCALLS if mode == "kill" else ENOSPC_SYSCALLS
         result["counts"] = _count(argv, str(d / "clean.strace"), syscalls, watch if mode == "enospc" else None)

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from ..config import TrainConfig, execution_fields
+from ..status import Status
 from . import scan as scan_group
 from . import trajectories as traj_group
 from .durable import image, in_memory, write_durably, write_errors
@@ -175,12 +177,12 @@ def _write(dst, files, paths, idents, existing, out, parts, whole, report: Repor
     for part, name in scan_group.GROUPS.items():
         key = _PART[part]
         if key in parts:
-            points, missing = scan_group.merge_scans([(f, p) for f, p, i in holders if key in i], dst, name)
+            points, missing = merge_scans([(f, p) for f, p, i in holders if key in i], dst, name)
             report.points += points
             report.missing_points += [(where if key == "scan" else f"{part} branch, {where}", r)
                                       for where, r in missing]
         elif existing is not None and name in existing:
-            scan_group.copy_scan(existing, dst, name)
+            copy_scan(existing, dst, name)
     if "train" in parts:
         _merge_trajectories(holders, dst, report, _sweep_names(whole["train"]))
     if existing is not None and "trajectories" in existing:
@@ -229,3 +231,88 @@ def _merge_trajectories(holders, dst: h5py.File, report: Report, names: list[str
             report.trajectories += 1
         else:
             report.missing_trajectories.append(name)
+
+
+def merge_scans(holders: list[tuple[h5py.File, Path]], dst: h5py.File,
+                name: str = "scan") -> tuple[int, list[tuple[str, int]]]:
+    """Join the scan group ``name`` (``/scan`` or a branch's, ``GROUPS``) of every holder into ``dst``: each point
+    from the file that finished it (a branch's ``last_params`` row from the file that computed that restart).
+
+    Returns ``(points done, missing points as (where, restart))``; raises ``StoreError``
+    when two files finished one point with different results.
+    """
+    g = _copy_group(holders[0][0], dst, name)
+    for key in ("shard", "shard_description"):
+        if key in g.attrs:
+            del g.attrs[key]
+    pending = int(Status.PENDING)
+    n_axes = len(scan_group.axis_names(g))
+    shape = g["status"].shape
+
+    def blank(k):  # a stored dataset's shape, filled, as a [K, R, ...] view of the points
+        return scan_group.points(np.full(g[k].shape, g[k].fillvalue, dtype=g[k].dtype), n_axes)
+
+    def read(f, k):
+        return scan_group.points(f[name][k][()], n_axes)
+
+    status = scan_group.points(np.full(shape, pending, dtype=np.int8), n_axes)
+    values = {k: blank(k) for k in scan_group.POINT_VALUES}
+    extra = [k for k in scan_group.EXTRAS if k in g]
+    extras = {k: blank(k) for k in extra}
+    owner = np.full(status.shape, -1)
+    for j, (f, p) in enumerate(holders):
+        s = read(f, "status").astype(np.int8)
+        done = s != pending
+        if not done.any():
+            continue
+        vals = {k: read(f, k) for k in scan_group.POINT_VALUES}
+        ex = {k: read(f, k) for k in extra}
+        for k, r in zip(*np.nonzero(done & (owner >= 0))):
+            same = s[k, r] == status[k, r] and all(
+                np.array_equal(vals[n][k, r], values[n][k, r], equal_nan=True) for n in scan_group.POINT_VALUES)
+            if not same:
+                raise StoreError(f"merge: {'' if name == 'scan' else g.attrs['branch'] + ' branch '}point "
+                                 f"({_where(g, k, n_axes)}, restart {r}) was computed by both "
+                                 f"{holders[owner[k, r]][1]} and {p} with different results")
+        take = done & (owner < 0)
+        status[take] = s[take]
+        owner[take] = j
+        for n in scan_group.POINT_VALUES:
+            values[n][take] = vals[n][take]
+        for n in extra:
+            extras[n][take] = ex[n][take]
+    for n in scan_group.POINT_VALUES:
+        g[n][...] = values[n].reshape(g[n].shape)
+    for n in extra:
+        g[n][...] = extras[n].reshape(g[n].shape)
+    g["status"][...] = status.reshape(shape)
+    if "last_params" in g:  # each restart's row from the first file that finished a point of it
+        last = np.full(g["last_params"].shape, np.nan, dtype=np.float32)
+        for f, _ in holders:
+            rows = f[name]["last_params"][()]
+            take = ~np.isfinite(last).all(1) & np.isfinite(rows).all(1)
+            last[take] = rows[take]
+        g["last_params"][...] = last
+    scan_group.attach_scales(g)
+    return int((status != pending).sum()), [(_where(g, k, n_axes), int(r)) for k, r in zip(*np.nonzero(status == pending))]
+
+
+def _where(g: h5py.Group, k: int, n_axes: int) -> str:
+    """Norm point k of a scan group, for messages: ``alpha=...`` (``alpha_1=..., alpha_2=...``)."""
+    if n_axes == 1:
+        return f"alpha={float(g['alpha'][k]):.4g}"
+    k1, k2 = np.unravel_index(int(k), g["status"].shape[:2])
+    return f"alpha_1={float(g['alpha_1'][k1]):.4g}, alpha_2={float(g['alpha_2'][k2]):.4g}"
+
+
+def copy_scan(src: h5py.File, dst: h5py.File, name: str = "scan") -> None:
+    """Copy the scan group ``name`` as it is (its dimension scales rebuilt)."""
+    scan_group.attach_scales(_copy_group(src, dst, name))
+
+
+def _copy_group(src: h5py.File, dst: h5py.File, name: str) -> h5py.Group:
+    """Copy group ``name`` (``branches/down``: its parent made first) from ``src`` into ``dst``."""
+    if "/" in name:
+        dst.require_group(name.rsplit("/", 1)[0])
+    src.copy(src[name], dst, name=name)
+    return dst[name]

@@ -20,6 +20,7 @@ import numpy as np
 from ..grid import product
 from ..status import Status
 from .durable import commit
+from .verify import incomplete_points
 from .format import (STATUS_DTYPE, StoreError, check_task, damaged_as_error, data_fingerprint,
                      describe_difference, drop_analysis, open_file, reset_scales, set_root_config, to_json, write_root)
 
@@ -66,11 +67,13 @@ def scan_identity(config, plan, branch: str = "independent") -> dict:
     return json.loads(to_json(ident))
 
 
-def _pending(g: h5py.Group, mine: np.ndarray) -> np.ndarray:
-    """The points still to compute: pending, or marked done without finite losses (checked, not trusted)."""
+def _pending(g: h5py.Group, mine: np.ndarray, n_params: int, repaired: list | None) -> np.ndarray:
+    """The points still to compute: pending, or marked done without everything a finished point holds (checked,
+    not trusted: ``verify.incomplete_points``; their count is appended to ``repaired``)."""
     status = g["status"][()].astype(np.int8).ravel()
-    finite = np.isfinite(g["train_loss"][()].ravel()) & np.isfinite(g["test_loss"][()].ravel())
-    broken = (status == Status.DONE) & ~finite
+    broken = incomplete_points(g, len(axis_names(g)), n_params)
+    if repaired is not None:
+        repaired.append(int(broken[mine].sum()))
     return mine[(status[mine] == Status.PENDING) | broken[mine]]
 
 
@@ -86,7 +89,8 @@ def shard_points(plan, shard: tuple[int, int] | None, branch: str = "independent
 
 
 def prepare_scan(path: str | Path, config, plan, overwrite: bool = False,
-                 shard: tuple[int, int] | None = None, branch: str = "independent") -> np.ndarray:
+                 shard: tuple[int, int] | None = None, branch: str = "independent",
+                 repaired: list | None = None) -> np.ndarray:
     """Create or reopen ``path`` for ``plan``; return the point indices still to compute.
 
     ``branch`` (``GROUPS``) picks the group: the independent scan or a continuation branch; a file holds one
@@ -96,7 +100,8 @@ def prepare_scan(path: str | Path, config, plan, overwrite: bool = False,
     returned). A file with another scan, task or data is refused unless
     ``overwrite``, which replaces the whole file -- and only a landscape file:
     anything else at ``path`` is never deleted. With ``shard = (i, n)`` the file
-    is a shard file and only points ``i, i + n, i + 2n, ...`` are returned.
+    is a shard file and only points ``i, i + n, i + 2n, ...`` are returned. Of a resumed scan, the points
+    marked done but incomplete are returned too, and their count is appended to ``repaired``.
     """
     mine = shard_points(plan, shard, branch)
     path = Path(path)
@@ -119,7 +124,7 @@ def prepare_scan(path: str | Path, config, plan, overwrite: bool = False,
                     if stored_shard != (tuple(shard) if shard else ()):
                         raise StoreError(f"{path}: was written as shard {stored_shard or 'none'}, not "
                                          f"{tuple(shard) if shard else 'none'}; use another --out")
-                    return _pending(f[name], mine)
+                    return _pending(f[name], mine, plan.layout.size, repaired)
                 new = "format" not in f.attrs  # an empty HDF5 file: treated as no file
     with commit(path, new=new or overwrite) as f:
         if new or overwrite:
@@ -213,7 +218,7 @@ def _axes(plan) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
             "_2": (a[0, :, 1], n[0, :, 1], f"group 2 ({plan.groups[1]})")}
 
 
-def _axis_names(g: h5py.Group) -> list[str]:
+def axis_names(g: h5py.Group) -> list[str]:
     """The suffixes of the norm axes a scan group stores, in dimension order."""
     return ["_1", "_2"] if "groups" in g.attrs else [""]
 
@@ -222,7 +227,7 @@ def attach_scales(g: h5py.Group) -> None:
     """Make the norm axes (alpha, norm; per group for a two-norm grid), restart (and history/step) dimension
     scales and attach them to every dataset."""
     reset_scales(g)
-    axes = _axis_names(g)
+    axes = axis_names(g)
     scales = [(g["norm" + a], g["alpha" + a]) for a in axes]
     restart = g["restart"]
     for ds in (*[d for pair in scales for d in pair], restart):
@@ -243,7 +248,7 @@ def attach_scales(g: h5py.Group) -> None:
             ds.dims[len(axes) + 1].attach_scale(step)
 
 
-def _points(arr: np.ndarray, n_axes: int) -> np.ndarray:
+def points(arr: np.ndarray, n_axes: int) -> np.ndarray:
     """A ``[K, R, ...]`` view of a per-point array stored with ``n_axes`` norm axes (``[K1, K2, R, ...]``)."""
     return arr.reshape(-1, *arr.shape[n_axes:])
 
@@ -256,7 +261,7 @@ def write_chunk(path: str | Path, result, restarts: int, branch: str = "independ
     with commit(path) as f:
         drop_analysis(f)
         g = f[GROUPS[branch]]
-        n_axes = len(_axis_names(g))
+        n_axes = len(axis_names(g))
         grid = g["status"].shape[:n_axes]
 
         def at(k):  # the stored index of norm point k (k = k1 * K2 + k2 on a two-norm grid)
@@ -266,7 +271,7 @@ def write_chunk(path: str | Path, result, restarts: int, branch: str = "independ
             g["last_params"][...] = last_params
         for name in POINT_VALUES:
             arr = g[name][()]
-            _points(arr, n_axes)[ks, rs] = getattr(result, name)
+            points(arr, n_axes)[ks, rs] = getattr(result, name)
             g[name][...] = arr
         if result.history is not None and "history" in g:
             for name, values in zip(HISTORY, result.history):
@@ -277,7 +282,7 @@ def write_chunk(path: str | Path, result, restarts: int, branch: str = "independ
                 g["params"][(*at(k), r)] = result.params[j]
         f.flush()
         status = g["status"][()]
-        _points(status, n_axes)[ks, rs] = result.status
+        points(status, n_axes)[ks, rs] = result.status
         g["status"][...] = status
         f.flush()
 
@@ -289,14 +294,14 @@ def read_scan(path: str | Path, branch: str = "independent") -> dict[str, Any] |
         if GROUPS[branch] not in f:
             return None
         g = f[GROUPS[branch]]
-        n_axes = len(_axis_names(g))
-        out = {k: _points(g[k][()], n_axes) for k in POINT_VALUES}
-        out["status"] = _points(g["status"][()].astype(np.int8), n_axes)
+        n_axes = len(axis_names(g))
+        out = {k: points(g[k][()], n_axes) for k in POINT_VALUES}
+        out["status"] = points(g["status"][()].astype(np.int8), n_axes)
         if n_axes == 1:
             out["alpha"], out["norm"] = g["alpha"][()], g["norm"][()]
             out["w0"] = float(g.attrs["w0"])
         else:  # a two-norm grid, flattened to [K1 * K2, R] points; "plane" keeps its axes
-            axes = {k: [g[k + a][()] for a in _axis_names(g)] for k in ("alpha", "norm")}
+            axes = {k: [g[k + a][()] for a in axis_names(g)] for k in ("alpha", "norm")}
             out["alpha"], out["norm"] = product(axes["alpha"]), product(axes["norm"])
             out["w0"] = np.asarray(g.attrs["w0"], dtype=float)
             out["plane"] = {"groups": json.loads(g.attrs["groups"]), "shape": tuple(len(a) for a in axes["norm"]),
@@ -312,9 +317,9 @@ def read_scan(path: str | Path, branch: str = "independent") -> dict[str, Any] |
         out["task"] = str(f.attrs["task"])
         if "history" in g:
             out["history"] = {"step": g["history/step"][()],
-                              **{k: _points(g["history"][k][()], n_axes) for k in HISTORY}}
+                              **{k: points(g["history"][k][()], n_axes) for k in HISTORY}}
         if "params" in g:
-            out["params"] = _points(g["params"][()], n_axes)
+            out["params"] = points(g["params"][()], n_axes)
         out["branch"] = branch
         return out
 
@@ -334,88 +339,3 @@ def branch_state(path: str | Path, branch: str) -> np.ndarray:
     """A branch's ``last_params [R, P]`` (NaN where a restart has not finished a point)."""
     with open_file(path, "r") as f, damaged_as_error(path):
         return f[GROUPS[branch]]["last_params"][()]
-
-
-def merge_scans(holders: list[tuple[h5py.File, Path]], dst: h5py.File,
-                name: str = "scan") -> tuple[int, list[tuple[str, int]]]:
-    """Join the scan group ``name`` (``/scan`` or a branch's, ``GROUPS``) of every holder into ``dst``: each point
-    from the file that finished it (a branch's ``last_params`` row from the file that computed that restart).
-
-    Returns ``(points done, missing points as (where, restart))``; raises ``StoreError``
-    when two files finished one point with different results.
-    """
-    g = _copy_group(holders[0][0], dst, name)
-    for key in ("shard", "shard_description"):
-        if key in g.attrs:
-            del g.attrs[key]
-    pending = int(Status.PENDING)
-    n_axes = len(_axis_names(g))
-    shape = g["status"].shape
-
-    def blank(k):  # a stored dataset's shape, filled, as a [K, R, ...] view of the points
-        return _points(np.full(g[k].shape, g[k].fillvalue, dtype=g[k].dtype), n_axes)
-
-    def read(f, k):
-        return _points(f[name][k][()], n_axes)
-
-    status = _points(np.full(shape, pending, dtype=np.int8), n_axes)
-    values = {k: blank(k) for k in POINT_VALUES}
-    extra = [k for k in EXTRAS if k in g]
-    extras = {k: blank(k) for k in extra}
-    owner = np.full(status.shape, -1)
-    for j, (f, p) in enumerate(holders):
-        s = read(f, "status").astype(np.int8)
-        done = s != pending
-        if not done.any():
-            continue
-        vals = {k: read(f, k) for k in POINT_VALUES}
-        ex = {k: read(f, k) for k in extra}
-        for k, r in zip(*np.nonzero(done & (owner >= 0))):
-            same = s[k, r] == status[k, r] and all(
-                np.array_equal(vals[n][k, r], values[n][k, r], equal_nan=True) for n in POINT_VALUES)
-            if not same:
-                raise StoreError(f"merge: {'' if name == 'scan' else g.attrs['branch'] + ' branch '}point "
-                                 f"({_where(g, k, n_axes)}, restart {r}) was computed by both "
-                                 f"{holders[owner[k, r]][1]} and {p} with different results")
-        take = done & (owner < 0)
-        status[take] = s[take]
-        owner[take] = j
-        for n in POINT_VALUES:
-            values[n][take] = vals[n][take]
-        for n in extra:
-            extras[n][take] = ex[n][take]
-    for n in POINT_VALUES:
-        g[n][...] = values[n].reshape(g[n].shape)
-    for n in extra:
-        g[n][...] = extras[n].reshape(g[n].shape)
-    g["status"][...] = status.reshape(shape)
-    if "last_params" in g:  # each restart's row from the first file that finished a point of it
-        last = np.full(g["last_params"].shape, np.nan, dtype=np.float32)
-        for f, _ in holders:
-            rows = f[name]["last_params"][()]
-            take = ~np.isfinite(last).all(1) & np.isfinite(rows).all(1)
-            last[take] = rows[take]
-        g["last_params"][...] = last
-    attach_scales(g)
-    return int((status != pending).sum()), [(_where(g, k, n_axes), int(r)) for k, r in zip(*np.nonzero(status == pending))]
-
-
-def _where(g: h5py.Group, k: int, n_axes: int) -> str:
-    """Norm point k of a scan group, for messages: ``alpha=...`` (``alpha_1=..., alpha_2=...``)."""
-    if n_axes == 1:
-        return f"alpha={float(g['alpha'][k]):.4g}"
-    k1, k2 = np.unravel_index(int(k), g["status"].shape[:2])
-    return f"alpha_1={float(g['alpha_1'][k1]):.4g}, alpha_2={float(g['alpha_2'][k2]):.4g}"
-
-
-def copy_scan(src: h5py.File, dst: h5py.File, name: str = "scan") -> None:
-    """Copy the scan group ``name`` as it is (its dimension scales rebuilt)."""
-    attach_scales(_copy_group(src, dst, name))
-
-
-def _copy_group(src: h5py.File, dst: h5py.File, name: str) -> h5py.Group:
-    """Copy group ``name`` (``branches/down``: its parent made first) from ``src`` into ``dst``."""
-    if "/" in name:
-        dst.require_group(name.rsplit("/", 1)[0])
-    src.copy(src[name], dst, name=name)
-    return dst[name]

@@ -22,12 +22,12 @@ from .phases import drop_phases
 from ..status import Status
 from ..plain import one_line
 from .durable import commit
+from .verify import CHECKPOINT_ARRAYS, checkpoint_ok, logs_ok
 from .format import (StoreError, attrs_of, check_task, damaged_as_error, data_fingerprint,
                      describe_difference, drop_analysis, open_file, reset_scales, root_or_check, set_root_config,
                      to_json)
 
 CHECKPOINT_SLOTS = ("checkpoint_a", "checkpoint_b")
-CHECKPOINT_ARRAYS = ("theta", "m", "v")  # TrainState fields stored per member, [P] float32
 DESCRIPTION = "training runs (free AdamW, or norm-constrained with fix_norm), one group per trajectory"
 ATTRIBUTES = ("weight_decay", "init_scale", "seed", "lr", "train_frac", "train_examples", "betas", "warmup", "schedule", "fix_norm", "steps",
               "batch_size", "batch_size_description", "config", "identity", "classification", "checkpoint_step",
@@ -91,13 +91,15 @@ def _stored_identity(g: h5py.Group, config, ident: dict[str, Any]) -> dict[str, 
 
 
 def prepare_trajectories(path: str | Path, config, plan, overwrite: bool = False,
-                         also: dict[str, Any] | None = None) -> dict[str, TrainState | None]:
+                         also: dict[str, Any] | None = None,
+                         repaired: list | None = None) -> dict[str, TrainState | None]:
     """Create or reopen the trajectory groups of ``plan``; return ``{name: one-row TrainState or None}``.
 
     A trajectory that exists with other settings is refused unless ``overwrite``
     (which replaces that trajectory only). Series logged after the last
     checkpoint are dropped, since the run resumes from that checkpoint. ``also``: further commands' configs for
-    the root ``config`` attribute (``{command: config}``).
+    the root ``config`` attribute (``{command: config}``). A checkpoint found incomplete is replaced by an earlier
+    one, or the trajectory starts over; ``repaired`` gets ``(name, step)`` for each.
     """
     path = Path(path)
     fingerprint = data_fingerprint(plan.task)
@@ -127,7 +129,7 @@ def prepare_trajectories(path: str | Path, config, plan, overwrite: bool = False
                 del top[m.name]
             if m.name in top:
                 try:
-                    states[m.name] = _reopen(top[m.name])
+                    states[m.name] = _reopen(top[m.name], plan.layout.size, repaired)
                 except (KeyError, ValueError, TypeError) as e:  # not OSError: a failed write is write_errors' line
                     raise StoreError(f"{path}: damaged or incomplete landscape file: trajectory {m.name} "
                                      f"({type(e).__name__}: {one_line(e)}); use --overwrite to replace it") from None
@@ -166,19 +168,34 @@ def _create(top: h5py.Group, member, config, plan, ident: dict) -> None:
         _new_series(g, name, units, desc)
 
 
-def _reopen(g: h5py.Group) -> TrainState | None:
-    """The last checkpoint of a trajectory (or None), dropping series logged after it."""
-    step = int(g.attrs["checkpoint_step"])
+def _reopen(g: h5py.Group, n_params: int, repaired: list | None = None) -> TrainState | None:
+    """The last checkpoint of a trajectory (or None), dropping series logged after it.
+
+    The checkpoint and the rows before it are checked (``verify``): when the current checkpoint is incomplete the
+    run goes on from the other slot's earlier one, and when neither holds a whole state, or the logged rows are
+    not whole, from the start; ``repaired`` gets ``(name, step it goes on from)``.
+    """
+    current = int(g.attrs["checkpoint_step"])
+    diverged = g.attrs["status"] == Status.DIVERGED.label
+    slots = sorted((int(g[s].attrs["step"]), s) for s in CHECKPOINT_SLOTS if s in g and "step" in g[s].attrs)
+    usable = [(step, s) for step, s in slots if 0 <= step <= current and checkpoint_ok(g[s], n_params, diverged)]
+    step, slot = usable[-1] if usable else (-1, None)
     keep = int(np.searchsorted(g["step"][()], step, side="right")) if step >= 0 else 0
     for name in ("step", *series_names(g)):
-        g[name].resize((keep,))
+        g[name].resize((min(keep, g[name].shape[0]),))
+    if step >= 0 and not logs_ok(g, series_names(g), step, diverged):
+        step, slot = -1, None
+    if step != current:
+        if repaired is not None:
+            repaired.append((g.name.rsplit("/", 1)[-1], max(step, 0)))
+        g.attrs["checkpoint_step"] = step
+        g.attrs["status"] = Status.RUNNING.label
     if step < 0:
+        for name in ("step", *series_names(g)):
+            g[name].resize((0,))
         return None
-    for slot in CHECKPOINT_SLOTS:
-        if slot in g and int(g[slot].attrs["step"]) == step:
-            c = g[slot]
-            return TrainState(step, *(c[k][()][None] for k in CHECKPOINT_ARRAYS), int(c.attrs["adam_t"]))
-    raise StoreError(f"trajectory {g.name}: no checkpoint matches checkpoint_step {step}")
+    c = g[slot]
+    return TrainState(step, *(c[k][()][None] for k in CHECKPOINT_ARRAYS), int(c.attrs["adam_t"]))
 
 
 def write_trajectories(path: str | Path, names: list[str], state: TrainState, log_steps: list[int],
@@ -223,9 +240,11 @@ def write_trajectories(path: str | Path, names: list[str], state: TrainState, lo
             c.attrs["step"] = -1
             for key in CHECKPOINT_ARRAYS:
                 value = getattr(state, key)[j]
-                if key in c:
+                if key in c and c[key].shape == value.shape:
                     c[key][...] = value
-                else:
+                else:  # new, or found damaged on resume (verify.checkpoint_ok)
+                    if key in c:
+                        del c[key]
                     c.create_dataset(key, data=value)
             c.attrs["adam_t"] = state.adam_t
             c.attrs["step"] = state.step
