@@ -52,6 +52,7 @@ COMMANDS = {
     "two-norm": (PLANE + ["--out", "{out}"], None),
     "train": (TRAIN + ["--out", "{out}"], None),
     "phases": (PHASES + ["--out", "{out}"], None),
+    "overwrite": ([*SCAN[:4], "0.5:2:4", *SCAN[5:], "--overwrite", "--out", "{out}"], "file"),  # another scan
     "merge": (["merge", "{run}/s.shard-*.h5", "-o", "{out}"], "shards"),
     "analyze": (["analyze", "{out}"], "file"),
     "plot": (["plot", "{out}", "-o", "{run}/x.png"], "one trajectory"),  # four figures

@@ -6,6 +6,7 @@
 ``trajectories``  ``/trajectories/NAME``: logged series and checkpoints of free training
 ``analysis``      ``/analysis``: what ``landscape analyze`` found
 ``merge``         shard files joined into one file
+``verify``        what a finished point or checkpoint must hold, checked when a run resumes
 ``staging``       how ``--overwrite`` builds a replacement beside the file until it is complete
 
 Layout (format ``landscape``, version 1) in ``docs/format.md``. This package

@@ -22,8 +22,7 @@ import shutil
 from pathlib import Path
 
 import h5py
-from h5py import h5f
-from h5py._hl.files import make_fapl
+from h5py import h5f, h5p
 
 from ..plain import one_line
 from .format import StoreError, check_format, drop_analysis, real, temporary
@@ -49,9 +48,15 @@ def write_errors(path: Path, kept: str | None = None):
     except OSError as e:
         if full(e) or e.errno in (errno.EROFS, errno.EACCES, errno.EIO, errno.EPERM, errno.EFBIG):
             why = "no space left on the device" if full(e) else e.strerror
+            path = Path(path)
+            copy = re.fullmatch(r"\.(.+)\.new", path.name)  # the --overwrite copy (store.staging)
+            if copy:
+                path, kept = path.with_name(copy.group(1)), kept or (
+                    f"the file is unchanged; its --overwrite copy {path.name} keeps every result finished before; "
+                    "free space and rerun the same command to resume")
             if kept is None:
                 kept = ("the file is unchanged and keeps every result finished before; free space and rerun the "
-                        "same command to resume" if Path(path).exists() else "nothing was written")
+                        "same command to resume" if path.exists() else "nothing was written")
             raise StoreError(f"{path}: cannot write ({why}); {kept}") from None
         raise
 
@@ -62,7 +67,9 @@ def in_memory(data: bytes | None, path: Path) -> h5py.File:
     ``path`` names the file in errors. Nothing written to it reaches a disk
     until :func:`image` is handed to :func:`write_durably`.
     """
-    fapl = make_fapl("core", backing_store=False, block_size=BLOCK)
+    fapl = h5p.create(h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5f.LIBVER_EARLIEST, h5f.LIBVER_LATEST)  # h5py's default
+    fapl.set_fapl_core(block_size=BLOCK, backing_store=False)
     name = f"{path}#memory-{next(_names)}".encode()
     if data is None:
         return h5py.File(h5f.create(name, h5f.ACC_TRUNC, fapl=fapl))
