@@ -38,7 +38,7 @@ SETTINGS = {
 def step_times(argv: list[str], runs: int) -> tuple[float, float]:
     """Median seconds of the optimization steps alone: the independent scan's chunks, and both branches, each
     with the step ``landscape scan`` would use (``scan.stepper``: ``--compile`` in ``argv`` decides)."""
-    from landscape import scan as scan_mod
+    from landscape import scanner as scan_mod
     from landscape.cli import build_parser, config_of
     from landscape.config import ScanConfig
     from landscape.loop import chunks

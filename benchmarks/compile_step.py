@@ -28,7 +28,7 @@ import time
 import numpy as np
 import torch
 
-from landscape import fused, memory, optim, scan, sphere
+from landscape import fused, memory, optim, scanner as scan, sphere
 from landscape.config import ScanConfig, resolve
 from landscape.tasks import get_task
 

@@ -103,7 +103,7 @@ import time
 import numpy as np
 import torch
 
-from landscape import fused, loop, metrics, scan, train
+from landscape import fused, loop, metrics, scanner as scan, trainer as train
 from landscape.config import ScanConfig, TrainConfig
 from landscape.tasks import get_task
 
@@ -372,7 +372,7 @@ class Runner:
         self.results: dict[str, dict] = {}
         self.ctx = multiprocessing.get_context("forkserver")
         # torch._dynamo: the first gradient under torch.func imports it (~2 s), once per process otherwise.
-        self.ctx.set_forkserver_preload(["torch", "torch._dynamo", "numpy", "landscape.scan", "landscape.train",
+        self.ctx.set_forkserver_preload(["torch", "torch._dynamo", "numpy", "landscape.scanner", "landscape.trainer",
                                          "sklearn.datasets"])
 
     def case(self, name: str, **spec) -> dict:

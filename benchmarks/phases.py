@@ -27,7 +27,7 @@ import time
 import numpy as np
 import torch
 
-from landscape import config, train
+from landscape import config, trainer as train
 from landscape.phases_config import PhasesConfig
 from landscape.tasks import get_task
 

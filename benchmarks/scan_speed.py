@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from landscape import scan
+from landscape import scanner as scan
 from landscape.config import ScanConfig
 from landscape.tasks import get_task
 

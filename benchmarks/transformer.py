@@ -36,7 +36,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from landscape import optim, train
+from landscape import optim, trainer as train
 from landscape.config import TrainConfig
 from landscape.loop import Worker
 from landscape.tasks import get_task

@@ -3,7 +3,7 @@
 Each branch has its own group (``/branches/down``, ``/branches/up``) and resumes from its first unfinished norm
 (in its order), starting from the minimizers stored with the last finished one. At each norm the restarts of
 every unfinished branch are one ensemble (in chunks of ``size`` members); the results of a norm are one atomic
-commit per branch. The optimization itself is ``landscape.scan.run_branch_step``.
+commit per branch. The optimization itself is ``landscape.scanner.run_branch_step``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cluster, loop, scan as scan_mod, store
+from . import cluster, loop, scanner as scan_mod, store
 from .plain import BadInput, bad_input
 from .status import Status
 

@@ -12,9 +12,11 @@ import argparse
 import functools
 import os
 import sys
+import traceback
 from pathlib import Path
 
-from . import __version__, cluster, commands, config, phases_run
+from . import api, cluster, commands, config, phases_run, readers
+from .version import __version__
 from .config import ScanConfig, TrainConfig
 from .phases_config import PhasesConfig
 from .plain import BadInput, one_line
@@ -80,6 +82,13 @@ class _Formatter(argparse.HelpFormatter):
         return text
 
 
+class _Accumulate(argparse.Action):
+    """A listed option given more than once: the lists add up."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, (getattr(namespace, self.dest, None) or []) + list(values))
+
+
 def _field(p: argparse.ArgumentParser, cls, name: str) -> None:
     """The option ``--name`` for config field ``name``: parsed, checked and documented by its declared rule."""
     rule, default = config.rule(cls, name), config.default(cls, name)
@@ -92,6 +101,9 @@ def _field(p: argparse.ArgumentParser, cls, name: str) -> None:
         p.add_argument(flag, action="store_true", default=None, help=help_text)
     elif rule.repeatable:
         p.add_argument(flag, type=rule.parse(flag), action="append", metavar=rule.metavar or "NAME", help=help_text)
+    elif rule.listed:  # a comma list; given again, its values are added (--seeds 0,1 --seeds 2 is 0,1,2)
+        p.add_argument(flag, type=rule.parse(flag), action=_Accumulate, metavar=rule.metavar or "NAME",
+                       help=help_text + " (repeatable: the lists add up)")
     else:
         p.add_argument(flag, type=rule.parse(flag), choices=rule.choices, metavar=rule.metavar or "NAME",
                        help=help_text)
@@ -126,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="landscape", description="Reduced loss landscapes (Omnigrok's L/U curves) for grokking studies.",
                 formatter_class=_Formatter)
     p.add_argument("--version", action="version", version=f"landscape {__version__}")
+    p.add_argument("--traceback", action="store_true", help="print the full traceback of an error that is "
+                   "otherwise one line (also LANDSCAPE_TRACEBACK=1): where in your task's code it was raised")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=functools.partial(
         _Parser, formatter_class=_Formatter))
     sub.required = True
@@ -259,19 +273,29 @@ def _submit(args) -> int:
 def _analyze(args) -> int:
     criteria = {"train_loss": args.train_loss, "train_loss_rel": args.train_loss_rel, "train_acc": args.train_acc,
                 "test_acc": args.test_acc, "goldilocks": args.goldilocks, "test_loss": args.test_loss}
-    return commands.analyze(args.file, criteria, accuracy=False if args.no_accuracy else None, as_json=args.json,
-                            write=not args.no_write)
+    return api.analyze(args.file, accuracy=False if args.no_accuracy else None, as_json=args.json,
+                       write=not args.no_write, load=False, **criteria)
+
+
+def _run(function, cls):
+    """A computing command: its flags, preset and task options handed to the API function (``landscape.api``)."""
+    def run(a):
+        flags = {name: getattr(a, name) for name in config.field_names(cls)
+                 if name != "task_options" and getattr(a, name, None) is not None}
+        return function(out=a.out, shard=a.shard, overwrite=a.overwrite, quiet=a.quiet, config=a.config,
+                        task_options=a.task_opt, load=False, **flags)
+    return run
 
 
 COMMANDS = {
-    "scan": lambda a: commands.scan(config_of(a, ScanConfig), a.out, a.shard, a.overwrite, a.quiet),
-    "train": lambda a: commands.train(config_of(a, TrainConfig), a.out, a.shard, a.overwrite, a.quiet),
-    "phases": lambda a: phases_run.run(config_of(a, PhasesConfig), a.out, a.shard, a.overwrite, a.quiet),
+    "scan": _run(api.scan, ScanConfig),
+    "train": _run(api.train, TrainConfig),
+    "phases": _run(api.phases, PhasesConfig),
     "analyze": _analyze,
-    "merge": lambda a: commands.merge(a.shards, a.out, a.allow_partial),
+    "merge": lambda a: api.merge(a.shards, a.out, allow_partial=a.allow_partial, load=False),
     "submit": _submit,
-    "plot": lambda a: commands.plot(a.file, a.out, a.trajectories),
-    "info": lambda a: commands.info(a.file, a.json),
+    "plot": lambda a: api.plot(a.file, out=a.out, trajectories=a.trajectories, load=False),
+    "info": lambda a: readers.info(a.file, a.json),
     "tasks": lambda a: commands.tasks(),
     "metrics": lambda a: commands.metrics_list(),
 }
@@ -280,14 +304,18 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     rest = []
-    if argv[:1] == ["submit"] and "--" in argv:  # everything after -- belongs to the sharded command
+    if "submit" in argv[:2] and "--" in argv:  # everything after -- belongs to the sharded command
         cut = argv.index("--")
         argv, rest = argv[:cut], argv[cut + 1:]
+    show = os.environ.get("LANDSCAPE_TRACEBACK", "") not in ("", "0")
     try:
         args = build_parser().parse_args(argv)
         args.args = rest
+        show = show or args.traceback
         return COMMANDS[args.command](args)
     except BadInput as e:  # ConfigError, StoreError, TaskError, UsageError, validation messages
+        if show:  # the whole chain: the frame in the user's task code included
+            traceback.print_exception(e)
         msg = one_line(e)
         print(msg if msg.startswith("landscape") else f"landscape: error: {msg}", file=sys.stderr)
         return EXIT_USAGE

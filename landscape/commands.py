@@ -23,6 +23,7 @@ def _plan(cfg, shard_spec: str | None, make_plan, auto_chunk):
     from . import fused
     from .tasks import get_task
 
+    apply_threads(cfg)
     why = fused.unavailable(cfg.device) if cfg.compile == "on" else None
     if why:
         raise BadInput(f"--compile on: {why}; use --compile auto or off")
@@ -36,6 +37,30 @@ def _plan(cfg, shard_spec: str | None, make_plan, auto_chunk):
         return plan, size, cluster.resolve(shard_spec)
 
 
+def _stepper(module, cfg, plan, quiet: bool, size: int):
+    """The step function of ``module`` (scanner or trainer); deciding whether to compile it runs the task's model
+    (its flop are counted), so an error there is the task's."""
+    with bad_input(f"task {cfg.task!r}: "):
+        return module.stepper(plan, _note(quiet), size=size)
+
+
+def apply_threads(cfg) -> None:
+    """Set torch's thread count from ``cfg.threads``, else ``SLURM_CPUS_PER_TASK`` or ``OMP_NUM_THREADS``; the
+    count in force is written back to ``cfg`` (and so stored with the run's execution settings)."""
+    import os
+
+    import torch
+
+    if cfg.threads is None:
+        for var in ("SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS"):
+            if os.environ.get(var, "").strip().isdigit() and int(os.environ[var]) > 0:
+                cfg.threads = int(os.environ[var])
+                break
+    if cfg.threads is not None and torch.get_num_threads() != cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    cfg.threads = torch.get_num_threads()
+
+
 def _mpi_merge(out: str, shard, quiet: bool) -> None:
     """Under MPI, every rank meets the others and rank 0 merges the shards into ``out``."""
     if shard is not None and shard[2] == "mpi":
@@ -44,23 +69,26 @@ def _mpi_merge(out: str, shard, quiet: bool) -> None:
 
 
 def _bar(total: int, desc: str, quiet: bool):
-    from tqdm import tqdm
+    from tqdm.auto import tqdm  # a widget in Jupyter, text in a terminal
 
     return tqdm(total=total, unit="step", unit_scale=True, desc=desc, smoothing=0.1, disable=True if quiet else None)
 
 
 def _note(quiet: bool):
     """Where a run's notes (a compilation's time) go: above the progress bar, or nowhere with --quiet."""
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     return None if quiet else tqdm.write
 
 
-def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bool = False, quiet: bool = False) -> int:
-    from . import loop, report, scan as scan_mod, store
+def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bool = False, quiet: bool = False,
+         echo: bool = True) -> int:
+    """``landscape scan``; ``echo``: print the summary table and the file written (unless ``quiet``)."""
+    from . import loop, report, scanner as scan_mod, store
 
+    quiet_end = quiet or not echo
     if cfg.branch != "independent":
-        return scan_branches(cfg, out, shard_spec, overwrite, quiet)
+        return scan_branches(cfg, out, shard_spec, overwrite, quiet, echo)
     if cfg.from_trajectory is not None:
         raise BadInput("--from-trajectory starts the down branch: use it with --branch down or both")
     plan, size, shard = _plan(cfg, shard_spec, scan_mod.make_plan, scan_mod.auto_chunk)
@@ -103,7 +131,7 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
             print(f"{path}: {sum(repaired)} point{'s' if sum(repaired) > 1 else ''} marked done but incomplete "
                   "(non-finite or missing losses, saved parameters or history): recomputed", file=sys.stderr)
         bar = _bar(len(todo) * cfg.steps, "scan", quiet)
-        step = scan_mod.stepper(plan, _note(quiet), size)
+        step = _stepper(scan_mod, cfg, plan, quiet, size)
         for i, chunk in enumerate(loop.chunks(todo, size)):
             try:
                 with bad_input(f"task {cfg.task!r}: "):
@@ -118,19 +146,19 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
             store.publish_staging(path)
     bar.close()
     _mpi_merge(out, shard, quiet)
-    if not quiet and shard is None:
+    if not quiet_end and shard is None:
         print(report.summary_table(store.read_scan(path)))
-    if not quiet:
+    if not quiet_end:
         print(f"wrote {path}")
     return 0
 
 
 def scan_branches(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bool = False,
-                  quiet: bool = False) -> int:
+                  quiet: bool = False, echo: bool = True) -> int:
     """``landscape scan --branch down|up|both``: continuation branches (``landscape.branches``), sharded by
     restart; ``--overwrite`` recomputes them in a copy of the file (the rest of it kept) that replaces it when
     complete."""
-    from . import branches, report, scan as scan_mod, store
+    from . import branches, report, scanner as scan_mod, store
 
     plan, size, shard = _plan(cfg, shard_spec, scan_mod.make_plan, scan_mod.auto_chunk)
     if len(plan.norm) < 2:
@@ -154,11 +182,11 @@ def scan_branches(cfg: ScanConfig, out: str, shard_spec: str | None = None, over
                 store.staged(path, True, tag, lambda: (store.same_task(work, plan.task),
                                                        store.drop_groups(work, [store.GROUPS[b] for b in names])))
         done = branches.run(cfg, plan, size, work, origin, lambda total, desc: _bar(total, desc, quiet), quiet,
-                            shard and shard[:2], scan_mod.stepper(plan, _note(quiet), size))
+                            shard and shard[:2], _stepper(scan_mod, cfg, plan, quiet, size))
         if work != path:
             store.publish_staging(path)
     _mpi_merge(out, shard, quiet)
-    if not quiet:
+    if not quiet and echo:
         if shard is None:
             for b in done:
                 print(f"{b} branch:")
@@ -181,7 +209,7 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
           quiet: bool = False, table: bool = True, also: dict | None = None) -> int:
     """``landscape train``; ``table``: print the trajectories' table at the end; ``also``: further configs to
     record in the file's root ``config`` (``{command: config}``, as ``landscape phases`` does)."""
-    from . import report, store, train as train_mod
+    from . import report, store, trainer as train_mod
     from .state import TrainState
 
     plan, size, shard = _plan(cfg, shard_spec, train_mod.make_plan, train_mod.members_per_chunk)
@@ -229,7 +257,7 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
             print(f"{path}: {skipped} of {len(plan.members)} trajectories already finished", file=sys.stderr)
         total = sum((cfg.steps - start) * ((len(g) + size - 1) // size) for start, g in groups.items())
         bar = _bar(total, "train", quiet)
-        step = train_mod.stepper(plan, _note(quiet), size=size)
+        step = _stepper(train_mod, cfg, plan, quiet, size)
         for start, part in [(start, group[i:i + size]) for start, group in sorted(groups.items())
                             for i in range(0, len(group), size)]:
             state = (train_mod.fresh_state(plan, part) if start == 0
@@ -260,68 +288,6 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
     return 0
 
 
-def plot(file: str, out: str | None = None, names: str | None = None) -> int:
-    from . import figures, plot as plot_mod, store
-    from .status import Status
-
-    fig_path = Path(out) if out else Path(file).with_suffix(".png")
-    if fig_path.suffix.lower() not in plot_mod.FORMATS:
-        raise BadInput(f"-o {fig_path}: figure format must be one of {', '.join(plot_mod.FORMATS)}")
-    if not fig_path.parent.is_dir():
-        raise BadInput(f"-o {fig_path}: directory {str(fig_path.parent)!r} does not exist")
-    with bad_input():
-        scan_data = store.read_scan(file)
-        branches = list(store.read_branches(file).values())
-        trajs = store.read_trajectories(file)
-        result = store.read_analysis(file)
-        meta = store.series_meta(file)
-        grid = store.read_phases(file)
-    if grid is not None and names is None:  # a phase diagram's runs are drawn as the diagram, or when named
-        trajs = []
-    if names is not None:
-        wanted = [n.strip() for n in names.split(",") if n.strip()]
-        if not wanted:
-            raise BadInput("--trajectories: give one or more names separated by commas")
-        known = [t["name"] for t in trajs]
-        unknown = [n for n in wanted if n not in known]
-        if unknown:
-            raise BadInput(f"{file}: no trajectory {', '.join(unknown)}; it has: {', '.join(known) or 'none'}")
-        trajs = [t for t in trajs if t["name"] in wanted]
-    trajs = [t for t in trajs if len(t["step"])]
-    if scan_data is not None and not (scan_data["status"] == Status.DONE).any():
-        scan_data = None  # nothing finished (all pending or diverged): no curve to draw
-    branches = [b for b in branches if (b["status"] == Status.DONE).any()]
-    if scan_data is None and branches:  # only continuation branches: the first is the landscape drawn
-        scan_data, branches = branches[0], branches[1:]
-    if scan_data is None and not trajs and grid is None:
-        raise BadInput(f"{file}: holds no finished scan points and no logged trajectories to plot")
-    for path in figures.write(fig_path, scan_data, branches, trajs, result, meta, grid):
-        print(f"wrote {path}")
-    return 0
-
-
-def info(file: str, as_json: bool = False) -> int:
-    from . import report, store
-
-    with bad_input():
-        desc = store.describe(file)
-        scan_data = store.read_scan(file)
-        branches = store.read_branches(file)
-        trajs = store.read_trajectories(file)
-        meta = store.series_meta(file)
-        phases = store.read_phases(file)
-    if as_json:
-        data = {"attrs": desc["attrs"], "groups": desc["groups"], "trajectories": trajs}
-        if scan_data is not None:
-            data["scan"] = scan_data
-        if branches:
-            data["branches"] = branches
-        print(to_json(data, indent=1, sort_keys=False))
-        return 0
-    print(report.info_text(file, desc, scan_data, trajs, meta, branches, phases))
-    return 0
-
-
 def tasks() -> int:
     from .tasks import describe
 
@@ -344,51 +310,10 @@ def metrics_list() -> int:
     return 0
 
 
-def analyze(file: str, criteria: dict, accuracy: bool | None = None, as_json: bool = False,
-            write: bool = True) -> int:
-    from . import store
-
-    with contextlib.ExitStack() as stack:
-        if write:  # one writer: nothing may change the file between reading it and storing the result
-            with bad_input():
-                stack.enter_context(store.writer_lock(file))
-        return _analyze(file, store, criteria, accuracy, as_json, write)
-
-
-def _analyze(file, store, criteria, accuracy, as_json, write) -> int:
-    from . import analysis, phases, report
-    from .status import Status
-
-    with bad_input():
-        scan_data = store.read_scan(file)
-        branches = store.read_branches(file)
-        trajs = store.read_trajectories(file)
-    if scan_data is not None and not (scan_data["status"] == Status.DONE).any():
-        print(f"{file}: the scan has no finished points; analyzing the trajectories alone", file=sys.stderr)
-        scan_data = None
-    if scan_data is None and not trajs and not branches:
-        raise BadInput(f"{file}: holds neither finished scan points nor trajectories to analyze")
-    crit = analysis.Criteria(**{k: v for k, v in criteria.items() if v is not None}, accuracy=accuracy)
-    result = analysis.analyze(scan_data, [t for t in trajs if len(t["step"])], crit, branches)
-    data = analysis.to_dict(result)
-    with bad_input():
-        grid = phases.summary_of(file)  # a phase diagram's shares, boundaries and train-fraction fit, if any
-    if grid is not None:
-        data["phases"] = json.loads(to_json(grid[0]))
-    if as_json:
-        print(json.dumps(data, indent=1, allow_nan=False))
-    else:
-        print(report.analysis_report(result) + (f"\n\n{report.phases_report(*grid)}" if grid else ""))
-    if write:
-        with bad_input():
-            store.write_analysis(file, data)
-    return 0
-
-
 def merge(patterns: list[str], out: str, allow_partial: bool = False) -> int:
     import glob
 
-    from . import phases, store
+    from . import phase_diagram as phases, store
     from .store import merge as merge_files
 
     paths = []

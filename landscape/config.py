@@ -131,7 +131,7 @@ class Rule:
             raise ConfigError(f"{must} an integer >= {self.minimum}, got {value!r}")
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f"{must} one of {', '.join(self.choices)}, got {value!r}")
-        return value
+        return float(value) if self.kind is float else value  # 1 from Python or TOML is 1.0, as the flag reads it
 
     def parse(self, flag: str) -> Callable[[str], Any]:
         """An argparse ``type``: text to value, checked by this rule with messages naming ``flag``."""
@@ -139,10 +139,10 @@ class Rule:
 
         def convert(text: str):
             try:
-                if self.kind is str:
-                    value = text
-                elif self.listed:
+                if self.listed:  # every listed option, names included: A,B,C
                     value = [self.kind(v.strip()) for v in text.split(",") if v.strip()]
+                elif self.kind is str:
+                    value = text
                 else:
                     value = self.kind(text)
             except ValueError:
@@ -170,6 +170,8 @@ BRANCHES = ("independent", "down", "up", "both")  # landscape scan --branch
 METHODS = Registry("landscape.optim", "METHODS")
 SCHEDULES = Registry("landscape.optim", "SCHEDULES")
 DEVICE = "cpu, cuda or cuda:N"
+THREADS = ("CPU threads for torch's operations (default: SLURM_CPUS_PER_TASK or OMP_NUM_THREADS when set, else "
+           "torch's default); set it to the cores the run may use, one per process when several share a machine")
 COMPILE = ("auto", "on", "off")  # --compile, landscape.fused.MODES
 COMPILE_HELP = ("compile the step with torch.compile (with the gradient on the mlp engine): auto (when it works "
                 "here and is expected to save 20 s or more), on, off")
@@ -213,6 +215,7 @@ class ScanConfig:
     engine: str = setting("auto", Rule(str, "how the batch is computed", choices=ENGINES, execution=True))
     compile: str = setting("auto", Rule(str, COMPILE_HELP, choices=COMPILE, execution=True, metavar="auto|on|off"))
     device: str = setting("cpu", Rule(str, DEVICE, execution=True, metavar="DEVICE"))
+    threads: int | None = setting(None, Rule(int, THREADS, minimum=1, optional=True, execution=True, metavar="N"))
 
     def identity(self) -> dict[str, Any]:
         """The fields that define the experiment (a file holds one identity)."""
@@ -299,6 +302,7 @@ class TrainConfig:
     engine: str = setting("auto", Rule(str, "how the batch is computed", choices=ENGINES, execution=True))
     compile: str = setting("auto", Rule(str, COMPILE_HELP, choices=COMPILE, execution=True, metavar="auto|on|off"))
     device: str = setting("cpu", Rule(str, DEVICE, execution=True, metavar="DEVICE"))
+    threads: int | None = setting(None, Rule(int, THREADS, minimum=1, optional=True, execution=True, metavar="N"))
 
     def identity(self) -> dict[str, Any]:
         """Settings shared by every trajectory of the sweep (per-member values are stored apart)."""

@@ -7,19 +7,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import analysis, phases_plot, plane_plot, plot as plot_mod, training_plot
+from . import analysis, phases_plot, plane_plot, landscape_plot as plot_mod, training_plot
 
 
-def write(fig_path: Path, scan_data: dict | None, branches: list[dict], trajs: list[dict], result: dict | None,
-          meta: dict, phases: dict | None = None) -> list[Path]:
-    """Write every figure the data supports (``fig_path`` and ``STEM-KIND.SUFFIX`` beside it); returns the paths.
+def draw(fig_path: Path, scan_data: dict | None, branches: list[dict], trajs: list[dict], result: dict | None,
+         meta: dict, phases: dict | None = None) -> list[tuple]:
+    """Every figure the data supports, as ``[(Figure, path)]``: ``fig_path`` and ``STEM-KIND.SUFFIX`` beside it.
     ``scan_data`` is the landscape to draw (None: none), ``branches`` the continuation branches drawn over it,
     ``phases`` a stored phase diagram (``fig_path`` itself when there is no landscape)."""
     written = []
 
     def save(fig, path):
-        plot_mod.save(fig, path)
-        written.append(path)
+        written.append((fig, path))
 
     if phases is not None:
         save(phases_plot.phase_figure(phases), fig_path if scan_data is None else
@@ -65,3 +64,4 @@ def write(fig_path: Path, scan_data: dict | None, branches: list[dict], trajs: l
     if fig is not None:
         save(fig, fig_path.with_name(f"{fig_path.stem}-prediction{fig_path.suffix}"))
     return written
+

@@ -1,5 +1,5 @@
 """The phase of a run (Liu et al. 2022): comprehension, grokking, memorization or confusion, from the two steps at
-which it met its training and its test criterion. Pure functions, read by ``landscape.phases`` (building
+which it met its training and its test criterion. Pure functions, read by ``landscape.phase_diagram`` (building
 diagrams from stored runs) and by the figures.
 
 * comprehension: the test criterion is met no more than ``gap`` steps after the training one (or without it);

@@ -2,7 +2,7 @@
 
 The grid's cells are the members of one ``landscape train`` sweep (per-member learning rate, weight decay, init
 scale and training share), so it is batched, chunked, resumable and shardable as every sweep is. When every
-run has finished, :func:`classify_file` builds the diagram (``landscape.phases``), stores ``/phases`` and draws
+run has finished, :func:`classify_file` builds the diagram (``landscape.phase_diagram``), stores ``/phases`` and draws
 ``OUT-phases.png``; after a sharded run, ``landscape merge`` does that step on the merged file.
 """
 
@@ -17,7 +17,7 @@ from .plain import BadInput, bad_input
 
 def run(cfg: PhasesConfig, out: str, shard_spec: str | None = None, overwrite: bool = False,
         quiet: bool = False) -> int:
-    from . import commands, phases
+    from . import commands, phase_diagram as phases
 
     check(cfg, out, overwrite)
     sweep = cfg.train_config()
@@ -37,7 +37,7 @@ def check(cfg: PhasesConfig, out: str, overwrite: bool = False) -> None:
     """Refuse, before any training, a grid that cannot be classified into ``out`` (a regression task with no
     thresholds and no scan there to take them from) or whose diagram would replace another grid's (other axes
     or seeds than the file's ``/phases``) without ``overwrite``. ``BadInput`` with one line."""
-    from . import phases, store
+    from . import phase_diagram as phases, store
     from .tasks import get_task
 
     exists = Path(out).exists()

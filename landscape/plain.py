@@ -70,4 +70,23 @@ def bad_input(prefix: str | None = None):
     except Exception as e:  # noqa: BLE001 -- user-supplied task code can raise anything
         if prefix is None:
             raise
-        raise BadInput(f"{prefix}{type(e).__name__}: {one_line(e)}") from None
+        raise BadInput(f"{prefix}{type(e).__name__}{user_frame(e)}: {one_line(e)}") from e  # chained: --traceback
+
+
+def user_frame(e: BaseException) -> str:
+    """`` in FUNCTION (FILE:LINE)``: the innermost frame of ``e``'s traceback in the user's own code (outside
+    landscape, torch and numpy), or ``""`` when it has none."""
+    import os
+    import traceback
+
+    skip = [os.path.dirname(os.path.abspath(__file__))]
+    for name in ("torch", "numpy"):
+        module = __import__("sys").modules.get(name)
+        if module is not None and getattr(module, "__file__", None):
+            skip.append(os.path.dirname(os.path.abspath(module.__file__)))
+    frames = [f for f in traceback.extract_tb(e.__traceback__)
+              if not any(os.path.abspath(f.filename).startswith(s + os.sep) for s in skip)]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" in {f.name} ({os.path.basename(f.filename)}:{f.lineno})"

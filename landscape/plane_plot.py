@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from . import plane
-from .plot import MARK, _colored_path, plain_log_ticks, trajectory_label
+from .landscape_plot import MARK, _colored_path, plain_log_ticks, trajectory_label
 
 
 def _edges(centers: np.ndarray, log: bool) -> np.ndarray:

@@ -11,7 +11,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .plot import MARK, TEST, TRAIN, fixed, log_axis, panels, pick, trajectory_label
+from .landscape_plot import MARK, TEST, TRAIN, fixed, log_axis, panels, pick, trajectory_label
 from .report import best_restart, other_series
 from .transitions import LOG_SCALE, ORDER_PARAMETERS
 

@@ -48,8 +48,8 @@ import torch  # noqa: F401
 import landscape.commands  # noqa: F401
 import landscape.figures  # noqa: F401
 import landscape.report  # noqa: F401
-import landscape.scan  # noqa: F401
-import landscape.train  # noqa: F401
+import landscape.scanner  # noqa: F401
+import landscape.trainer  # noqa: F401
 from landscape.cli import main
 
 

@@ -63,3 +63,21 @@ def tiny_head(seed: int = 0, n: int = 32, keep: int = 16):
     task = tiny(seed, n)
     task.x_train, task.y_train = task.x_train[:keep], task.y_train[:keep]
     return task
+
+
+class _Broken(torch.nn.Module):
+    """A model whose forward pass fails, as a bug in a user's model would."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 1)
+
+    def forward(self, x):
+        raise RuntimeError(f"this model cannot take an input of shape {tuple(x.shape)}")
+
+
+def broken_model(seed: int = 0):
+    """``tiny``'s data with a model that raises in its forward pass."""
+    task = tiny(seed)
+    task.model = _Broken
+    return task

@@ -172,7 +172,7 @@ def test_analyze_reports_hysteresis_and_plot_draws_the_branches(tmp_path, capsys
     assert main(["analyze", str(out), "--no-write"]) == 0
     assert "hysteresis down vs up" in capsys.readouterr().out
     assert main(["plot", str(out), "-o", str(tmp_path / "h.png")]) == 0
-    from landscape import plot
+    from landscape import landscape_plot as plot
     fig = plot.scan_figure(store.read_scan(out), list(store.read_branches(out).values()))
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
     assert "train, down branch" in labels and "test, up branch" in labels

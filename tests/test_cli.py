@@ -61,7 +61,7 @@ DATA = __import__("pathlib").Path(__file__).parent.parent / "data"
 @pytest.mark.parametrize("preset", sorted(p.name for p in DATA.glob("*.toml")))
 def test_shipped_presets_build_a_plan(preset):
     """Every preset parses, validates and resolves to a runnable plan (no computation)."""
-    from landscape import config, scan, train
+    from landscape import config, scanner as scan, trainer as train
     from landscape.phases_config import PhasesConfig
 
     text = (DATA / preset).read_text()

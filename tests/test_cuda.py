@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import scan, sphere
+from landscape import scanner as scan, sphere
 from landscape.config import ScanConfig
 from landscape.tasks import get_task
 

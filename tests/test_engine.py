@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from landscape import loop, scan
+from landscape import loop, scanner as scan
 from landscape.status import Status
 from landscape.config import ScanConfig
 from landscape.tasks import get_task

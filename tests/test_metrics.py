@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import torch
 
-from landscape import metrics, store, train
+from landscape import metrics, store, trainer as train
 from landscape.cli import main
 from landscape.config import TrainConfig
 from landscape.tasks import get_task

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape import mlp, scan, store, train
+from landscape import mlp, scanner as scan, store, trainer as train
 from landscape.cli import main
 from landscape.config import ScanConfig, TrainConfig
 from landscape.ensemble import Ensemble, layout_of

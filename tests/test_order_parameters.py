@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import metrics, store, train
+from landscape import metrics, store, trainer as train
 from landscape.cli import main
 from landscape.config import TrainConfig
 from landscape.metrics.embedding import fourier, rqi

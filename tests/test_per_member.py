@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from landscape import train
+from landscape import trainer as train
 from landscape.cli import main
 from landscape.config import TrainConfig
 from landscape.tasks import get_task

@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from landscape import phases, store
+from landscape import phase_diagram as phases, store
 from landscape.cli import main
 from landscape.config import Member
 from landscape.tasks import get_task

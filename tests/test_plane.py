@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import plane, scan as scan_mod, sphere, store
+from landscape import plane, scanner as scan_mod, sphere, store
 from landscape.cli import main
 from landscape.config import ScanConfig, resolve
 from landscape.tasks import get_task
@@ -241,7 +241,7 @@ def test_a_plain_norms_flag_given_twice_keeps_the_last_as_every_flag_does():
 
 
 def test_no_prediction_figure_for_one_weight_decay_and_nothing_predicted():
-    from landscape import plot
+    from landscape import landscape_plot as plot
 
     def traj(wd, grok, pred=None):
         return {"weight_decay": wd, "grokking": {"step": {"value": grok}},

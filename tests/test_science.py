@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from landscape import scan
+from landscape import scanner as scan
 from landscape.status import Status
 from landscape.config import ScanConfig
 from landscape.tasks import get_task

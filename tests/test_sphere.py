@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import optim, scan, sphere
+from landscape import optim, scanner as scan, sphere
 from landscape.config import ScanConfig
 from landscape.tasks import get_task
 

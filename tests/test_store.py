@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from processes import watch
 
-from landscape import loop, scan, store
+from landscape import loop, scanner as scan, store
 from landscape.config import ScanConfig
 from landscape.tasks import get_task
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from processes import watch
 
-from landscape import store, train
+from landscape import store, trainer as train
 from landscape.cli import main
 from landscape.config import TrainConfig
 from landscape.tasks import get_task

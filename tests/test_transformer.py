@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import train
+from landscape import trainer as train
 from landscape.config import TrainConfig
 from landscape.tasks import get_task
 

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import pytest
 
-from landscape import fused, scan, train, whole
+from landscape import fused, scanner as scan, trainer as train, whole
 from landscape.cli import build_parser, config_of
 from landscape.config import ScanConfig, TrainConfig
 from landscape.loop import Worker

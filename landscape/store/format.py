@@ -194,7 +194,7 @@ def write_root(f: h5py.File, task, fingerprint: str) -> None:
     """The root attributes of a new file: format, software versions, time, task and data fingerprint."""
     import torch
 
-    from .. import __version__
+    from ..version import __version__
 
     f.attrs["format"] = FORMAT
     f.attrs["format_version"] = FORMAT_VERSION

@@ -3,7 +3,7 @@
 Every per-point dataset ``[K, R]`` is one entry of ``POINT_VALUES``; creating,
 writing, reading and merging a scan all loop over it, so a new per-point value
 is one declaration here plus the field of the same name in
-``landscape.scan.ChunkResult`` (filled in ``scan._final``). ``status`` is written after everything else.
+``landscape.scanner.ChunkResult`` (filled in ``scan._final``). ``status`` is written after everything else.
 """
 
 from __future__ import annotations

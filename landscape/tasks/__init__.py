@@ -25,6 +25,7 @@ the last ``nn.Linear``).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import typing
@@ -35,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import vmap
 
-from ..plain import BadInput
+from ..plain import BadInput, user_frame
 
 
 class TaskError(BadInput):
@@ -186,7 +187,7 @@ def resolve_factory(name: str) -> Callable[..., Task]:
     try:
         module = importlib.import_module(module_name)
     except Exception as e:  # noqa: BLE001 -- any import failure is the user's input
-        raise TaskError(f"task {name!r}: cannot import module {module_name!r} ({type(e).__name__}: {e})") from None
+        raise TaskError(f"task {name!r}: cannot import module {module_name!r} ({type(e).__name__}: {e})") from e
     factory = getattr(module, func_name, None)
     if not callable(factory):
         raise TaskError(f"task {name!r}: module {module_name!r} has no function {func_name!r}")
@@ -204,8 +205,36 @@ def _check_data(name: str, task: Task) -> None:
             raise TaskError(f"task {name!r}: x_{split} has {len(x)} samples but y_{split} has {len(y)}")
 
 
+_HELD: dict[str, Task] = {}  # Task objects handed to the Python API, by name, while its call runs
+
+
+@contextlib.contextmanager
+def holding(task: Task):
+    """Make the ``Task`` object ``task`` (made in a notebook) what its name resolves to while the block runs: the
+    API's ``task=`` a Task. The file records its name, options and data fingerprint as for any task."""
+    if not isinstance(task, Task):
+        raise TaskError(f"task: expected a landscape.tasks.Task, got {type(task).__name__}")
+    if not isinstance(task.name, str) or not task.name.strip():
+        raise TaskError("task: a Task object needs a name (Task(name=..., ...)): the file records it")
+    _check_data(task.name, task)
+    before = _HELD.get(task.name)
+    _HELD[task.name] = task
+    try:
+        yield task
+    finally:
+        if before is None:
+            _HELD.pop(task.name, None)
+        else:
+            _HELD[task.name] = before
+
+
 def get_task(name: str, options: dict[str, Any] | None = None) -> Task:
     """Build the task ``name`` with keyword ``options`` (strings are converted to the defaults' types)."""
+    if name in _HELD:  # a Task object given to the API: used as it is
+        extra = {k: v for k, v in (options or {}).items() if _HELD[name].options.get(k, v) != v}
+        if extra:
+            raise TaskError(f"task {name!r}: a Task object takes no task options, got {extra}")
+        return _HELD[name]
     factory = resolve_factory(name)
     options = dict(options or {})
     probe = options.pop("probe_layer", None)  # every task's option: the layer whose input probe_r2 reads
@@ -222,7 +251,7 @@ def get_task(name: str, options: dict[str, Any] | None = None) -> Task:
     except TaskError:
         raise
     except Exception as e:  # noqa: BLE001 -- the factory is user input; report, don't trace back
-        raise TaskError(f"task {name!r} with options {resolved}: {type(e).__name__}: {e}") from None
+        raise TaskError(f"task {name!r} with options {resolved}: {type(e).__name__}{user_frame(e)}: {e}") from e
     if not isinstance(task, Task):
         raise TaskError(f"task {name!r}: factory returned {type(task).__name__}, expected landscape.tasks.Task")
     _check_data(name, task)

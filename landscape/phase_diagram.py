@@ -6,7 +6,7 @@ which its training and its test accuracy reach their thresholds (0.9 each by def
 criteria of ``landscape analyze``).
 
 The grid's axes are any two of ``AXES`` (a third through the seeds). Every cell is one trajectory of a single
-training ensemble with per-member hyperparameters (``landscape.train``); this module reads the stored
+training ensemble with per-member hyperparameters (``landscape.trainer``); this module reads the stored
 trajectories and builds the diagram (:func:`diagram`), and says where the phases meet (:func:`summarize`).
 """
 
@@ -215,7 +215,7 @@ def from_stored(s: dict) -> Diagram:
 def publish(path, cfg, quiet: bool = False) -> Path:
     """Classify the file's grid (:func:`classify_file`; ``cfg`` a ``PhasesConfig``), draw ``PATH-phases.png`` and
     print the report; returns the figure's path. ``landscape merge`` calls it too."""
-    from . import phases_plot, plot, report, store
+    from . import phases_plot, landscape_plot as plot, report, store
 
     d = classify_file(path, cfg)
     figure = Path(path).with_name(Path(path).stem + "-phases.png")
