@@ -103,6 +103,7 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
         return 0
     # One writer per output; the SIGTERM handler is in place before the file exists.
     created, repaired = False, []
+    step = _stepper(scan_mod, cfg, plan, quiet, size)  # before the file exists: it runs the model
     with bad_input(), store.writer_lock(path), cluster.Termination(immediate=True) as term:
         with term.critical():
             if overwrite and path.exists():  # the old file stays readable until the new one is complete
@@ -131,7 +132,6 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
             print(f"{path}: {sum(repaired)} point{'s' if sum(repaired) > 1 else ''} marked done but incomplete "
                   "(non-finite or missing losses, saved parameters or history): recomputed", file=sys.stderr)
         bar = _bar(len(todo) * cfg.steps, "scan", quiet)
-        step = _stepper(scan_mod, cfg, plan, quiet, size)
         for i, chunk in enumerate(loop.chunks(todo, size)):
             try:
                 with bad_input(f"task {cfg.task!r}: "):
@@ -173,6 +173,7 @@ def scan_branches(cfg: ScanConfig, out: str, shard_spec: str | None = None, over
         _mpi_merge(out, shard, quiet)
         return 0
     names = branches.names(cfg.branch)
+    step = _stepper(scan_mod, cfg, plan, quiet, size)
     with bad_input(), store.writer_lock(path):
         origin = branches.origin(cfg, plan, Path(out)) if cfg.from_trajectory is not None else None
         work = path
@@ -182,7 +183,7 @@ def scan_branches(cfg: ScanConfig, out: str, shard_spec: str | None = None, over
                 store.staged(path, True, tag, lambda: (store.same_task(work, plan.task),
                                                        store.drop_groups(work, [store.GROUPS[b] for b in names])))
         done = branches.run(cfg, plan, size, work, origin, lambda total, desc: _bar(total, desc, quiet), quiet,
-                            shard and shard[:2], _stepper(scan_mod, cfg, plan, quiet, size))
+                            shard and shard[:2], step)
         if work != path:
             store.publish_staging(path)
     _mpi_merge(out, shard, quiet)
@@ -228,6 +229,7 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
     names = [m.name for m in plan.members]
     created, repaired = False, []
     # One writer per output; the SIGTERM handler is in place before the file exists.
+    step = _stepper(train_mod, cfg, plan, quiet, size)  # before the file exists: it runs the model
     with bad_input(), store.writer_lock(path), cluster.Termination(immediate=False) as term:
         if overwrite and path.exists():  # the old file stays readable until the new one is complete
             work, states = store.staging(path), None
@@ -257,7 +259,6 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
             print(f"{path}: {skipped} of {len(plan.members)} trajectories already finished", file=sys.stderr)
         total = sum((cfg.steps - start) * ((len(g) + size - 1) // size) for start, g in groups.items())
         bar = _bar(total, "train", quiet)
-        step = _stepper(train_mod, cfg, plan, quiet, size)
         for start, part in [(start, group[i:i + size]) for start, group in sorted(groups.items())
                             for i in range(0, len(group), size)]:
             state = (train_mod.fresh_state(plan, part) if start == 0

@@ -70,11 +70,11 @@ def bad_input(prefix: str | None = None):
     except Exception as e:  # noqa: BLE001 -- user-supplied task code can raise anything
         if prefix is None:
             raise
-        raise BadInput(f"{prefix}{type(e).__name__}{user_frame(e)}: {one_line(e)}") from e  # chained: --traceback
+        raise BadInput(f"{prefix}{type(e).__name__}: {one_line(e)}{user_frame(e)}") from e  # chained: --traceback
 
 
 def user_frame(e: BaseException) -> str:
-    """`` in FUNCTION (FILE:LINE)``: the innermost frame of ``e``'s traceback in the user's own code (outside
+    """`` (in FUNCTION, FILE:LINE)``: the innermost frame of ``e``'s traceback in the user's own code (outside
     landscape, torch and numpy), or ``""`` when it has none."""
     import os
     import traceback
@@ -89,4 +89,4 @@ def user_frame(e: BaseException) -> str:
     if not frames:
         return ""
     f = frames[-1]
-    return f" in {f.name} ({os.path.basename(f.filename)}:{f.lineno})"
+    return f" (in {f.name}, {os.path.basename(f.filename)}:{f.lineno})"

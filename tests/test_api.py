@@ -176,7 +176,7 @@ def test_traceback_on_request_shows_the_frame_in_the_users_task(tmp_path, capsys
             "--out", str(tmp_path / "b.h5"), "--quiet"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "in forward (tasks_for_tests.py:" in err
+    assert len(err.strip().splitlines()) == 1 and "(in forward, tasks_for_tests.py:" in err
     assert main(["--traceback", *argv]) == 2
     err = capsys.readouterr().err
     assert "Traceback" in err and "tasks_for_tests.py" in err and "RuntimeError: this model cannot take" in err

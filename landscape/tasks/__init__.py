@@ -251,7 +251,7 @@ def get_task(name: str, options: dict[str, Any] | None = None) -> Task:
     except TaskError:
         raise
     except Exception as e:  # noqa: BLE001 -- the factory is user input; report, don't trace back
-        raise TaskError(f"task {name!r} with options {resolved}: {type(e).__name__}{user_frame(e)}: {e}") from e
+        raise TaskError(f"task {name!r} with options {resolved}: {type(e).__name__}: {e}{user_frame(e)}") from e
     if not isinstance(task, Task):
         raise TaskError(f"task {name!r}: factory returned {type(task).__name__}, expected landscape.tasks.Task")
     _check_data(name, task)
