@@ -7,8 +7,9 @@
   and one dataset lets ``ds.sel(trajectory=...)`` or ``ds.where(ds.weight_decay == 0.1)`` pick across them; its
   hyperparameters (``lr``, ``weight_decay``, ``init_scale``, ``seed``, ``train_frac``) are coordinates along
   ``trajectory``; steps a run did not log are NaN;
+* a phase diagram is a ``Dataset`` over its two axes and ``seed``;
 * the whole file is an ``xarray.DataTree`` with those datasets at ``/scan``, ``/branches/down``,
-  ``/branches/up`` and ``/trajectories``, and the analysis and phase results as attributes.
+  ``/branches/up``, ``/trajectories`` and ``/phases``, and the analysis (JSON) as a root attribute.
 
 Each variable carries its description (and units where the file has them); ``status`` carries CF's
 ``flag_values`` and ``flag_meanings``.
@@ -105,6 +106,27 @@ def trajectories_dataset(trajs: list[dict], meta: dict[str, tuple[str, str]]):
     return xr.Dataset(data, coords=coords, attrs={"description": "training trajectories, one row per run"})
 
 
+def phases_dataset(grid: dict):
+    """The ``read_phases`` dict as a ``Dataset`` over its two axes (named after them: ``lr``, ``weight_decay``,
+    ...) and ``seed``: each run's ``phase`` (CF flags), ``t_train``, ``t_test`` and ``trajectory`` name."""
+    xr = _xr()
+    x, y = grid["x_axis"].replace("-", "_"), grid["y_axis"].replace("-", "_")
+    dims = (x, y, "seed")
+    data = {
+        "phase": (dims, grid["phase"], {"flag_values": np.arange(len(grid["phases"]), dtype=np.int8),
+                                        "flag_meanings": " ".join(grid["phases"]),
+                                        "description": "phase of each run (-1: no finished run)"}),
+        "t_train": (dims, grid["t_train"], {"units": "step", "description": "first logged step meeting the "
+                                                                           "training criterion (NaN: never)"}),
+        "t_test": (dims, grid["t_test"], {"units": "step", "description": "first logged step meeting the test "
+                                                                         "criterion (NaN: never)"}),
+        "trajectory": (dims, grid["trajectory"], {"description": "the run: /trajectories/NAME"}),
+    }
+    coords = {x: (x, grid["x"]), y: (y, grid["y"]), "seed": ("seed", grid["seed"])}
+    attrs = {k: v for k, v in grid.items() if isinstance(v, (str, int, float)) and k not in ("x_axis", "y_axis")}
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
 def open_file(path: str | Path):
     """Every group of a landscape file as one ``xarray.DataTree`` (see the module's docstring)."""
     import json
@@ -120,6 +142,9 @@ def open_file(path: str | Path):
     trajs = store.read_trajectories(path)
     if trajs:
         tree["/trajectories"] = trajectories_dataset(trajs, store.series_meta(path))
+    grid = store.read_phases(path)
+    if grid is not None:
+        tree["/phases"] = phases_dataset(grid)
     attrs = {k: v for k, v in store.describe(path)["attrs"].items() if isinstance(v, (str, int, float))}
     analysis = store.read_analysis(path)
     if analysis is not None:

@@ -48,8 +48,12 @@ def _threads():
 ], ids=["scan", "branches", "train", "phases"])
 def test_the_api_and_the_command_line_write_the_same_file(tmp_path, argv, function, kw):
     assert main([*argv, "--out", str(tmp_path / "cli.h5")]) == 0
-    function(**kw, out=tmp_path / "api.h5")
+    result = function(**kw, out=tmp_path / "api.h5")
     assert _datasets(tmp_path / "api.h5") == _datasets(tmp_path / "cli.h5")
+    if function is api.phases:  # the diagram, labelled by its axes
+        d = result["phases"]
+        assert d["phase"].dims == ("lr", "weight_decay", "seed") and d.sizes["lr"] == 2
+        assert "comprehension" in d["phase"].attrs["flag_meanings"]
 
 
 def test_shards_merged_from_the_api_equal_the_command_lines(tmp_path):
