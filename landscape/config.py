@@ -170,8 +170,7 @@ BRANCHES = ("independent", "down", "up", "both")  # landscape scan --branch
 METHODS = Registry("landscape.optim", "METHODS")
 SCHEDULES = Registry("landscape.optim", "SCHEDULES")
 DEVICE = "cpu, cuda or cuda:N"
-THREADS = ("CPU threads for torch's operations (default: SLURM_CPUS_PER_TASK or OMP_NUM_THREADS when set, else "
-           "torch's default); set it to the cores the run may use, one per process when several share a machine")
+THREADS = "CPU threads for torch (default: SLURM_CPUS_PER_TASK or OMP_NUM_THREADS when set, else torch's own)"
 COMPILE = ("auto", "on", "off")  # --compile, landscape.fused.MODES
 COMPILE_HELP = ("compile the step with torch.compile (with the gradient on the mlp engine): auto (when it works "
                 "here and is expected to save 20 s or more), on, off")

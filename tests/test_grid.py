@@ -13,7 +13,11 @@ def test_range_has_num_sorted_values_within_bounds(a, b, num, scale):
     lo, hi = sorted((a, b))
     if lo == hi:
         return
-    v = parse_norms(f"{lo!r}:{hi!r}:{num}{scale}")
+    try:
+        v = parse_norms(f"{lo!r}:{hi!r}:{num}{scale}")
+    except ValueError as e:  # bounds a few ulps apart: refused in one line, never a grid with repeated values
+        assert "too close" in str(e) and (hi - lo) / hi < 1e-9 * num, (lo, hi, num)
+        return
     assert len(v) == num
     assert v[0] == lo and v[-1] == hi
     assert np.all(np.diff(v) > 0)
