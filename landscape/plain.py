@@ -74,19 +74,28 @@ def bad_input(prefix: str | None = None):
 
 
 def user_frame(e: BaseException) -> str:
-    """`` (in FUNCTION, FILE:LINE)``: the innermost frame of ``e``'s traceback in the user's own code (outside
-    landscape, torch and numpy), or ``""`` when it has none."""
+    """`` (in FUNCTION, FILE:LINE, called with ARG: [shape], ...)``: the innermost frame of ``e``'s traceback in
+    the user's own code (outside landscape, torch and numpy) and the shapes of its array arguments, or ``""`` when
+    it has none."""
     import os
+    import sys
     import traceback
 
     skip = [os.path.dirname(os.path.abspath(__file__))]
     for name in ("torch", "numpy"):
-        module = __import__("sys").modules.get(name)
+        module = sys.modules.get(name)
         if module is not None and getattr(module, "__file__", None):
             skip.append(os.path.dirname(os.path.abspath(module.__file__)))
-    frames = [f for f in traceback.extract_tb(e.__traceback__)
-              if not any(os.path.abspath(f.filename).startswith(s + os.sep) for s in skip)]
+    frames = [(frame, line) for frame, line in traceback.walk_tb(e.__traceback__)
+              if not any(os.path.abspath(frame.f_code.co_filename).startswith(s + os.sep) for s in skip)]
     if not frames:
         return ""
-    f = frames[-1]
-    return f" (in {f.name}, {os.path.basename(f.filename)}:{f.lineno})"
+    frame, line = frames[-1]
+    code = frame.f_code
+    shapes = []
+    for arg in code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]:
+        value = frame.f_locals.get(arg)
+        if hasattr(value, "shape") and hasattr(value, "dtype"):
+            shapes.append(f"{arg}: {list(value.shape)}")
+    called = f", called with {', '.join(shapes)}" if shapes else ""
+    return f" (in {code.co_name}, {os.path.basename(code.co_filename)}:{line}{called})"

@@ -181,6 +181,7 @@ def test_traceback_on_request_shows_the_frame_in_the_users_task(tmp_path, capsys
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "(in forward, tasks_for_tests.py:" in err
+    assert re.search(r"called with x: \[\d+, 3\]\)", err), err  # the user's function and its arguments' shapes
     assert main(["--traceback", *argv]) == 2
     err = capsys.readouterr().err
     assert "Traceback" in err and "tasks_for_tests.py" in err and "RuntimeError: this model cannot take" in err
@@ -247,3 +248,29 @@ def test_every_documented_command_parses(line, monkeypatch):
 
 def test_the_documentation_has_commands_to_check():
     assert len(COMMANDS) >= 20
+
+
+def test_netcdf_readers_see_the_labelled_axes_without_landscape(tmp_path):
+    """``xarray.open_dataset(path, group=..., engine="h5netcdf")`` alone: the scan's dimensions are norm and
+    restart with alpha a coordinate (two-norm: both axes), a branch the same, a trajectory's series along step."""
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("h5netcdf")
+    path, plane = tmp_path / "x.h5", tmp_path / "p.h5"
+    ls.scan(**SCAN_KW, out=path)
+    ls.scan(**{**SCAN_KW, "branch": "down", "save_params": False, "history": 0}, out=path)
+    ls.train(**TRAIN_KW, out=path)
+    ls.scan(task="tasks_for_tests:tiny", norms=["0.*=0.5:2:3", "*=0.3:3:2"], steps=10, quiet=True, out=plane)
+    seen = {}
+    for name, file, group in [("scan", path, "scan"), ("branch", path, "branches/down"), ("two-norm", plane, "scan"),
+                              ("trajectory", path, "trajectories/wd0.1_init1_seed0")]:
+        with xr.open_dataset(file, group=group, engine="h5netcdf", phony_dims="access") as ds:
+            seen[name] = sorted(ds.coords)
+            if name != "trajectory":
+                assert ds.status.attrs["flag_meanings"] == "pending done diverged"
+    assert seen["scan"] == ["alpha", "norm", "parameter", "restart"]  # with its saved parameters
+    assert seen["branch"] == ["alpha", "norm", "restart"]
+    assert seen["two-norm"] == ["alpha_1", "alpha_2", "norm_1", "norm_2", "restart"]
+    assert seen["trajectory"] == ["step"]
+    with xr.open_dataset(path, group="scan", engine="h5netcdf") as ds:
+        assert ds.train_loss.dims == ("norm", "restart")
+        assert float(ds.sel(norm=float(ds.norm[1]), method="nearest").alpha) == float(ds.alpha[1])

@@ -79,8 +79,9 @@ def test_a_two_norm_scan_is_stored_with_two_dimension_scales(tmp_path):
         g = f["scan"]
         assert g["test_loss"].shape == (3, 4, 2) and g["history/train_loss"].shape == (3, 4, 2, 3)
         assert g["params"].shape == (3, 4, 2, 41)
-        assert [s.name for s in g["test_loss"].dims[0].values()] == ["/scan/norm_1", "/scan/alpha_1"]
-        assert [s.name for s in g["test_loss"].dims[1].values()] == ["/scan/norm_2", "/scan/alpha_2"]
+        assert [s.name for s in g["test_loss"].dims[0].values()] == ["/scan/norm_1"]
+        assert [s.name for s in g["test_loss"].dims[1].values()] == ["/scan/norm_2"]
+        assert g["test_loss"].attrs["coordinates"] == "alpha_1 alpha_2"
         assert [s.name for s in g["test_loss"].dims[2].values()] == ["/scan/restart"]
         groups = json.loads(g.attrs["groups"])
         assert [x["glob"] for x in groups] == ["0.*", "*"]

@@ -81,7 +81,7 @@ def test_sharded_scan_merges_to_the_unsharded_run(tmp_path):
     _assert_same_content(out, tmp_path / "whole.h5")
     with h5py.File(out) as f:
         assert "shard" not in f["scan"].attrs
-        assert f["scan/train_loss"].dims[0].keys() == ["norm", "alpha"]
+        assert f["scan/train_loss"].dims[0].keys() == ["norm"]
     # idempotent
     before = _datasets(out)
     assert main(["merge", str(tmp_path / "s.shard-*.h5"), "-o", str(out)]) == 0

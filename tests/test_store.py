@@ -40,10 +40,11 @@ def test_round_trip_is_self_describing(tmp_path):
     np.testing.assert_allclose(s["norm"], s["alpha"] * s["w0"])
     assert s["history"]["step"].tolist() == [0, 5, 10]
     with h5py.File(path) as f:
-        assert f.attrs["format"] == "landscape" and f.attrs["format_version"] == 1
+        assert f.attrs["format"] == "landscape" and f.attrs["format_version"] == 2
         assert "task_options" in f.attrs and "torch_version" in f.attrs
         g = f["scan"]
-        assert g["alpha"].is_scale and g["norm"].is_scale
+        assert g["norm"].is_scale and not g["alpha"].is_scale  # format 2: alpha is a coordinate along norm
+        assert g["alpha"].dims[0]["norm"].name == g["norm"].name and g["train_loss"].attrs["coordinates"] == "alpha"
         np.testing.assert_array_equal(g["train_loss"].dims[0]["norm"][()], s["norm"])
         np.testing.assert_array_equal(g["train_loss"].dims[1]["restart"][()], [0, 1])
         assert "description" in g["test_loss"].attrs
@@ -133,3 +134,25 @@ def test_every_dataset_explains_itself(tmp_path):
         f.visititems(visit)
     assert silent == []
     assert steps and all(units == "step" for _, units in steps), steps
+
+
+def test_a_version_1_file_reads_and_resumes_as_before(tmp_path, capsys):
+    """Format 1 made alpha a second dimension scale of the norm axis; such a file still reads and resumes."""
+    from landscape.cli import main
+
+    argv = ["scan", "--task", "tasks_for_tests:tiny", "--norms", "0.5:2:4", "--steps", "10", "--quiet"]
+    out = tmp_path / "v1.h5"
+    assert main([*argv, "--out", str(out), "--chunk", "2"]) == 0
+    with h5py.File(out, "r+") as f:
+        g = f["scan"]
+        g["status"][2:] = 0  # the last two points pending, as a killed version-1 run left them
+        g["alpha"].dims[0].detach_scale(g["norm"])
+        g["alpha"].make_scale("alpha")
+        for name in ("train_loss", "test_loss", "status"):
+            g[name].dims[0].attach_scale(g["alpha"])
+            del g[name].attrs["coordinates"]
+        f.attrs["format_version"] = 1
+    assert main([*argv, "--out", str(out), "--chunk", "2"]) == 0
+    s = store.read_scan(out)
+    assert (s["status"] == 1).all() and np.isfinite(s["train_loss"]).all()
+    assert main(["info", str(out)]) == 0

@@ -9,7 +9,7 @@
 ``verify``        what a finished point or checkpoint must hold, checked when a run resumes
 ``staging``       how ``--overwrite`` builds a replacement beside the file until it is complete
 
-Layout (format ``landscape``, version 1) in ``docs/format.md``. This package
+Layout (format ``landscape``, version 2) in ``docs/format.md``. This package
 imports nothing from the computations that fill it (``scan``, ``train``): they
 hand it plans, results and states, and it reads their attributes.
 """

@@ -25,7 +25,7 @@ from ..plain import BadInput, one_line, to_json as _to_json
 from ..status import POINT
 
 FORMAT = "landscape"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a scan's dimension scales are norm and restart, alpha a coordinate (netCDF readers)
 LOCK_WAIT = 120.0  # seconds to wait for another process holding the file
 STATUS_ENUM = {s.label: int(s) for s in POINT}  # a scan point's status, stored as an HDF5 enum
 STATUS_DTYPE = h5py.enum_dtype(STATUS_ENUM, basetype="i1")

@@ -21,7 +21,7 @@ from ..grid import product
 from ..status import Status
 from .durable import commit
 from .verify import incomplete_points
-from .format import (STATUS_DTYPE, StoreError, check_task, damaged_as_error, data_fingerprint,
+from .format import (STATUS_DTYPE, STATUS_ENUM, StoreError, check_task, damaged_as_error, data_fingerprint,
                      describe_difference, drop_analysis, open_file, reset_scales, set_root_config, to_json, write_root)
 
 
@@ -189,6 +189,8 @@ def _create(f: h5py.File, config, plan, ident: dict, shard=None, branch: str = "
         ds.attrs["description"] = value.description
     ds = g.create_dataset("status", shape=grid, dtype=STATUS_DTYPE, fillvalue=int(Status.PENDING))
     ds.attrs["description"] = "pending = not computed yet, done = finished, diverged = a loss became NaN or inf"
+    ds.attrs["flag_values"] = np.array(list(STATUS_ENUM.values()), dtype=np.int8)  # CF flags, for netCDF readers
+    ds.attrs["flag_meanings"] = " ".join(STATUS_ENUM)
     if config.history:
         h = g.create_group("history")
         st = h.create_dataset("step", data=plan.history_steps)
@@ -224,14 +226,19 @@ def axis_names(g: h5py.Group) -> list[str]:
 
 
 def attach_scales(g: h5py.Group) -> None:
-    """Make the norm axes (alpha, norm; per group for a two-norm grid), restart (and history/step) dimension
-    scales and attach them to every dataset."""
+    """Make ``norm`` (per group for a two-norm grid: ``norm_1``, ``norm_2``), ``restart`` (and ``history/step``)
+    the dimension scales of every dataset, with ``alpha`` a coordinate along its norm axis (format 2: netCDF
+    readers such as ``xarray.open_dataset(..., engine="h5netcdf")`` see dimensions ``norm`` and ``restart``,
+    and ``alpha`` as a coordinate through CF's ``coordinates`` attribute)."""
     reset_scales(g)
     axes = axis_names(g)
-    scales = [(g["norm" + a], g["alpha" + a]) for a in axes]
+    scales = [(g["norm" + a],) for a in axes]
     restart = g["restart"]
-    for ds in (*[d for pair in scales for d in pair], restart):
+    for ds in (*[pair[0] for pair in scales], restart):
         ds.make_scale(ds.name.rsplit("/", 1)[1])
+    for (norm,), a in zip(scales, axes):
+        g["alpha" + a].dims[0].attach_scale(norm)
+    coordinates = " ".join("alpha" + a for a in axes)
     step = None
     if "history" in g:
         step = g["history/step"]
@@ -239,7 +246,14 @@ def attach_scales(g: h5py.Group) -> None:
     targets = [g[n] for n in (*POINT_VALUES, "status", "params") if n in g]
     if step is not None:
         targets += [g["history"][n] for n in HISTORY]
+    if "params" in g:  # the flattened parameter axis has a scale too: netCDF readers need every axis labelled
+        if "parameter" not in g:
+            g.create_dataset("parameter", data=np.arange(g["params"].shape[-1], dtype=np.int64)).attrs[
+                "long_name"] = "index into the flattened parameters (order: the params dataset's 'names')"
+        g["parameter"].make_scale("parameter")
+        g["params"].dims[len(axes) + 1].attach_scale(g["parameter"])
     for ds in targets:
+        ds.attrs["coordinates"] = coordinates
         for d, pair in enumerate(scales):
             for scale in pair:
                 ds.dims[d].attach_scale(scale)
