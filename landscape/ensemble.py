@@ -128,9 +128,11 @@ def check_engine(module: torch.nn.Module, layout: Layout, engine: str) -> None:
                          f"{', '.join(a.__name__ for a in mlp.ACTIVATIONS)}); use --engine vmap or auto")
 
 
-def functional_forward(module, layout, theta: torch.Tensor, x: torch.Tensor, layer: str | None = None):
+def functional_forward(module, layout, theta: torch.Tensor, x: torch.Tensor, layer: str | None = None,
+                       loop: bool = False):
     """``(outputs [M, N, ...], input of module ``layer`` [M, N, h] or None)`` of every member ``theta: [M, P]``:
-    ``vmap`` over ``functional_call``, a forward pre-hook reading the layer's input."""
+    ``vmap`` over ``functional_call`` (with ``loop``, one member after the other: models without batching rules,
+    such as ``nn.LSTM``), a forward pre-hook reading the layer's input."""
     target = dict(module.named_modules()).get(layer) if layer is not None else None
 
     def one(flat, x):
@@ -143,7 +145,11 @@ def functional_forward(module, layout, theta: torch.Tensor, x: torch.Tensor, lay
                 hook.remove()
         return out, (seen[0].reshape(x.shape[0], -1) if seen else torch.zeros(x.shape[0], 0, device=x.device))
 
-    out, hidden = vmap(one, in_dims=(0, None))(theta, x)
+    if loop:
+        pairs = [one(flat, x) for flat in theta]
+        out, hidden = torch.stack([o for o, _ in pairs]), torch.stack([h for _, h in pairs])
+    else:
+        out, hidden = vmap(one, in_dims=(0, None))(theta, x)
     return out, (hidden if target is not None else None)
 
 
@@ -257,8 +263,9 @@ class Ensemble:
     @torch.no_grad()
     def forward(self, theta: torch.Tensor, x: torch.Tensor, layer: str | None = None):
         """``(outputs [M, N, ...], input of module ``layer`` [M, N, h] or None)`` on the shared ``x``: the
-        hand-batched pass where the layer is the MLP's last (the ``mlp`` engine), else ``vmap``."""
+        hand-batched pass where the layer is the MLP's last (the ``mlp`` engine), one member after the other on the
+        ``loop`` engine, else ``vmap``."""
         if self.engine == "mlp" and layer in (None, self._impl.layers[-1].weight.rsplit(".", 1)[0]):
             out, inputs = self._impl.forward(theta, x, keep=True)
             return out, (inputs[-1] if layer is not None else None)
-        return functional_forward(self.module, self.layout, theta, x, layer)
+        return functional_forward(self.module, self.layout, theta, x, layer, loop=self.engine == "loop")

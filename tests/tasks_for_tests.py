@@ -81,3 +81,32 @@ def broken_model(seed: int = 0):
     task = tiny(seed)
     task.model = _Broken
     return task
+
+
+class _Sentiment(torch.nn.Module):
+    """An LSTM classifier shaped like Omnigrok's IMDB model (embedding, LSTM, linear, sigmoid): no vmap rule."""
+
+    def __init__(self, vocab: int = 12):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(vocab, 4)
+        self.lstm = torch.nn.LSTM(4, 6, batch_first=True)
+        self.fc = torch.nn.Linear(6, 1)
+
+    def forward(self, x):
+        out, _ = self.lstm(self.embedding(x))
+        return torch.sigmoid(self.fc(out[:, -1]))
+
+
+def lstm(seed: int = 0, n: int = 24):
+    """Token sequences labelled by whether most tokens are small; BCE loss; runs on the loop engine only."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 12, (2 * n, 6), generator=g)
+    y = ((x < 6).sum(1) > 3).float()[:, None]
+
+    def bce(out, target):
+        return torch.nn.functional.binary_cross_entropy(out, target)
+
+    def acc(out, target):
+        return ((out > 0.5).float() == target).float().mean()
+
+    return Task("lstm", _Sentiment, x[:n], y[:n], x[n:], y[n:], loss=bce, accuracy=acc)

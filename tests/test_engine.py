@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from landscape import loop, scanner as scan
 from landscape.status import Status
@@ -66,3 +67,25 @@ def test_absolute_norms():
     plan = scan.make_plan(cfg, get_task("teacher-student"))
     assert plan.norm.tolist() == [2.0, 4.0]
     np.testing.assert_allclose(plan.alpha * plan.w0, plan.norm)
+
+
+def test_the_loop_engine_logs_metrics_of_a_model_vmap_cannot_batch(tmp_path):
+    """An LSTM has no vmap batching rule: on the loop engine its trajectories' metrics (the probe's forward pass
+    included) are computed one member after the other, and equal vmap's where vmap works."""
+    from landscape import store
+    from landscape.cli import main
+    from landscape.ensemble import functional_forward
+    from landscape.tasks import get_task
+
+    out = tmp_path / "l.h5"
+    assert main(["train", "--task", "tasks_for_tests:lstm", "--engine", "loop", "--steps", "10", "--log-every", "5",
+                 "--weight-decay", "0,0.1", "--quiet", "--out", str(out)]) == 0
+    for t in store.read_trajectories(out):
+        assert np.isfinite(t["train_loss"]).all() and np.isfinite(t["probe_r2"]).all()
+    task = get_task("tasks_for_tests:tiny")
+    module, layout = loop.model_of(task, "*", "vmap", 0)
+    theta = torch.randn(3, layout.size)
+    batched = functional_forward(module, layout, theta, task.x_train, "2")
+    one_by_one = functional_forward(module, layout, theta, task.x_train, "2", loop=True)
+    torch.testing.assert_close(batched[0], one_by_one[0])
+    torch.testing.assert_close(batched[1], one_by_one[1])
