@@ -110,7 +110,7 @@ def scan(task=None, *, out=None, config=None, task_options=None, shard=None, ove
     """
     cfg, held = _settings(ScanConfig, task, config, task_options, settings)
     with _task(held), _output(out) as path:
-        code = commands.scan(cfg, str(path), shard, overwrite, quiet, echo=load is False)
+        code = commands.scan(cfg, str(path), shard, overwrite, quiet, table=load is False)
         return _finish(code, path, load, lambda p: _scan_result(p, cfg.branch), shard)
 
 

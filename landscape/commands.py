@@ -8,14 +8,12 @@ one-line message; ``landscape.cli`` prints it and exits 2.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import sys
 from pathlib import Path
 
 from . import cluster
 from .config import ScanConfig, TrainConfig
-from .plain import BadInput, bad_input, to_json
+from .plain import BadInput, bad_input
 
 
 def _plan(cfg, shard_spec: str | None, make_plan, auto_chunk):
@@ -82,13 +80,14 @@ def _note(quiet: bool):
 
 
 def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bool = False, quiet: bool = False,
-         echo: bool = True) -> int:
-    """``landscape scan``; ``echo``: print the summary table and the file written (unless ``quiet``)."""
+         table: bool = True) -> int:
+    """``landscape scan``; ``table``: print the summary table and the file written (unless ``quiet``), as
+    :func:`train`'s ``table``."""
     from . import loop, report, scanner as scan_mod, store
 
-    quiet_end = quiet or not echo
+    quiet_end = quiet or not table
     if cfg.branch != "independent":
-        return scan_branches(cfg, out, shard_spec, overwrite, quiet, echo)
+        return scan_branches(cfg, out, shard_spec, overwrite, quiet, table)
     if cfg.from_trajectory is not None:
         raise BadInput("--from-trajectory starts the down branch: use it with --branch down or both")
     plan, size, shard = _plan(cfg, shard_spec, scan_mod.make_plan, scan_mod.auto_chunk)
@@ -154,7 +153,7 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
 
 
 def scan_branches(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bool = False,
-                  quiet: bool = False, echo: bool = True) -> int:
+                  quiet: bool = False, table: bool = True) -> int:
     """``landscape scan --branch down|up|both``: continuation branches (``landscape.branches``), sharded by
     restart; ``--overwrite`` recomputes them in a copy of the file (the rest of it kept) that replaces it when
     complete."""
@@ -187,7 +186,7 @@ def scan_branches(cfg: ScanConfig, out: str, shard_spec: str | None = None, over
         if work != path:
             store.publish_staging(path)
     _mpi_merge(out, shard, quiet)
-    if not quiet and echo:
+    if not quiet and table:
         if shard is None:
             for b in done:
                 print(f"{b} branch:")

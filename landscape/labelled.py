@@ -22,11 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from . import store
-from .status import POINT
 
 HYPERPARAMETERS = ("lr", "weight_decay", "init_scale", "seed", "train_frac")
-STATUS_ATTRS = {"flag_values": np.array([int(s) for s in POINT], dtype=np.int8),
-                "flag_meanings": " ".join(s.label for s in POINT),
+STATUS_ATTRS = {"flag_values": np.array(list(store.STATUS_ENUM.values()), dtype=np.int8),
+                "flag_meanings": " ".join(store.STATUS_ENUM),
                 "long_name": "point status", "description": "pending = not computed yet, done = finished, "
                                                             "diverged = a loss became NaN or inf"}
 

@@ -88,8 +88,9 @@ def image(f: h5py.File) -> bytes:
     return f.id.get_file_image()
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+def _fsync(path: Path) -> None:
+    """Flush a file, or a directory's entries, to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -153,7 +154,7 @@ def write_durably(path: Path, data: bytes, mode_of: Path | None = None) -> None:
         if template is not None and template.exists():
             shutil.copymode(template, tmp)
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        _fsync(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -167,13 +168,9 @@ def publish(src: Path, path: Path) -> None:
     with write_errors(path):
         if path.exists():
             shutil.copymode(path, src)
-        fd = os.open(src, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(src)
         os.replace(src, path)
-        _fsync_dir(path.parent)
+        _fsync(path.parent)
 
 
 @contextlib.contextmanager
