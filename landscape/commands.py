@@ -16,8 +16,8 @@ from .config import ScanConfig, TrainConfig
 from .plain import BadInput, bad_input
 
 
-def _plan(cfg, shard_spec: str | None, make_plan, auto_chunk):
-    """Resolve the task, the plan, the chunk size and the shard."""
+def _plan(cfg, shard_spec: str | None, make_plan, auto_chunk, quiet: bool = False):
+    """Resolve the task, the plan, the chunk size and the shard; print the plan's notes (unless ``quiet``)."""
     from . import fused
     from .tasks import get_task
 
@@ -32,7 +32,11 @@ def _plan(cfg, shard_spec: str | None, make_plan, auto_chunk):
         plan = make_plan(cfg, task)
         size = cfg.chunk or auto_chunk(plan)
     with bad_input():
-        return plan, size, cluster.resolve(shard_spec)
+        shard = cluster.resolve(shard_spec)
+    if not quiet:
+        for line in plan.notes:
+            print(f"landscape: {line}", file=sys.stderr)
+    return plan, size, shard
 
 
 def _stepper(module, cfg, plan, quiet: bool, size: int):
@@ -90,7 +94,7 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
         return scan_branches(cfg, out, shard_spec, overwrite, quiet, table)
     if cfg.from_trajectory is not None:
         raise BadInput("--from-trajectory starts the down branch: use it with --branch down or both")
-    plan, size, shard = _plan(cfg, shard_spec, scan_mod.make_plan, scan_mod.auto_chunk)
+    plan, size, shard = _plan(cfg, shard_spec, scan_mod.make_plan, scan_mod.auto_chunk, quiet)
     if shard is not None:
         cluster.check_merged(out, plan.task)
     path = Path(out if shard is None else cluster.shard_path(out, shard[0], shard[1]))
@@ -159,7 +163,7 @@ def scan_branches(cfg: ScanConfig, out: str, shard_spec: str | None = None, over
     complete."""
     from . import branches, report, scanner as scan_mod, store
 
-    plan, size, shard = _plan(cfg, shard_spec, scan_mod.make_plan, scan_mod.auto_chunk)
+    plan, size, shard = _plan(cfg, shard_spec, scan_mod.make_plan, scan_mod.auto_chunk, quiet)
     if len(plan.norm) < 2:
         raise BadInput(f"--branch {cfg.branch}: a continuation branch needs two or more norms, got "
                        f"{len(plan.norm)} (--norms {cfg.norms})")
@@ -212,7 +216,7 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
     from . import report, store, trainer as train_mod
     from .state import TrainState
 
-    plan, size, shard = _plan(cfg, shard_spec, train_mod.make_plan, train_mod.members_per_chunk)
+    plan, size, shard = _plan(cfg, shard_spec, train_mod.make_plan, train_mod.members_per_chunk, quiet)
     if cfg.engine == "loop":
         size = 1  # separate runs, one trajectory after the other
     path = out
@@ -268,9 +272,11 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
                     train_mod.run(plan, part, state, step=step,
                                   on_checkpoint=lambda st, log: (write(st, log), saved.append(1)),
                                   on_progress=bar.update, should_stop=lambda: term.requested)
-            except BadInput:
+            except BadInput:  # leave nothing that blocks a corrected rerun: this run's unfinished trajectories go
                 if created and not saved:
-                    path.unlink(missing_ok=True)  # nothing finished: leave nothing that blocks a corrected rerun
+                    path.unlink(missing_ok=True)
+                else:
+                    store.drop_unfinished(work, [m.name for m in plan.members if states[m.name] is None])
                 raise
             if term.requested:
                 break

@@ -17,17 +17,21 @@ All give the same numbers to float rounding.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
+import warnings
 from dataclasses import dataclass
 import torch
 from torch.func import functional_call, grad_and_value, vmap
 
 from . import mlp
-from .tasks import Task
+from .plain import one_line
+from .tasks import Task, inputs
+from .tasks.contract import Probe, adapted, hook
 
 # --engine: what each name computes (the config's rule, the CLI's choices and its --help read this)
 ENGINES = {
-    "auto": "mlp for plain MLPs, else vmap",
+    "auto": "mlp for plain MLPs, else vmap, else (a model vmap cannot batch) loop",
     "mlp": "hand-batched MLP ensemble",
     "vmap": "torch.func ensemble, any model",
     "loop": "one member at a time with ordinary autograd (the reference)",
@@ -119,38 +123,48 @@ def load_flat(module: torch.nn.Module, layout: Layout, flat: torch.Tensor) -> No
             params[name].copy_(value)
 
 
-def check_engine(module: torch.nn.Module, layout: Layout, engine: str) -> None:
+def _mlp_fits(module: torch.nn.Module, layout: Layout, task: Task | None) -> bool:
+    """A plain MLP (``mlp.chain_of``) on one input tensor whose output the loss reads as it is."""
+    if task is not None and (task.output is not None or not inputs.is_tensor(task.x_train)):
+        return False
+    return mlp.chain_of(module, layout) is not None
+
+
+def check_engine(module: torch.nn.Module, layout: Layout, engine: str, task: Task | None = None) -> None:
     """Raise ``ValueError`` when ``engine`` cannot run this model."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
-    if engine == "mlp" and mlp.chain_of(module, layout) is None:
+    if engine == "mlp" and not _mlp_fits(module, layout, task):
         raise ValueError(f"the mlp engine needs a plain MLP (nn.Sequential of nn.Linear layers and "
-                         f"{', '.join(a.__name__ for a in mlp.ACTIVATIONS)}); use --engine vmap or auto")
+                         f"{', '.join(a.__name__ for a in mlp.ACTIVATIONS)}, on one input tensor, without "
+                         "Task.output); use --engine vmap or auto")
 
 
-def functional_forward(module, layout, theta: torch.Tensor, x: torch.Tensor, layer: str | None = None,
-                       loop: bool = False):
-    """``(outputs [M, N, ...], input of module ``layer`` [M, N, h] or None)`` of every member ``theta: [M, P]``:
+def functional_forward(module, layout, theta: torch.Tensor, x, probe: Probe | None = None, loop: bool = False,
+                       task: Task | None = None):
+    """``(outputs [M, N, ...], what the probe reads [M, N, h] or None)`` of every member ``theta: [M, P]``:
     ``vmap`` over ``functional_call`` (with ``loop``, one member after the other: models without batching rules,
-    such as ``nn.LSTM``), a forward pre-hook reading the layer's input."""
-    target = dict(module.named_modules()).get(layer) if layer is not None else None
+    such as ``nn.LSTM``), a forward hook on the probe's module reading its input or output (``Probe.read``);
+    the outputs as ``task``'s loss reads them (``Task.output``)."""
+    rows = len(next(iter(inputs.leaves(x)))[1])
 
     def one(flat, x):
-        seen = []
-        hook = None if target is None else target.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
+        seen: list = []
+        handle = None if probe is None else hook(module, probe, seen)
         try:
             out = functional_call(module, layout.unflatten(flat), (x,))
         finally:
-            if hook is not None:
-                hook.remove()
-        return out, (seen[0].reshape(x.shape[0], -1) if seen else torch.zeros(x.shape[0], 0, device=x.device))
+            if handle is not None:
+                handle.remove()
+        out = out if task is None else adapted(task, out)
+        return out, (probe.read(seen[0], rows) if seen else torch.zeros(rows, 0, device=out.device))
 
     if loop:
         pairs = [one(flat, x) for flat in theta]
         out, hidden = torch.stack([o for o, _ in pairs]), torch.stack([h for _, h in pairs])
     else:
         out, hidden = vmap(one, in_dims=(0, None))(theta, x)
-    return out, (hidden if target is not None else None)
+    return out, (hidden if probe is not None else None)
 
 
 class _Vmap:
@@ -158,10 +172,10 @@ class _Vmap:
 
     def __init__(self, task: Task, module: torch.nn.Module, layout: Layout):
         def loss(flat, x, y, keep=None):
-            return task.member_loss(functional_call(module, layout.unflatten(flat), (x,)), y, keep)
+            return task.member_loss(adapted(task, functional_call(module, layout.unflatten(flat), (x,))), y, keep)
 
         def metrics(flat, x, y, keep=None):
-            return task.member_metrics(functional_call(module, layout.unflatten(flat), (x,)), y, keep)
+            return task.member_metrics(adapted(task, functional_call(module, layout.unflatten(flat), (x,))), y, keep)
 
         self._grad = {True: vmap(grad_and_value(loss), in_dims=(0, None, None)),
                       False: vmap(grad_and_value(loss), in_dims=(0, 0, 0))}
@@ -192,7 +206,7 @@ class _Loop:
             load_flat(self.module, self.layout, theta[j])
             for p in self.ordered:
                 p.grad = None
-            out = self.module(x if shared else x[j])
+            out = adapted(self.task, self.module(x if shared else inputs.take(x, j)))
             loss = self.task.member_loss(out, y if shared else y[j], None if keep is None else keep[j])
             loss.backward()
             grads.append(torch.cat([p.grad.reshape(-1) for p in self.ordered]))
@@ -203,17 +217,56 @@ class _Loop:
         losses, accs = [], []
         for j in range(theta.shape[0]):
             load_flat(self.module, self.layout, theta[j])
-            loss, acc = self.task.member_metrics(self.module(x), y, None if keep is None else keep[j])
+            loss, acc = self.task.member_metrics(adapted(self.task, self.module(x)), y, None if keep is None else keep[j])
             losses.append(loss)
             accs.append(acc)
         return torch.stack(losses), torch.stack(accs)
 
 
-def engine_of(module: torch.nn.Module, layout: Layout, engine: str) -> str:
-    """The engine :class:`Ensemble` runs this model on under ``--engine engine``: ``mlp``, ``vmap`` or ``loop``."""
-    if engine in ("auto", "mlp") and mlp.chain_of(module, layout) is not None:
+def engine_of(module: torch.nn.Module, layout: Layout, engine: str, task: Task | None = None) -> str:
+    """The engine :class:`Ensemble` runs this model on under ``--engine engine``: ``mlp``, ``vmap`` or ``loop``
+    (``auto`` after :func:`resolve_engine` chose it, so ``auto`` here means a model ``vmap`` batches)."""
+    if engine in ("auto", "mlp") and _mlp_fits(module, layout, task):
         return "mlp"
     return "loop" if engine == "loop" else "vmap"
+
+
+def batch_failure(task: Task, module: torch.nn.Module, layout: Layout) -> str | None:
+    """Why ``vmap`` cannot run this model (the error, one line), or None: the gradient of two members on two
+    training examples, shared by both and one minibatch each, then the metrics' forward pass."""
+    theta = flatten(module, layout).expand(2, -1).clone()
+    x, y = inputs.take(task.x_train, slice(0, 2)), task.y_train[:2]
+    pick = torch.tensor([[0, 1], [1, 0]])[:, :len(y)]
+    impl = _Vmap(task, module, layout)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's "performance drop" notes on its slow fallbacks: tried only
+            impl.grad(theta, x, y)
+            impl.grad(theta, inputs.take(x, pick), y[pick], shared=False)
+            with torch.no_grad():
+                functional_forward(module, layout, theta, x, task=task)
+    except Exception as e:  # noqa: BLE001 -- whatever vmap refuses: a batching rule, control flow, in-place ops
+        text = one_line(e)
+        return f"{type(e).__name__}: {text[:160] + '...' if len(text) > 160 else text}"
+    return None
+
+
+def resolve_engine(task: Task, module: torch.nn.Module, layout: Layout, engine: str) -> tuple[str, str | None]:
+    """``(engine to run, note or None)``: ``auto`` on a model ``vmap`` cannot batch becomes ``loop``, with a
+    one-line note saying why; ``vmap`` on such a model is a ``ValueError``. The loop engine is tried on the same
+    examples first: a model that fails there too has an error of its own."""
+    if engine not in ("auto", "vmap") or engine_of(module, layout, engine, task) != "vmap":
+        return engine, None
+    why = batch_failure(task, module, layout)
+    if why is None:
+        return engine, None
+    theta = flatten(module, layout).expand(2, -1).clone()
+    _Loop(task, copy.deepcopy(module), layout).grad(theta, inputs.take(task.x_train, slice(0, 2)), task.y_train[:2])
+    if engine == "vmap":
+        raise ValueError(f"--engine vmap cannot batch this model ({why}); use --engine auto or loop, which run it "
+                         "one member after the other")
+    return "loop", (f"engine auto: vmap cannot batch this model ({why}); it runs on the loop engine, one member "
+                    "after the other")
 
 
 class Ensemble:
@@ -228,8 +281,8 @@ class Ensemble:
 
     def __init__(self, task: Task, module: torch.nn.Module, layout: Layout, engine: str = "auto"):
         self.task, self.module, self.layout = task, module, layout
-        check_engine(module, layout, engine)
-        self.engine = engine_of(module, layout, engine)
+        check_engine(module, layout, engine, task)
+        self.engine = engine_of(module, layout, engine, task)
         if self.engine == "mlp":
             self._impl = mlp.Chain(mlp.chain_of(module, layout), layout, task.loss, task.accuracy)
         elif self.engine == "loop":
@@ -261,11 +314,13 @@ class Ensemble:
         return self._impl.metrics(theta, x, y, keep=keep)
 
     @torch.no_grad()
-    def forward(self, theta: torch.Tensor, x: torch.Tensor, layer: str | None = None):
-        """``(outputs [M, N, ...], input of module ``layer`` [M, N, h] or None)`` on the shared ``x``: the
-        hand-batched pass where the layer is the MLP's last (the ``mlp`` engine), one member after the other on the
-        ``loop`` engine, else ``vmap``."""
-        if self.engine == "mlp" and layer in (None, self._impl.layers[-1].weight.rsplit(".", 1)[0]):
-            out, inputs = self._impl.forward(theta, x, keep=True)
-            return out, (inputs[-1] if layer is not None else None)
-        return functional_forward(self.module, self.layout, theta, x, layer, loop=self.engine == "loop")
+    def forward(self, theta: torch.Tensor, x, probe: Probe | None = None):
+        """``(outputs [M, N, ...], what ``probe`` reads [M, N, h] or None)`` on the shared ``x``: the
+        hand-batched pass where the probe reads the MLP's last layer's input (the ``mlp`` engine), one member after
+        the other on the ``loop`` engine, else ``vmap``."""
+        last = self._impl.layers[-1].weight.rsplit(".", 1)[0] if self.engine == "mlp" else None
+        if self.engine == "mlp" and (probe is None or (probe.layer, probe.at, probe.map) == (last, "input", None)):
+            out, seen = self._impl.forward(theta, x, keep=True)
+            return out, (seen[-1] if probe is not None else None)
+        return functional_forward(self.module, self.layout, theta, x, probe, loop=self.engine == "loop",
+                                  task=self.task)

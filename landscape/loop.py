@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from . import memory
-from .ensemble import Ensemble, Layout, check_engine, flatten, layout_of
-from .tasks import Task
+from .ensemble import Ensemble, Layout, check_engine, flatten, layout_of, resolve_engine
+from .tasks import Task, contract, inputs
 
 MEMORY_BUDGET = 1 << 30  # bytes of working memory per chunk when --chunk is not given
 BLOCK = 256  # steps of minibatch indices drawn at a time
@@ -48,12 +48,16 @@ def init_params(task: Task, layout: Layout | None, seed: int) -> tuple[torch.nn.
 
 
 def model_of(task: Task, constrain: str, engine: str, seed: int,
-             groups: list[str] | None = None) -> tuple[torch.nn.Module, Layout]:
-    """The task's model (initialized with ``seed``) and its layout; ``ValueError`` for unusable settings.
+             groups: list[str] | None = None) -> tuple[torch.nn.Module, Layout, str, str | None]:
+    """The task's model (initialized with ``seed``), its layout, the engine that runs it and a note on that choice
+    (or None); ``ValueError`` for unusable settings, ``TaskError`` for a model that breaks the task contract
+    (``tasks.contract``), both before any step.
 
-    ``groups``: a two-norm scan's globs (first match wins); each must claim a constrained parameter.
+    ``groups``: a two-norm scan's globs (first match wins); each must claim a constrained parameter. The engine is
+    ``engine``, or ``loop`` where ``auto`` meets a model ``vmap`` cannot batch (``ensemble.resolve_engine``).
     """
     module, _ = init_params(task, None, seed)
+    contract.sample(task, module)
     layout = layout_of(module, constrain, groups)
     unmatched = [g for g in (g.strip() for g in constrain.split(",")) if g
                  and not any(fnmatch.fnmatchcase(n, g) for n in layout.names)]
@@ -70,8 +74,9 @@ def model_of(task: Task, constrain: str, engine: str, seed: int,
             why = (f"only parameters an earlier group already holds ({', '.join(taken)})" if taken else
                    f"no parameter that --constrain {constrain!r} selects" if matches else "no parameter")
             raise ValueError(f"--norms group {k + 1} ({glob!r}) matches {why}; names are: {', '.join(layout.names)}")
-    check_engine(module, layout, engine)
-    return module, layout
+    check_engine(module, layout, engine, task)
+    engine, note = resolve_engine(task, module, layout, engine)
+    return module, layout, engine, note
 
 
 class BatchStream:
@@ -125,8 +130,8 @@ class Worker:
     def __init__(self, task: Task, module: torch.nn.Module, layout: Layout, engine: str = "auto", device="cpu"):
         memory.keep_freed_memory()
         self.task, self.layout, self.device = task, layout, torch.device(device)
-        self.data = {"train": (task.x_train.to(self.device), task.y_train.to(self.device)),
-                     "test": (task.x_test.to(self.device), task.y_test.to(self.device))}
+        self.data = {"train": (inputs.to(task.x_train, self.device), task.y_train.to(self.device)),
+                     "test": (inputs.to(task.x_test, self.device), task.y_test.to(self.device))}
         self.ensemble = Ensemble(task, copy.deepcopy(module).to(self.device), layout, engine)
         self.mask = layout.sphere_mask(self.device)
         self.counts: list[int] | None = None  # training examples per member, when some train on fewer
@@ -135,7 +140,7 @@ class Worker:
     def train_on(self, counts: list[int]) -> None:
         """Member j trains on the first ``counts[j]`` training examples (its training loss and accuracy are
         read there too); all of them when every count is the whole split."""
-        n = len(self.task.x_train)
+        n = self.task.n_train
         if all(c >= n for c in counts):
             self.counts, self.keep = None, None
             return
@@ -146,7 +151,7 @@ class Worker:
     def stream(self, seeds: list[int], batch_size: int | None, skip: int = 0) -> BatchStream | None:
         """Each member's minibatch stream (from its own training examples), or None when the batch is the whole
         training set."""
-        n = len(self.task.x_train)
+        n = self.task.n_train
         if not batch_size or batch_size >= n:
             return None
         stream = BatchStream(seeds, self.counts or n, batch_size)
@@ -161,7 +166,7 @@ class Worker:
         x, y = self.data["train"]
         if idx is None:
             return self.ensemble.grad(theta, x, y, keep=self.keep)
-        return self.ensemble.grad(theta, x[idx], y[idx], per_member=True)
+        return self.ensemble.grad(theta, inputs.take(x, idx), y[idx], per_member=True)
 
     def evaluate(self, theta: torch.Tensor, split: str):
         """``(loss [M], accuracy [M])`` on the full ``"train"`` (each member's own examples) or ``"test"`` set."""
@@ -170,7 +175,7 @@ class Worker:
 
 def chunk_size(task: Task, layout: Layout, batch_size: int | None, budget: int = MEMORY_BUDGET) -> int:
     """How many members fit in ``budget`` bytes: parameters, gradients, Adam moments and activations."""
-    n = max(batch_size or len(task.x_train), len(task.x_test))
+    n = max(batch_size or task.n_train, task.n_test)
     out_dim = task.y_train.reshape(len(task.y_train), -1).shape[1]
     widths = sum(s[0] for s in layout.shapes if len(s) == 2) + out_dim
     per_member = 4 * (10 * layout.size + 4 * n * widths)

@@ -1,13 +1,15 @@
 """Hand-batched forward and backward of MLP ensembles: the fast path of ``landscape.ensemble``.
 
 Most tasks are multilayer perceptrons: an ``nn.Sequential`` of ``nn.Linear``
-layers, each optionally followed by a ReLU, Tanh or Sigmoid. For those the
-ensemble's gradient is written out directly as batched matrix products on views
-of the flat parameters ``theta: [M, P]``: no autograd graph, no ``vmap``
-bookkeeping, biases folded into the products, activations applied in place and
-differentiated from their outputs. The built-in losses (``mse``,
-``cross_entropy`` on integer labels) have their output gradients written out
-too; any other task loss is differentiated with ``torch.func``.
+layers, each optionally followed by a ReLU, Tanh or Sigmoid, and possibly
+shape-only modules (a leading ``nn.Flatten`` of the image axes, as in Omnigrok's
+MNIST MLP, whose flattening the forward pass then does itself; ``nn.Identity``
+anywhere). For those the ensemble's gradient is written out directly as batched
+matrix products on views of the flat parameters ``theta: [M, P]``: no autograd
+graph, no ``vmap`` bookkeeping, biases folded into the products, activations
+applied in place and differentiated from their outputs. The built-in losses
+(``mse``, ``cross_entropy`` on integer labels) have their output gradients
+written out too; any other task loss is differentiated with ``torch.func``.
 
 The numbers equal the generic ``vmap`` engine's to float rounding
 (``tests/test_mlp.py``); the speed is measured in ``benchmarks/performance.py``.
@@ -16,7 +18,7 @@ The numbers equal the generic ``vmap`` engine's to float rounding
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch.func import grad_and_value, vmap
@@ -128,6 +130,7 @@ class Dense:
     n_in: int
     n_out: int
     activation: type | None  # a key of ACTIVATIONS, applied to the layer's output
+    flat_input: bool = False  # the first layer only: its input is the model's, flattened past the batch axis
 
 
 def chain_of(module: torch.nn.Module, layout) -> tuple[Dense, ...] | None:
@@ -135,9 +138,16 @@ def chain_of(module: torch.nn.Module, layout) -> tuple[Dense, ...] | None:
 
     Qualifies: an ``nn.Sequential`` of ``nn.Linear`` layers, each followed by at
     most one activation from ``ACTIVATIONS``, whose parameters are exactly the
-    layout's (all trainable).
-    Modules used twice (tied layers), forward hooks and instance-level
-    ``forward`` overrides change what the model computes, so they disqualify it.
+    layout's (all trainable), with these shape-only modules besides:
+
+    - ``nn.Flatten()`` (``start_dim=1, end_dim=-1``: every axis but the batch
+      axis) before the first ``nn.Linear``; ``Chain`` then flattens the input;
+    - ``nn.Identity`` anywhere.
+
+    A Flatten of other axes, or one after a Linear, disqualifies the model, as
+    does any other module. Modules used twice (tied layers), forward hooks and
+    instance-level ``forward`` overrides change what the model computes, so they
+    disqualify it too.
     """
     if type(module) is not torch.nn.Sequential or len(module) == 0 or _altered(module):
         return None
@@ -146,17 +156,24 @@ def chain_of(module: torch.nn.Module, layout) -> tuple[Dense, ...] | None:
         return None
     layers: list[Dense] = []
     names: list[str] = []
+    flat = False  # an nn.Flatten seen before the first Linear
     for name, child in children:
-        if type(child) is torch.nn.Linear and not _altered(child):
+        if _altered(child):
+            return None
+        if type(child) is torch.nn.Identity:
+            continue
+        if type(child) is torch.nn.Flatten and not layers and (child.start_dim, child.end_dim) == (1, -1):
+            flat = True
+        elif type(child) is torch.nn.Linear:
             bias = f"{name}.bias" if child.bias is not None else None
-            layers.append(Dense(f"{name}.weight", bias, child.in_features, child.out_features, None))
+            layers.append(Dense(f"{name}.weight", bias, child.in_features, child.out_features, None,
+                                flat_input=flat and not layers))
             names += [f"{name}.weight"] + ([bias] if bias else [])
-        elif type(child) in ACTIVATIONS and not _altered(child) and layers and layers[-1].activation is None:
-            last = layers[-1]
-            layers[-1] = Dense(last.weight, last.bias, last.n_in, last.n_out, type(child))
+        elif type(child) in ACTIVATIONS and layers and layers[-1].activation is None:
+            layers[-1] = replace(layers[-1], activation=type(child))
         else:
             return None
-    if tuple(names) != tuple(layout.names):
+    if not layers or tuple(names) != tuple(layout.names):
         return None
     return tuple(layers)
 
@@ -184,7 +201,9 @@ def _altered(module: torch.nn.Module) -> bool:
 class Chain:
     """Batched forward, loss and gradient of an MLP ensemble over flat parameters ``[M, P]``.
 
-    Inputs are shared by all members (``x: [N, d]``, ``shared``) or per member (``x: [M, N, d]``).
+    Inputs are shared by all members (``x: [N, d]``, ``shared``) or per member (``x: [M, N, d]``); behind a
+    leading ``nn.Flatten`` (the first layer's ``flat_input``), ``x: [N, ...]`` or ``[M, N, ...]``, whose axes after
+    ``N`` are flattened into ``d``.
     """
 
     def __init__(self, layers: tuple[Dense, ...], layout, loss, accuracy=None):
@@ -207,7 +226,10 @@ class Chain:
         return theta[:, a:b].view(theta.shape[0], *shape)
 
     def forward(self, theta: torch.Tensor, x: torch.Tensor, shared: bool = True, keep: bool = False):
-        """Outputs ``[M, N, out]``; with ``keep``, also every layer's input (for ``grad``)."""
+        """Outputs ``[M, N, out]``; with ``keep``, also every layer's input (for ``grad``), the first one
+        flattened as the model flattens it."""
+        if self.layers[0].flat_input:
+            x = x.flatten(1 if shared else 2)
         h = x.expand(theta.shape[0], *x.shape) if shared else x
         inputs = []
         for layer in self.layers:

@@ -55,6 +55,7 @@ class Plan:
     directions: torch.Tensor  # [R, P] default initializations, one per restart
     groups: list[str] | None = None  # a two-norm grid's globs
     shape: tuple[int, ...] = ()  # a two-norm grid's (K1, K2); the point's k = k1 * K2 + k2
+    notes: tuple[str, ...] = ()  # one line each for the run's output (an engine that fell back)
 
     @property
     def method_label(self) -> str:
@@ -80,7 +81,8 @@ def make_plan(config: ScanConfig, task: Task) -> Plan:
     """
     groups = norm_groups(config.norms)
     globs = [g for g, _ in groups] if groups else None
-    module, layout = model_of(task, config.constrain, config.engine, derived_seed(config.seed, 1, 0), globs)
+    module, layout, config.engine, note = model_of(task, config.constrain, config.engine,
+                                                   derived_seed(config.seed, 1, 0), globs)
     dirs = torch.stack([init_params(task, layout, derived_seed(config.seed, 1, r))[1] for r in range(config.restarts)])
     w0 = sphere.constrained_norm(dirs[:1], layout.sphere_mask())[0].double().numpy()
     shape: tuple[int, ...] = ()
@@ -97,7 +99,7 @@ def make_plan(config: ScanConfig, task: Task) -> Plan:
     if norm.min() < 1e-30 or norm.max() > 1e30:
         raise ValueError(f"norms must lie between 1e-30 and 1e30 in absolute terms (float32), got "
                          f"{norm.min():.3g} to {norm.max():.3g} (w0 = {np.round(w0, 4)})")
-    return Plan(config, task, module, layout, alpha, norm, w0, dirs, globs, shape)
+    return Plan(config, task, module, layout, alpha, norm, w0, dirs, globs, shape, (note,) if note else ())
 
 
 def auto_chunk(plan: Plan, budget: int = MEMORY_BUDGET) -> int:

@@ -55,13 +55,17 @@ class TrainPlan:
     log_steps: np.ndarray
     series: dict[str, tuple[str, str]]  # every logged series: name -> (units, description)
     metrics: list = field(default_factory=list)  # the metrics.Metric entries logged
+    skipped: dict[str, str] = field(default_factory=dict)  # default metrics that do not apply: name -> why
+    notes: tuple[str, ...] = ()  # one line each for the run's output (an engine that fell back, skipped metrics)
 
 
 def make_plan(config: TrainConfig, task: Task) -> TrainPlan:
-    module, layout = model_of(task, config.constrain, config.engine, derived_seed(0, 1, 0))
+    module, layout, config.engine, note = model_of(task, config.constrain, config.engine, derived_seed(0, 1, 0))
     chosen = metrics.select(task, config.metrics)
+    skipped = metrics.skipped(task) if config.metrics is None else {}
+    notes = ([note] if note else []) + ([metrics.describe_skipped(skipped)] if skipped else [])
     return TrainPlan(config, task, module, layout, config.members(), log_steps(config),
-                     metrics.series(layout, chosen), chosen)
+                     metrics.series(layout, chosen), chosen, skipped, tuple(notes))
 
 
 def initial_theta(plan: TrainPlan, member: Member) -> torch.Tensor:
@@ -119,7 +123,7 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, en
     wd = torch.tensor([m.weight_decay for m in group], dtype=torch.float32, device=dev)[:, None]
     lrs = [m.lr for m in group]  # one number when shared: the step then runs exactly as it always has
     base_lr = lrs[0] if len(set(lrs)) == 1 else torch.tensor(lrs, dtype=torch.float32, device=dev)[:, None]
-    worker.train_on([m.train_count(len(plan.task.x_train)) for m in group])
+    worker.train_on([m.train_count(plan.task.n_train) for m in group])
     if cfg.fix_norm:  # each member's initial norm, recomputed from its seed: a resumed run holds the same one
         target = sphere.constrained_norm(torch.stack([initial_theta(plan, m) for m in group]).to(dev), worker.mask)
     theta = torch.as_tensor(state.theta).to(dev)

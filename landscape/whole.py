@@ -33,6 +33,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from . import fused, optim
 from .ensemble import engine_of
 from .plain import one_line
+from .tasks import inputs
+from .tasks.contract import adapted
 
 OPTIONS = {"cpp_wrapper": True}  # inductor: the generated kernels called from C++, not from Python
 # Compiled whole, a step of large products runs slower than eager (digits at 32 members, about 1e10 flop a
@@ -61,10 +63,11 @@ def member_flop(task, module, layout, engine: str, rows: int) -> float:
     if key not in _FLOP:
         params = {n: p.detach() for n, p in module.named_parameters()}
         device = next(iter(params.values())).device  # a worker's model sits on its device
-        x, y = task.x_train[:COUNT_ROWS].to(device), task.y_train[:COUNT_ROWS].to(device)
+        x = inputs.to(inputs.take(task.x_train, slice(0, COUNT_ROWS)), device)
+        y = task.y_train[:COUNT_ROWS].to(device)
         with FlopCounterMode(display=False) as counter:
-            torch.func.grad(lambda ps: task.member_loss(functional_call(module, ps, (x,)), y))(params)
-        _FLOP[key] = (counter.get_total_flops() / len(x), task)  # the task kept: its id is in the key
+            torch.func.grad(lambda ps: task.member_loss(adapted(task, functional_call(module, ps, (x,))), y))(params)
+        _FLOP[key] = (counter.get_total_flops() / len(y), task)  # the task kept: its id is in the key
     return rows * _FLOP[key][0]
 
 
@@ -73,10 +76,10 @@ def planned(plan, members: int) -> str | None:
     (``mlp`` or ``vmap``), or None (the optimizer step alone): any engine but ``loop``, on a small step
     (:func:`pays`)."""
     cfg = plan.config
-    engine = engine_of(plan.module, plan.layout, cfg.engine)
+    engine = engine_of(plan.module, plan.layout, cfg.engine, plan.task)
     if engine == "loop":
         return None
-    rows = min(cfg.batch_size or len(plan.task.x_train), len(plan.task.x_train))
+    rows = min(cfg.batch_size or plan.task.n_train, plan.task.n_train)
     return engine if pays(members * member_flop(plan.task, plan.module, plan.layout, engine, rows)) else None
 
 
@@ -95,7 +98,7 @@ class WholeStep:
     def per_row(self) -> float:
         """Gradient flop per member and training example (:func:`member_flop`)."""
         w = self.worker
-        n = len(w.task.x_train)
+        n = w.task.n_train
         return member_flop(w.task, w.ensemble.module, w.layout, w.ensemble.engine, n) / n
 
     @property

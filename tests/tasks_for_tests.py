@@ -110,3 +110,64 @@ def lstm(seed: int = 0, n: int = 24):
         return ((out > 0.5).float() == target).float().mean()
 
     return Task("lstm", _Sentiment, x[:n], y[:n], x[n:], y[n:], loss=bce, accuracy=acc)
+
+
+class _Flaky(torch.nn.Module):
+    """``tiny``'s model that fails after ``limit`` forward passes (counted over all copies): a run that breaks
+    midway, after checkpoints were written."""
+
+    calls = 0
+    limit = 10**9
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+
+    def forward(self, x):
+        type(self).calls += 1
+        if type(self).calls > type(self).limit:
+            raise RuntimeError("this model broke midway")
+        return self.net(x)
+
+
+def flaky(seed: int = 0, limit: int = 40):
+    """``tiny`` whose model raises after ``limit`` forward passes in this process (train it on the loop engine)."""
+    task = tiny(seed)
+    _Flaky.calls, _Flaky.limit = 0, limit
+    task.model = _Flaky
+    return task
+
+
+class _Pair(torch.nn.Module):
+    """A model that returns ``(output, hidden)``, as recurrent research code does."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.lin(x), torch.zeros(1)
+
+
+def pair(seed: int = 0, adapt: bool = False):
+    """``tiny``'s data with a model returning a tuple; ``adapt``: the task declares ``output``."""
+    task = tiny(seed)
+    task.model = _Pair
+    task.output = (lambda out: out[0]) if adapt else None
+    return task
+
+
+class _NeedsHidden(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 1)
+
+    def forward(self, x, hidden):
+        return self.lin(x)
+
+
+def needs_hidden(seed: int = 0):
+    """``tiny``'s data with a model whose ``forward(x, hidden)`` needs two arguments."""
+    task = tiny(seed)
+    task.model = _NeedsHidden
+    return task

@@ -18,7 +18,7 @@ BRANCH = ["scan", *TINY, "--norms", "0.3:3:5", "--restarts", "2", "--steps", "30
 def _loss_at(path, params: np.ndarray, norm: float) -> float:
     """The training loss of flat parameters rescaled to ``norm`` (all parameters constrained)."""
     task = get_task("tasks_for_tests:tiny")
-    module, layout = loop.model_of(task, "*", "auto", 0)
+    module, layout, _, _ = loop.model_of(task, "*", "auto", 0)
     theta = torch.as_tensor(params, dtype=torch.float32)[None]
     theta = theta * (norm / torch.linalg.vector_norm(theta))
     return float(loop.Worker(task, module, layout).evaluate(theta, "train")[0][0])

@@ -203,4 +203,6 @@ def test_train_overwrite_is_staged_and_never_publishes_a_stale_copy(tmp_path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.h5"]
     capsys.readouterr()
     bad = ["train", "--task", "tasks_for_tests:raising", "--steps", "5", "--quiet", "--overwrite", "--out", str(out)]
-    assert main(bad) == 2 and "holds task" in capsys.readouterr().err  # one line, never a traceback
+    err = capsys.readouterr().err if main(bad) == 2 else "exit code not 2"
+    assert "my loss is broken" in err and err.count("\n") == 1  # one line, before the file is touched
+    assert sorted(t["name"] for t in store.read_trajectories(out)) == names

@@ -76,6 +76,7 @@ def test_the_loop_engine_logs_metrics_of_a_model_vmap_cannot_batch(tmp_path):
     from landscape.cli import main
     from landscape.ensemble import functional_forward
     from landscape.tasks import get_task
+    from landscape.tasks.contract import Probe
 
     out = tmp_path / "l.h5"
     assert main(["train", "--task", "tasks_for_tests:lstm", "--engine", "loop", "--steps", "10", "--log-every", "5",
@@ -83,9 +84,9 @@ def test_the_loop_engine_logs_metrics_of_a_model_vmap_cannot_batch(tmp_path):
     for t in store.read_trajectories(out):
         assert np.isfinite(t["train_loss"]).all() and np.isfinite(t["probe_r2"]).all()
     task = get_task("tasks_for_tests:tiny")
-    module, layout = loop.model_of(task, "*", "vmap", 0)
+    module, layout, _, _ = loop.model_of(task, "*", "vmap", 0)
     theta = torch.randn(3, layout.size)
-    batched = functional_forward(module, layout, theta, task.x_train, "2")
-    one_by_one = functional_forward(module, layout, theta, task.x_train, "2", loop=True)
+    batched = functional_forward(module, layout, theta, task.x_train, Probe("2"))
+    one_by_one = functional_forward(module, layout, theta, task.x_train, Probe("2"), loop=True)
     torch.testing.assert_close(batched[0], one_by_one[0])
     torch.testing.assert_close(batched[1], one_by_one[1])

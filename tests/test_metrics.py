@@ -103,7 +103,7 @@ def test_on_the_vmap_engine_the_losses_come_from_the_shared_forward_pass():
     from landscape.tasks import get_task
 
     task = get_task("modular", {"p": 11})
-    module, layout = loop.model_of(task, "*", "auto", 0)
+    module, layout, _, _ = loop.model_of(task, "*", "auto", 0)
     worker = loop.Worker(task, module, layout)
     assert worker.ensemble.engine == "vmap"
     theta = torch.stack([loop.init_params(task, layout, s)[1] for s in range(3)])

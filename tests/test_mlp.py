@@ -8,14 +8,14 @@ import torch.nn.functional as F
 from landscape import mlp, scanner as scan, store, trainer as train
 from landscape.cli import main
 from landscape.config import ScanConfig, TrainConfig
-from landscape.ensemble import Ensemble, layout_of
+from landscape.ensemble import Ensemble, engine_of, layout_of
 from landscape.loop import init_params
 from landscape.tasks import Task, cross_entropy, get_task, label_accuracy, mse
 
 
-def _task(model, loss=mse, out=3, labels=False, accuracy=None, n=24):
+def _task(model, loss=mse, out=3, labels=False, accuracy=None, n=24, shape=(5,)):
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(2 * n, 5, generator=g)
+    x = torch.randn(2 * n, *shape, generator=g)
     y = torch.randint(0, out, (2 * n,), generator=g) if labels else torch.randn(2 * n, out, generator=g)
     return Task("t", model, x[:n], y[:n], x[n:], y[n:], loss=loss, accuracy=accuracy)
 
@@ -35,6 +35,13 @@ CASES = {
                            loss=cross_entropy, out=4, labels=True, accuracy=label_accuracy),
     "custom-loss": _task(lambda: torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)),
                          loss=_custom_loss),
+    # Omnigrok's MNIST MLP in small: images [N, 1, 8, 8] flattened by the model
+    "flatten-images": _task(lambda: torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(),
+        torch.nn.Linear(16, 4)), loss=cross_entropy, out=4, labels=True, accuracy=label_accuracy, shape=(1, 8, 8)),
+    "identity-anywhere": _task(lambda: torch.nn.Sequential(
+        torch.nn.Identity(), torch.nn.Flatten(), torch.nn.Identity(), torch.nn.Linear(24, 16), torch.nn.Identity(),
+        torch.nn.Tanh(), torch.nn.Identity(), torch.nn.Linear(16, 3), torch.nn.Identity()), shape=(2, 3, 4)),
 }
 
 
@@ -82,6 +89,42 @@ def test_builtin_models_are_chains_and_others_are_not():
     frozen = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
     frozen[0].bias.requires_grad_(False)  # not in the layout: the flat vector would not cover the model
     assert mlp.chain_of(frozen, layout_of(frozen)) is None
+
+
+def test_shape_only_modules_keep_an_mlp_on_the_mlp_engine():
+    task = CASES["flatten-images"]
+    module = task.model()
+    layout = layout_of(module)
+    fast, ref = Ensemble(task, module, layout), Ensemble(task, module, layout, "vmap")
+    assert fast.engine == "mlp" and engine_of(module, layout, "auto", task) == "mlp"
+    theta = torch.stack([init_params(task, layout, s)[1] for s in range(3)])
+    out, seen = fast.chain.forward(theta, task.x_train, keep=True)
+    assert seen[0].shape == (3, len(task.x_train), 64)  # the gradient's first layer reads the flattened images
+    torch.testing.assert_close(seen[0][1], task.x_train.flatten(1))
+    torch.testing.assert_close(fast.forward(theta, task.x_test)[0], ref.forward(theta, task.x_test)[0])
+    identity = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Identity(), torch.nn.ReLU(), torch.nn.Linear(4, 3))
+    assert engine_of(identity, layout_of(identity), "auto", CASES["tanh-mse"]) == "mlp"
+
+
+@pytest.mark.parametrize("layers", [
+    [torch.nn.Flatten(start_dim=2), torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)],
+    [torch.nn.Flatten(1, 3), torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)],  # rank-dependent
+    [torch.nn.Flatten(0), torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)],
+    [torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.Flatten(), torch.nn.ReLU(), torch.nn.Linear(16, 4)],
+    [torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4), torch.nn.Flatten()],
+    [torch.nn.Flatten(), torch.nn.Identity()],  # no Linear at all
+    [torch.nn.Unflatten(1, (1, 64)), torch.nn.Flatten(), torch.nn.Linear(64, 4)],
+], ids=["start_dim=2", "end_dim=3", "start_dim=0", "after-linear", "last", "no-linear", "unflatten"])
+def test_other_shape_modules_are_not_chains(layers):
+    module = torch.nn.Sequential(*layers)
+    assert mlp.chain_of(module, layout_of(module)) is None
+    assert engine_of(module, layout_of(module), "auto", CASES["flatten-images"]) == "vmap"
+
+
+def test_hooked_flatten_is_not_a_chain():
+    module = CASES["flatten-images"].model()
+    module[0].register_forward_hook(lambda m, inputs, output: 2 * output)
+    assert mlp.chain_of(module, layout_of(module)) is None
 
 
 def _three_layers():

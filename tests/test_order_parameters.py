@@ -143,7 +143,7 @@ def test_a_linearly_decodable_representation_has_probe_r2_near_one():
 def test_the_probe_reads_the_input_of_the_last_linear_layer():
     from landscape.ensemble import layout_of, flatten
     from landscape.ensemble import Ensemble, functional_forward
-    from landscape.metrics.probe import probe_layer
+    from landscape.tasks.contract import Probe, probe_of
 
     torch.manual_seed(0)
     nets = [torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8), torch.nn.ReLU(),
@@ -151,18 +151,18 @@ def test_the_probe_reads_the_input_of_the_last_linear_layer():
     layout = layout_of(nets[0])
     theta = torch.stack([flatten(n, layout) for n in nets])
     x = torch.randn(10, 3)
-    assert probe_layer(nets[0], {}) == "4"
-    out, h = functional_forward(nets[0], layout, theta, x, "4")
+    assert probe_of(nets[0], {}) == Probe("4")
+    out, h = functional_forward(nets[0], layout, theta, x, Probe("4"))
     for j, net in enumerate(nets):
         torch.testing.assert_close(h[j], net[:4](x))
         torch.testing.assert_close(out[j], net(x))  # the outputs of the same pass
     task = get_task("teacher-student")  # the hand-batched MLP reads the same representation
     mlp = Ensemble(task, nets[0], layout, "mlp")
     assert mlp.engine == "mlp"
-    for got, want in zip(mlp.forward(theta, x, "4"), (out, h)):
+    for got, want in zip(mlp.forward(theta, x, Probe("4")), (out, h)):
         torch.testing.assert_close(got, want)
     task = get_task("modular", {"model": "transformer", "p": 7, "d_model": 8, "d_mlp": 8, "heads": 1, "d_head": 8})
-    assert probe_layer(task.model(), task.structure) == "unembed"
+    assert probe_of(task.model(), task.structure).layer == "unembed"
 
 
 def test_probe_layer_task_option(tmp_path, capsys):

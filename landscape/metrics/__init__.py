@@ -100,11 +100,11 @@ class Context:
         """``(outputs [M, N, ...], probe-layer input [M, N, h] or None)`` of every member on ``split``."""
         key = ("forward", split)
         if key not in self._cache:
-            from .probe import probe_layer
+            from ..tasks.contract import probe_of
 
             ensemble = self.worker.ensemble
             self._cache[key] = ensemble.forward(self.theta, self.worker.data[split][0],
-                                                probe_layer(ensemble.module, self.task.structure))
+                                                probe_of(ensemble.module, self.task.structure))
         return self._cache[key]
 
 
@@ -162,6 +162,22 @@ def select(task, names: list[str] | None = None) -> list[Metric]:
         if why is not None:
             raise ValueError(f"--metrics: {n} does not apply to task {task.name!r}: it needs {why}")
     return [m for m in known.values() if m.always or m.name in names]
+
+
+def skipped(task) -> dict[str, str]:
+    """``{name: what it needs}`` of the default metrics that do not apply to ``task`` (logged nowhere: the run's
+    output and the file list them, so an absent series is never silent)."""
+    return {m.name: why for m in registered() if m.default and not m.always
+            for why in [m.applies(task)] if why is not None}
+
+
+def describe_skipped(skipped: dict[str, str]) -> str:
+    """One line: ``metrics skipped (...): NAME, NAME (need WHY); ...``, the metrics grouped by what they need."""
+    by_need: dict[str, list[str]] = {}
+    for name, why in skipped.items():
+        by_need.setdefault(why, []).append(name)
+    return "metrics skipped (they do not apply to this task): " + "; ".join(
+        f"{', '.join(names)} (need{'s' if len(names) == 1 else ''} {why})" for why, names in by_need.items())
 
 
 def series(layout, chosen: list[Metric] | None = None) -> dict[str, tuple[str, str]]:

@@ -3,9 +3,9 @@
 A network that has grokked modular addition represents the numbers 0..p-1 on
 circles: the embedding of a is ``u cos(2 pi k a / p) + v sin(2 pi k a / p)``
 for a few key frequencies k (Nanda et al. 2023; Liu et al. 2022). These
-metrics read that structure off the embedding matrix ``E: [M, p, d]`` (rows
-0..p-1 of the task's embedding parameter, ``task.structure``), batched over
-the ensemble. Exact formulas: ``docs/metrics.md``. The functions on ``E`` are
+metrics read that structure off the embedding matrix ``E: [M, p, d]`` (tokens
+0..p-1 along the token axis of the task's embedding parameter, ``task.structure``:
+``landscape.tasks.contract``), batched over the ensemble. Exact formulas: ``docs/metrics.md``. The functions on ``E`` are
 pure; the registered metrics only extract ``E`` from the flat parameters.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from . import metric
+from ..tasks.contract import embedding_axis
 
 TOP = 5  # key frequencies kept (and summed in the concentration)
 RQI_TOLERANCE = 0.01  # a parallelogram holds when its standardized defect is below this
@@ -84,7 +85,9 @@ def rqi(E: torch.Tensor, tolerance: float = RQI_TOLERANCE) -> torch.Tensor:
 
 def _needs_embedding(task) -> str | None:
     s = task.structure
-    return None if "embedding" in s and "modulus" in s else "a modular task (token embeddings of 0..p-1)"
+    if "embedding" in s and "modulus" in s:
+        return None
+    return "a modular task's token embeddings: structure['modulus'] and ['embedding'] (tasks.contract)"
 
 
 def _needs_addition(task) -> str | None:
@@ -92,14 +95,17 @@ def _needs_addition(task) -> str | None:
 
 
 def embedding(ctx) -> torch.Tensor:
-    """Rows 0..p-1 of the task's embedding parameter for every member: ``[M, p, d]``."""
+    """Tokens 0..p-1 of the task's embedding parameter, along its token axis, for every member: ``[M, p, d]``
+    (any other axes of the parameter flattened into d)."""
     name, p = ctx.task.structure["embedding"], ctx.task.structure["modulus"]
     start = 0
     for n, size, shape in zip(ctx.layout.names, ctx.layout.numels, ctx.layout.shapes):
         if n == name:
-            return ctx.theta[:, start:start + size].reshape(-1, *shape)[:, :p]
+            axis = embedding_axis(ctx.task, shape)
+            E = ctx.theta[:, start:start + size].reshape(-1, *shape).movedim(axis + 1, 1)[:, :p]
+            return E.reshape(E.shape[0], p, -1)
         start += size
-    raise ValueError(f"the model has no parameter {name!r} (the task's embedding)")
+    raise ValueError(f"the embedding {name!r} is not a trainable parameter of the model")
 
 
 def _fourier(ctx) -> dict[str, torch.Tensor]:

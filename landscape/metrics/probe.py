@@ -1,7 +1,8 @@
 """Linear representability: how well a ridge-regression probe on the last hidden representation predicts the target.
 
-The representation is the input of the model's probe layer: ``task.structure["probe_layer"]`` when the task
-names one (the transformer's ``unembed``), else the last ``nn.Linear`` of the model. It is read for every member
+The representation is what the task's ``structure`` names (``probe_layer``, its input or output, mapped by
+``probe_map``: ``landscape.tasks.contract``; the transformer's ``unembed`` input), else the input of the last
+``nn.Linear`` of the model. It is read for every member
 at once, in the forward pass the metrics share (``Context.forward``), a ridge probe is fitted on the
 training inputs to the target (one-hot for integer labels) with one batched solve, and its R² is reported on the
 test inputs. Exact formula: ``docs/metrics.md``.
@@ -14,15 +15,6 @@ import torch
 from . import metric
 
 RIDGE = 1e-3  # the ridge penalty, relative to the mean diagonal of the Gram matrix
-
-
-def probe_layer(module: torch.nn.Module, structure: dict) -> str | None:
-    """The name of the layer whose input is probed: ``structure["probe_layer"]`` when the task names one, else
-    the model's last ``nn.Linear``; None when it has none."""
-    if "probe_layer" in structure:
-        return structure["probe_layer"]
-    linear = [name for name, m in module.named_modules() if isinstance(m, torch.nn.Linear)]
-    return linear[-1] if linear else None
 
 
 def ridge_r2(h_train: torch.Tensor, y_train: torch.Tensor, h_test: torch.Tensor, y_test: torch.Tensor,
@@ -56,20 +48,24 @@ def _targets(task, y: torch.Tensor) -> torch.Tensor:
 
 
 def _applies(task) -> str | None:
-    with torch.random.fork_rng(devices=[]):
-        module = task.model()
-    layer = probe_layer(module, task.structure)
-    if layer is None:
-        return "a model with an nn.Linear layer, or a task that names its probe layer (structure['probe_layer'])"
-    if layer not in dict(module.named_modules()):
-        return f"the probe layer {layer!r} to exist in the model"
+    from ..tasks import contract
+
+    found = contract.sample(task)
+    probe = contract.probe_of(found.module, task.structure)
+    if probe is None:
+        return "a model with an nn.Linear layer, or a task that names the module to probe (structure['probe_layer'])"
+    if "probe_layer" not in task.structure and "probe_map" not in task.structure:  # declared ones are checked
+        try:
+            contract.representation(task, found, probe)
+        except ValueError as e:
+            return f"a representation with one row per example: {e}"
     return None
 
 
-@metric("probe_r2", "test R² of a ridge-regression probe on the input of the probe layer (the task's "
-        "structure['probe_layer'], else the last linear layer: the last hidden representation), fitted on the "
-        "training set", "R²", applies=_applies,
-        tasks="any model with an nn.Linear")
+@metric("probe_r2", "test R² of a ridge-regression probe on the representation the task names "
+        "(structure['probe_layer'], its input or output), else the input of the last linear layer (the last "
+        "hidden representation), fitted on the training set", "R²", applies=_applies,
+        tasks="any model with an nn.Linear, or a named module")
 def probe_r2(ctx):
     (_, y_tr), (_, y_te) = ctx.worker.data["train"], ctx.worker.data["test"]
     h_tr, h_te = ctx.forward("train")[1], ctx.forward("test")[1]

@@ -57,24 +57,71 @@ def progress(logits: dict[str, torch.Tensor], sums: dict[str, torch.Tensor], key
     return restricted, excluded
 
 
+def operands(task, x) -> tuple[torch.Tensor, torch.Tensor]:
+    """The operands ``(a, b)`` of every example: ``structure['operands'](x)``, else the inputs' first two columns."""
+    fn = task.structure.get("operands")
+    return fn(x) if fn is not None else (x[:, 0], x[:, 1])
+
+
+def labels(y: torch.Tensor) -> torch.Tensor:
+    """Integer class labels: ``y`` itself, or the arg-max of one-hot rows."""
+    return y if not y.is_floating_point() else y.reshape(len(y), -1).argmax(-1)
+
+
+def _logits(ctx, split: str) -> torch.Tensor:
+    out = ctx.forward(split)[0]
+    fn = ctx.task.structure.get("logits")
+    return out if fn is None else vmap(fn)(out)
+
+
 def _progress(ctx):
     if "progress" not in ctx._cache:
         worker, p = ctx.worker, ctx.task.structure["modulus"]
-        logits = {s: ctx.forward(s)[0] for s in ("train", "test")}
-        sums = {s: (worker.data[s][0][:, 0] + worker.data[s][0][:, 1]) % p for s in logits}
+        logits = {s: _logits(ctx, s) for s in ("train", "test")}
+        sums = {}
+        for s in logits:
+            a, b = operands(ctx.task, worker.data[s][0])
+            sums[s] = (a + b) % p
         ctx._cache["progress"] = progress(logits, sums, _fourier(ctx)["key"], p)
     return ctx._cache["progress"]
 
 
 def _split_loss(task, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The loss of logits ``z: [M, N, c]``: the task's, or with ``structure['logits']`` declared (the task's loss
+    reads the model's output, not these), the cross-entropy against the labels."""
+    if "logits" in task.structure:
+        target = labels(y)
+        return vmap(lambda zz: torch.nn.functional.cross_entropy(zz, target))(z)
     return vmap(task.loss, in_dims=(0, None))(z, y.to(z.dtype) if y.is_floating_point() else y)
 
 
 def _needs_all_pairs(task) -> str | None:
+    """None when the progress measures apply: modular addition whose training and test sets hold each of the p²
+    pairs once, as operands whose sum mod p is the label, and logits ``[N, classes >= p]``."""
     why = _needs_addition(task)
-    if why is None and len(task.x_train) + len(task.x_test) != task.structure["modulus"] ** 2:
-        why = "modular addition whose training and test sets hold all p² pairs"
-    return why
+    if why is not None:
+        return why
+    from ..tasks import contract
+
+    p = task.structure["modulus"]
+    out = contract.sample(task).out
+    if "logits" not in task.structure and (out.dim() != 2 or out.shape[1] < p):
+        return (f"[N, classes] logits with classes >= p = {p}; the output has shape {list(out.shape)}: declare "
+                "structure['logits'] (e.g. lambda out: out[:, -1])")
+    pairs = []
+    for x, y in ((task.x_train, task.y_train), (task.x_test, task.y_test)):
+        try:
+            a, b = (t.long() for t in operands(task, x))
+        except (IndexError, TypeError, AttributeError, RuntimeError):
+            return "operands (a, b) of each example: the inputs' first two columns, or structure['operands']"
+        if not bool(((a + b) % p == labels(y)).all()):
+            return ("operands whose sum mod p is the label: the inputs' first two columns are not; declare "
+                    "structure['operands']")
+        pairs.append(a * p + b)
+    every = torch.cat(pairs)
+    if len(every) != p**2 or len(torch.unique(every)) != p**2:
+        return "modular addition whose training and test sets hold all p² pairs, each once"
+    return None
 
 
 ADDITION = "modular addition (op +)"

@@ -41,12 +41,18 @@ class StoreError(BadInput):
 
 
 def data_fingerprint(task) -> str:
-    """SHA-256 over the task's train and test arrays: the same data gives the same string."""
+    """SHA-256 over the task's train and test arrays: the same data gives the same string (inputs that are dicts
+    or tuples of tensors: each entry's path, then its array)."""
+    from ..tasks import inputs
+
     h = hashlib.sha256()
-    for t in (task.x_train, task.y_train, task.x_test, task.y_test):
-        a = t.detach().cpu().contiguous().numpy()
-        h.update(str((a.dtype.str, a.shape)).encode())
-        h.update(a.tobytes())
+    for data in (task.x_train, task.y_train, task.x_test, task.y_test):
+        for path, t in inputs.leaves(data):
+            if not inputs.is_tensor(data):
+                h.update(path.encode())
+            a = t.detach().cpu().contiguous().numpy()
+            h.update(str((a.dtype.str, a.shape)).encode())
+            h.update(a.tobytes())
     return h.hexdigest()
 
 

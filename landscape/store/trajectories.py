@@ -124,6 +124,11 @@ def prepare_trajectories(path: str | Path, config, plan, overwrite: bool = False
             set_root_config(f, command, other, plan.task.options, path)
         top = f.require_group("trajectories")
         top.attrs["description"] = DESCRIPTION
+        skipped = getattr(plan, "skipped", None)
+        if skipped is not None:  # default metrics that do not apply to the task: listed, never silently absent
+            top.attrs["skipped_metrics"] = to_json(skipped)
+            top.attrs["skipped_metrics_description"] = ("JSON {metric: what it needs}: default metrics not "
+                                                       "logged because they do not apply to the task")
         for m in plan.members:
             if m.name in top and overwrite:
                 del top[m.name]
@@ -147,7 +152,7 @@ def _create(top: h5py.Group, member, config, plan, ident: dict) -> None:
     g.attrs["seed"] = member.seed
     g.attrs["lr"] = member.lr
     g.attrs["train_frac"] = member.train_frac
-    g.attrs["train_examples"] = member.train_count(len(plan.task.x_train))
+    g.attrs["train_examples"] = member.train_count(plan.task.n_train)
     g.attrs["betas"] = np.asarray(config.betas, dtype=np.float64)
     g.attrs["warmup"] = config.warmup
     g.attrs["schedule"] = config.schedule
@@ -321,3 +326,18 @@ def copy_trajectory(g: h5py.Group, top: h5py.Group, name: str) -> None:
     """Copy one trajectory group into ``top`` (its dimension scales rebuilt)."""
     g.file.copy(g, top, name=name)
     attach_scales(top[name])
+
+
+def drop_unfinished(path: str | Path, names: list[str]) -> None:
+    """Delete the trajectories ``names`` that are not finished (a failed run's own, so that a corrected rerun with
+    other settings is not refused); finished ones stay. One commit; nothing to do leaves the file untouched."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with open_file(path, "r") as f:
+        top = f.get("trajectories")
+        gone = [n for n in names if top is not None and n in top and not finished(top[n])[0]]
+    if gone:
+        with commit(path) as f:
+            for n in gone:
+                del f["trajectories"][n]

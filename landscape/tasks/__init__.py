@@ -21,6 +21,10 @@ importable factory that accepts the options as keyword arguments and returns a
 and ``landscape scan --task mytask:make --task-opt n=128``. Every task also
 takes ``probe_layer=NAME``: the module whose input ``probe_r2`` reads (default:
 the last ``nn.Linear``).
+
+What the model must accept and return, and what ``structure`` declares for the
+order parameters, is :mod:`landscape.tasks.contract`; inputs that are not one
+tensor (dicts or tuples of tensors) are :mod:`landscape.tasks.inputs`.
 """
 
 from __future__ import annotations
@@ -48,9 +52,15 @@ class Task:
     """One learning problem.
 
     ``model()`` returns a freshly initialized ``torch.nn.Module`` using torch's
-    global random generator (the scan seeds it); ``loss(output, target)`` and
-    ``accuracy(output, target)`` return scalars and must be written with torch
-    operations only (they run under ``torch.func.vmap``).
+    global random generator (the scan seeds it); it is called as ``model(x)``.
+    ``x_train``/``x_test`` are tensors, or dicts or tuples of tensors, whose
+    first axis indexes the examples; ``y_train``/``y_test`` are tensors.
+    ``loss(output, target)`` and ``accuracy(output, target)`` return scalars
+    and must be written with torch operations only (they run under
+    ``torch.func.vmap``). ``output`` turns what the model returns into the
+    tensor they read (e.g. ``lambda out: out[0]`` for ``(logits, hidden)``);
+    ``structure`` declares what the order parameters read
+    (:mod:`landscape.tasks.contract`).
     """
 
     name: str
@@ -62,7 +72,16 @@ class Task:
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     accuracy: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     options: dict[str, Any] = field(default_factory=dict)
-    structure: dict[str, Any] = field(default_factory=dict)  # what order-parameter metrics read (see modular)
+    structure: dict[str, Any] = field(default_factory=dict)  # what the order parameters read (tasks.contract)
+    output: Callable[[Any], torch.Tensor] | None = None  # the model's output -> the tensor the loss reads
+
+    @property
+    def n_train(self) -> int:
+        return len(self.y_train)
+
+    @property
+    def n_test(self) -> int:
+        return len(self.y_test)
 
     @property
     def classification(self) -> bool:
@@ -195,14 +214,19 @@ def resolve_factory(name: str) -> Callable[..., Task]:
 
 
 def _check_data(name: str, task: Task) -> None:
+    from . import inputs
+
     for split in ("train", "test"):
         x, y = getattr(task, f"x_{split}"), getattr(task, f"y_{split}")
-        if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
-            raise TaskError(f"task {name!r}: x_{split} and y_{split} must be torch tensors")
-        if len(x) == 0:
+        if not isinstance(y, torch.Tensor) or y.dim() == 0:
+            raise TaskError(f"task {name!r}: y_{split} must be a torch tensor with one row per example")
+        if len(y) == 0:
             raise TaskError(f"task {name!r}: the {split} set is empty")
-        if len(x) != len(y):
-            raise TaskError(f"task {name!r}: x_{split} has {len(x)} samples but y_{split} has {len(y)}")
+        why = inputs.check(x, f"x_{split}", len(y))
+        if why is not None:
+            raise TaskError(f"task {name!r}: {why} (y_{split} has {len(y)} rows)")
+    if task.output is not None and not callable(task.output):
+        raise TaskError(f"task {name!r}: Task.output must be a function of the model's output")
 
 
 _HELD: dict[str, Task] = {}  # Task objects handed to the Python API, by name, while its call runs

@@ -97,5 +97,5 @@ def make(p: int | None = None, op: str = "+", train_fraction: float | None = Non
         loss=loss_fn, accuracy=accuracy, options={"p": p, "train_fraction": train_fraction},
         # the token embedding (rows 0..p-1 are the numbers) and the operation, for the order parameters
         structure={"modulus": p, "op": op, "embedding": "embed.W_E" if model == "transformer" else "embed.weight",
-                   **({"probe_layer": "unembed"} if model == "transformer" else {})},
+                   "embedding_axis": 0, **({"probe_layer": "unembed"} if model == "transformer" else {})},
     )
