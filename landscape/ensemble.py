@@ -10,7 +10,8 @@ sweep over norms, restarts, weight decays or seeds is just a larger ensemble.
 When the model is a plain MLP (``landscape.mlp.chain_of``), the same batched
 computation is written out by hand instead (engine ``"mlp"``), which avoids
 ``vmap``'s and autograd's per-call overhead; ``"auto"`` picks it when it
-applies. ``"loop"`` is the reference the others are checked against:
+applies, and falls back to ``"loop"`` for a model ``vmap`` cannot batch
+(:func:`resolve_engine`, tried on two examples before any step). ``"loop"`` is the reference the others are checked against:
 one member at a time with ordinary autograd, as a training script would do it.
 All give the same numbers to float rounding.
 """
@@ -136,8 +137,8 @@ def check_engine(module: torch.nn.Module, layout: Layout, engine: str, task: Tas
         raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     if engine == "mlp" and not _mlp_fits(module, layout, task):
         raise ValueError(f"the mlp engine needs a plain MLP (nn.Sequential of nn.Linear layers and "
-                         f"{', '.join(a.__name__ for a in mlp.ACTIVATIONS)}, on one input tensor, without "
-                         "Task.output); use --engine vmap or auto")
+                         f"{', '.join(a.__name__ for a in mlp.ACTIVATIONS)}, nn.Flatten in front, nn.Identity "
+                         "anywhere; on one input tensor, without Task.output); use --engine vmap or auto")
 
 
 def functional_forward(module, layout, theta: torch.Tensor, x, probe: Probe | None = None, loop: bool = False,

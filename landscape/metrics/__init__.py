@@ -64,7 +64,7 @@ class Context:
     ``evaluate(split)`` is the full-data ``(loss [M], accuracy [M])`` on ``"train"``
     or ``"test"``, and ``forward(split)`` the members' outputs and probe-layer inputs there
     (``Ensemble.forward``, the probe layer's input with the outputs); each is computed once per context however many metrics ask
-    for it, and on the ``vmap`` engine the losses are read off the same forward pass.
+    for it, and the losses are read off the same forward pass.
     """
 
     theta: Any  # [M, P] on the worker's device
@@ -85,15 +85,13 @@ class Context:
 
     def evaluate(self, split: str):
         if split not in self._cache:
-            if self.worker.ensemble.engine in ("vmap", "mlp"):  # the loss from the shared pass: the same computation
-                out, y = self.forward(split)[0], self.worker.data[split][1]
-                keep = self.worker.keep if split == "train" else None  # members training on part of the split
-                args, dims = ((out, y), (0, None)) if keep is None else ((out, y, keep), (0, None, 0))
-                with torch.no_grad():
-                    loss, acc = vmap(self.task.member_metrics, in_dims=dims)(*args)
-                self._cache[split] = loss, acc
-            else:
-                self._cache[split] = self.worker.evaluate(self.theta, split)
+            # the loss from the forward pass the metrics share (on every engine: one pass, not two)
+            out, y = self.forward(split)[0], self.worker.data[split][1]
+            keep = self.worker.keep if split == "train" else None  # members training on part of the split
+            args, dims = ((out, y), (0, None)) if keep is None else ((out, y, keep), (0, None, 0))
+            with torch.no_grad():
+                loss, acc = vmap(self.task.member_metrics, in_dims=dims)(*args)
+            self._cache[split] = loss, acc
         return self._cache[split]
 
     def forward(self, split: str):
