@@ -1,38 +1,31 @@
 """Critical norm, Goldilocks zone and grokking time predicted from the reduced landscape.
 
-Omnigrok's LU mechanism: a run started at a large norm memorizes at once (the
-L's train loss is low there), then the only force left is AdamW's decoupled
-weight decay, which multiplies the norm by ``1 - lr * wd`` per step until the
-norm reaches the U's bottom, where the test loss is low. Grokking time then
-scales as ``1 / wd``. This module reads the plain dicts of
-``landscape.store.read_scan`` and ``read_trajectories`` and computes:
+Omnigrok's LU mechanism: a run started at a large norm memorizes at once (the L's train loss is low there), then the
+only force left is AdamW's decoupled weight decay, which multiplies the norm by ``1 - lr * wd`` per step until the
+norm reaches the U's bottom, where the test loss is low. Grokking time then scales as ``1 / wd``. This module reads
+the plain dicts of ``landscape.store.read_scan`` and ``read_trajectories`` and computes:
 
-* from a scan: the critical norm w_c (the knee of the L), the norm w* that
-  minimizes the test loss, and the Goldilocks zone around it, each as an
-  :class:`Estimate` with an interval from the grid spacing and the restarts'
+* from a scan: the critical norm w_c (the knee of the L), the norm w* that minimizes the test loss, and the
+  Goldilocks zone around it, each as an :class:`Estimate` with an interval from the grid spacing and the restarts'
   spread (:func:`analyze_scan`);
-* from each trajectory: the memorization and grokking steps, the constrained
-  norm at both and the delay, and the grokking step predicted by pure weight
-  decay from the norm at memorization to w_c, to w* and to the zone's upper
+* from each trajectory: the memorization and grokking steps, the constrained norm at both and the delay, and the
+  grokking step predicted by pure weight decay from the norm at memorization to w_c, to w* and to the zone's upper
   edge (:func:`analyze_trajectory`);
-* for weight-decay sweeps: the log-log slope of the measured grokking step
-  against weight decay, with its standard error (:func:`weight_decay_sweeps`).
+* for weight-decay sweeps: the log-log slope of the measured grokking step against weight decay, with its standard
+  error (:func:`weight_decay_sweeps`).
 
-:func:`analyze` does all of it, :func:`to_dict` turns the result into strict
-JSON (``None`` for missing numbers, never NaN); ``landscape.report`` prints it. Every function is pure (numpy and scipy only; no files, no
-printing). Where the data cannot support an answer the value is ``None`` and
-``reason`` says which criterion failed and why.
+:func:`analyze` does all of it, :func:`to_dict` turns the result into strict JSON (``None`` for missing numbers,
+never NaN); ``landscape.report`` prints it. Every function is pure (numpy and scipy only; no files, no printing).
+Where the data cannot support an answer the value is ``None`` and ``reason`` says which criterion failed and why.
 
 Conventions (all defaults live in :class:`Criteria`):
 
-* Norms are absolute L2 norms of the constrained parameters (the scan's
-  ``norm`` axis and the trajectories' ``constrained_norm``), never alpha.
-* Per norm, the scan's *best restart* is the finished (status done) restart
-  with the lowest train loss; its train and test values form the curves.
-  Diverged and pending points are ignored.
-* Between grid points, losses are interpolated linearly in log-loss against
-  log-norm (always, for linear grids too: the L and the U are straight or
-  parabolic on log-log axes); accuracies linearly against log-norm.
+* Norms are absolute L2 norms of the constrained parameters (the scan's ``norm`` axis and the trajectories'
+  ``constrained_norm``), never alpha.
+* Per norm, the scan's *best restart* is the finished (status done) restart with the lowest train loss; its train
+  and test values form the curves. Diverged and pending points are ignored.
+* Between grid points, losses are interpolated linearly in log-loss against log-norm (always, for linear grids too:
+  the L and the U are straight or parabolic on log-log axes); accuracies linearly against log-norm.
 """
 
 from __future__ import annotations
@@ -62,26 +55,24 @@ TARGETS = {
 class Criteria:
     """Thresholds of every criterion; the defaults below are what ``landscape analyze`` uses.
 
-    ``train_loss``: absolute train-loss threshold for the knee and for
-    memorization on regression tasks. When None (default) it is
-    ``train_loss_rel`` (1e-2) times the best train loss at the smallest
-    scanned norm: the knee is where the L has fallen two decades below its
-    small-norm plateau (for MSE that plateau is about the label variance, the
-    loss of predicting ~0), which makes the default independent of the task's
-    loss scale. Trajectories use the same threshold, so "memorized" means "as
-    low as the landscape is at w_c". A regression trajectory without a scan
-    needs an explicit ``train_loss``.
+    ``train_loss``: absolute train-loss threshold for the knee and for memorization on regression tasks. When None
+    (default) it is ``train_loss_rel`` (1e-2) times the best train loss at the smallest scanned norm: the knee is
+    where the L has fallen two decades below its small-norm plateau (for MSE that plateau is about the label
+    variance, the loss of predicting ~0), which makes the default independent of the task's loss scale. Trajectories
+    use the same threshold, so "memorized" means "as low as the landscape is at w_c". A regression trajectory
+    without a scan needs an explicit ``train_loss``.
 
-    ``accuracy``: use accuracies for classification tasks (None = whenever the
-    scan or trajectory says ``classification``): the knee is the smallest norm
-    whose train accuracy reaches ``train_acc`` (0.99), memorization is train
-    accuracy >= ``train_acc`` and grokking is test accuracy >= ``test_acc``
-    (0.9). False forces the loss criteria everywhere.
+    ``accuracy``: use accuracies for classification tasks (None = whenever the scan or trajectory says
+    ``classification``): the knee is the smallest norm whose train accuracy reaches ``train_acc`` (0.99),
+    memorization is train accuracy >= ``train_acc`` and grokking is test accuracy >= ``test_acc`` (0.9). False
+    forces the loss criteria everywhere.
 
-    ``goldilocks``: the zone is the norms whose test loss is at most this
-    factor (10, one decade) times the scan's minimum test loss; for regression
-    tasks grokking is the trajectory's test loss entering that band (or
-    falling below ``test_loss`` when given, which needs no scan).
+    ``goldilocks``: the zone is the norms whose test loss is at most this factor (10, one decade) times the scan's
+    minimum test loss; for regression tasks grokking is the trajectory's test loss entering that band (or falling
+    below ``test_loss`` when given, which needs no scan). On classification tasks (with ``accuracy``) the zone is
+    instead the norms whose test accuracy reaches ``test_acc``, the grokking criterion itself: cross-entropy has no
+    loss scale that a factor could be relative to (its minimum may sit at chance, ln C, and ten times chance is
+    worse than guessing).
     """
 
     train_loss: float | None = None
@@ -97,9 +88,8 @@ class Criteria:
 class Estimate:
     """A value with an interval ``[low, high]``; ``value`` is None with a ``reason`` when there is no answer.
 
-    ``low`` or ``high`` None means the interval is open on that side (for
-    example a minimum at the grid's edge). ``note`` carries caveats about an
-    answer that exists.
+    ``low`` or ``high`` None means the interval is open on that side (for example a minimum at the grid's edge).
+    ``note`` carries caveats about an answer that exists.
     """
 
     value: float | None = None
@@ -111,7 +101,8 @@ class Estimate:
 
 @dataclass
 class Zone:
-    """The Goldilocks zone: norms whose test loss is at most ``factor`` times the minimum ``test_loss_min``."""
+    """The Goldilocks zone: norms whose test loss is at most ``factor`` times the minimum ``test_loss_min`` (whose
+    test accuracy meets ``criterion`` on classification tasks; ``threshold`` None); ``reason`` where there is none."""
 
     low: Estimate
     high: Estimate
@@ -121,6 +112,7 @@ class Zone:
     touches_low_edge: bool = False
     touches_high_edge: bool = False
     reason: str | None = None
+    criterion: str = ""  # in words, e.g. "test loss <= 33.6 (10 x min 3.36)" or "test accuracy >= 0.9"
 
 
 @dataclass
@@ -154,10 +146,11 @@ class Event:
 class Prediction:
     """Grokking step predicted by pure weight decay from the norm at memorization to a target norm.
 
-    ``decay_steps = ln(w_mem / target) / -ln(1 - lr * wd)`` (0 when the norm is
-    already at or below the target), ``step = memorization step + decay_steps``
-    and ``ratio = measured grokking step / predicted step``: 1 means exact, above 1
-    means the run grokked later than pure decay predicts.
+    ``decay_steps = ln(w_mem / target) / -ln(1 - lr * wd)`` (0 when the norm is already at or below the target),
+    ``step = memorization step + decay_steps`` and ``ratio = measured grokking step / predicted step``: 1 means
+    exact, above 1 means the run grokked later than pure decay predicts. A run that never grokked has no ratio:
+    ``ratio_reason`` says why, ``ratio_low`` = last logged step / predicted step is a bound it exceeds (>= 1: the
+    run passed the predicted step without grokking; < 1: the prediction lies beyond the run, untested).
     """
 
     target: str
@@ -166,6 +159,8 @@ class Prediction:
     step: Estimate
     ratio: float | None = None
     reason: str | None = None
+    ratio_low: float | None = None
+    ratio_reason: str | None = None
 
 
 @dataclass
@@ -193,11 +188,10 @@ class TrajectoryAnalysis:
 class SweepFit:
     """log(measured grokking step) = slope * log(weight decay) + intercept, least squares.
 
-    ``group`` holds the settings shared by the fitted trajectories, or
-    ``{"pooled": n_groups}`` for the fit with a common slope and one intercept
-    per group. ``predicted_slopes`` are the same fit on each target's
-    predicted steps: the slope the mechanism expects for these very runs,
-    including their memorization steps (close to, not exactly, -1).
+    ``group`` holds the settings shared by the fitted trajectories, or ``{"pooled": n_groups}`` for the fit with a
+    common slope and one intercept per group. ``predicted_slopes`` are the same fit on each target's predicted
+    steps: the slope the mechanism expects for these very runs, including their memorization steps (close to, not
+    exactly, -1).
     """
 
     group: dict[str, Any]
@@ -238,12 +232,15 @@ class _Curves:
     train: np.ndarray  # best restart (lowest train loss)
     test: np.ndarray
     train_acc: np.ndarray
+    test_acc: np.ndarray
     train_min: np.ndarray
     train_max: np.ndarray
     test_min: np.ndarray
     test_max: np.ndarray
     acc_min: np.ndarray
     acc_max: np.ndarray
+    test_acc_min: np.ndarray
+    test_acc_max: np.ndarray
     test_per_restart: np.ndarray  # [K, R], NaN where not done
     dropped: int  # norms without any finished restart
 
@@ -257,16 +254,17 @@ def _curves(scan: dict) -> _Curves:
     def masked(name):
         return np.where(ok, np.asarray(scan[name], dtype=float)[keep], np.nan)
 
-    train, test, acc = masked("train_loss"), masked("test_loss"), masked("train_acc")
+    train, test, acc, tacc = masked("train_loss"), masked("test_loss"), masked("train_acc"), masked("test_acc")
     best = np.argmin(np.where(ok, train, np.inf), axis=1)
     rows = np.arange(len(norm))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: accuracies of regression tasks
         return _Curves(norm=norm, logw=np.log(norm), train=train[rows, best], test=test[rows, best],
-                       train_acc=acc[rows, best],
+                       train_acc=acc[rows, best], test_acc=tacc[rows, best],
                        train_min=np.nanmin(train, 1), train_max=np.nanmax(train, 1),
                        test_min=np.nanmin(test, 1), test_max=np.nanmax(test, 1),
                        acc_min=np.nanmin(acc, 1), acc_max=np.nanmax(acc, 1),
+                       test_acc_min=np.nanmin(tacc, 1), test_acc_max=np.nanmax(tacc, 1),
                        test_per_restart=test, dropped=int((~keep).sum()))
 
 
@@ -313,10 +311,6 @@ def _span(value: float, *candidates: float | None) -> tuple[float, float]:
     return min(vals), max(vals)
 
 
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.4g}"
-
-
 # ---------------------------------------------------------------- scan: w_c, w*, zone
 
 def _use_accuracy(classification: bool, criteria: Criteria) -> bool:
@@ -342,14 +336,12 @@ def train_loss_threshold(scan: dict, criteria: Criteria = Criteria()) -> tuple[f
 def critical_norm(scan: dict, criteria: Criteria = Criteria()) -> Estimate:
     """w_c, the knee of the L: the smallest norm where the best restart's train loss falls below the threshold.
 
-    The threshold is :func:`train_loss_threshold`; on classification tasks
-    (see ``Criteria.accuracy``) it is instead the smallest norm whose train
-    accuracy reaches ``criteria.train_acc``. The crossing is interpolated
-    between the two grid points around it (log-loss, or accuracy, against
-    log-norm). The interval covers both half the local grid step around the
-    value (on the log axis) and the crossings of the restarts' per-norm best
-    and worst curves (the best curve crosses first, the worst last). If the
-    curve dips below the threshold and rises again, the first crossing counts.
+    The threshold is :func:`train_loss_threshold`; on classification tasks (see ``Criteria.accuracy``) it is instead
+    the smallest norm whose train accuracy reaches ``criteria.train_acc``. The crossing is interpolated between the
+    two grid points around it (log-loss, or accuracy, against log-norm). The interval covers both half the local
+    grid step around the value (on the log axis) and the crossings of the restarts' per-norm best and worst curves
+    (the best curve crosses first, the worst last). If the curve dips below the threshold and rises again, the first
+    crossing counts.
     """
     c = _curves(scan)
     if c.norm.size == 0:
@@ -367,9 +359,8 @@ def critical_norm(scan: dict, criteria: Criteria = Criteria()) -> Estimate:
     if k < 0:
         return Estimate(reason=f"no point meets {what}: {best_seen}; scan larger norms or relax the threshold")
     if k == 0:
-        return Estimate(high=float(c.norm[0]),
-                        reason=f"{what} already at the smallest scanned norm {c.norm[0]:.4g}: "
-                               "the knee lies below the grid; scan smaller norms")
+        return Estimate(high=float(c.norm[0]), reason=f"{what} already at the smallest scanned norm {c.norm[0]:.4g}: "
+                        "the knee lies below the grid; scan smaller norms")
     half_lo, _ = _half_step(c.logw, k)  # the crossing lies in the interval (k-1, k)
     x_min, _ = _first_crossing(c.logw, g_lo, g_thr)
     x_max, k_max = _first_crossing(c.logw, g_hi, g_thr)
@@ -384,12 +375,10 @@ def critical_norm(scan: dict, criteria: Criteria = Criteria()) -> Estimate:
 def min_test_loss_norm(scan: dict) -> Estimate:
     """w*, the norm minimizing the best restart's test loss (the bottom of the U).
 
-    Inside the grid, a parabola through the minimum and its two neighbours in
-    log-loss against log-norm places the vertex between grid points (kept
-    within the neighbours). The interval is half the grid step on each side of
-    the grid minimum, widened to include the vertex and the minimum of every
-    single restart's own test curve. A minimum at the grid's edge gives that
-    edge, an interval open on that side, and a note.
+    Inside the grid, a parabola through the minimum and its two neighbours in log-loss against log-norm places the
+    vertex between grid points (kept within the neighbours). The interval is half the grid step on each side of the
+    grid minimum, widened to include the vertex and the minimum of every single restart's own test curve. A minimum
+    at the grid's edge gives that edge, an interval open on that side, and a note.
     """
     c = _curves(scan)
     finite = np.isfinite(c.test)
@@ -405,11 +394,7 @@ def min_test_loss_norm(scan: dict) -> Estimate:
         if a > 0:
             x = float(np.clip(-b / (2 * a), c.logw[k - 1], c.logw[k + 1]))
             value = math.exp(x)
-    restart_argmins = []
-    for r in range(c.test_per_restart.shape[1]):
-        col = c.test_per_restart[:, r]
-        if np.isfinite(col).any():
-            restart_argmins.append(float(c.logw[int(np.nanargmin(col))]))
+    restart_argmins = [float(c.logw[int(np.nanargmin(col))]) for col in c.test_per_restart.T if np.isfinite(col).any()]
     lo, hi = _span(x, c.logw[k] - half_lo, c.logw[k] + half_hi, *restart_argmins)
     low, high = math.exp(lo), math.exp(hi)
     if len(y) == 1:
@@ -437,30 +422,46 @@ def _zone_edges(logw, y, k, y_thr):
     return lo, hi, i, j
 
 
-def goldilocks_zone(scan: dict, factor: float = Criteria.goldilocks) -> Zone:
-    """Norms whose test loss (best restart) is at most ``factor`` times its minimum over the grid.
+def goldilocks_zone(scan: dict, factor: float = Criteria.goldilocks, test_acc: float | None = None) -> Zone:
+    """Norms whose test loss (best restart) is at most ``factor`` times its minimum over the grid; with ``test_acc``
+    (classification, see :class:`Criteria`), whose test accuracy reaches it.
 
-    The zone is the contiguous run of grid points around the minimum below
-    that threshold (a second, separate dip does not join it); each edge is
-    interpolated between the last point inside and the first outside (log-log).
-    Each edge's interval covers half the local grid step and the same edge on
-    the restarts' per-norm lowest and highest test curves. An edge at the end
-    of the grid is flagged (``touches_low_edge`` / ``touches_high_edge``): the
-    true zone extends beyond it, so that side of the interval is open.
+    The zone is the contiguous run of grid points around the minimum (the most accurate point) meeting that
+    criterion (a second, separate dip does not join it); each edge is interpolated between the last point inside
+    and the first outside (log-log; accuracy linear against log-norm). Each edge's interval covers half the local
+    grid step and the same edge on the restarts' per-norm best and worst test curves. An edge at one end of the
+    grid is flagged (``touches_low_edge`` / ``touches_high_edge``): the true zone extends beyond it, so that side
+    of the interval is open. A zone over the whole grid is no zone: no edges, and a ``reason`` (as for none).
     """
-    c = _curves(scan)
-    finite = np.isfinite(c.test)
-    if not finite.any():
-        nothing = Estimate(reason="no finished scan point with a finite test loss")
+    c, acc = _curves(scan), test_acc is not None
+    y = -c.test_acc if acc else _log(c.test)
+    y = np.where(np.isfinite(y), y, np.inf)
+    if not np.isfinite(y).any():
+        nothing = Estimate(reason=f"no finished scan point with a finite test {'accuracy' if acc else 'loss'}")
         return Zone(nothing, nothing, factor, None, None, reason=nothing.reason)
-    y = _log(np.where(finite, c.test, np.inf))
-    k = int(np.argmin(y))
-    m = float(c.test[k])
-    thr = factor * m
-    y_thr = math.log(max(thr, 1e-300))
-    lo, hi, i, j = _zone_edges(c.logw, y, k, y_thr)
-    others = [_zone_edges(c.logw, _log(curve), k, y_thr) for curve in (c.test_min, c.test_max)]
-    others = [o for o in others if o is not None]
+    k, m = int(np.argmin(y)), float(np.nanmin(c.test)) if np.isfinite(c.test).any() else None
+    if acc:
+        thr, y_thr, curves = None, -test_acc, (-c.test_acc_max, -c.test_acc_min)
+        criterion, stays = f"test accuracy >= {test_acc:g}", f">= {test_acc:g}"
+    else:
+        thr = factor * m
+        y_thr, curves = math.log(max(thr, 1e-300)), (_log(c.test_min), _log(c.test_max))
+        criterion = f"test loss <= {thr:.3g} ({factor:g} x min {m:.3g})"
+        stays = f"within {factor:g} x its minimum {m:.3g}"
+    found = _zone_edges(c.logw, y, k, y_thr)
+    if found is None:  # accuracy only: the minimum always lies within a multiple of itself
+        why = (f"no scanned norm reaches {criterion} (the best is {-y[k]:.3g}, at norm {c.norm[k]:.4g}); "
+               "scan other norms, or train each point longer (--steps)")
+        return Zone(Estimate(reason=why), Estimate(reason=why), factor, m, thr, reason=why, criterion=criterion)
+    lo, hi, i, j = found
+    touch_lo, touch_hi = i == 0, j == len(y) - 1
+    if touch_lo and touch_hi:
+        w0, a, b = float(scan.get("w0", math.nan)), c.norm[0], c.norm[-1]
+        why = (f"test {'accuracy' if acc else 'loss'} stays {stays} over the whole scanned grid, norms {a:.4g} .. "
+               f"{b:.4g}{f' ({a / w0:.3g} .. {b / w0:.3g} w0)' if w0 > 0 else ''}; scan a wider norm range")
+        return Zone(Estimate(high=float(a), reason=why), Estimate(low=float(b), reason=why), factor, m, thr,
+                    True, True, why, criterion)
+    others = [o for o in (_zone_edges(c.logw, curve, k, y_thr) for curve in curves) if o is not None]
 
     def edge(x, idx, side, at_end):
         if at_end:
@@ -472,8 +473,8 @@ def goldilocks_zone(scan: dict, factor: float = Criteria.goldilocks) -> Zone:
         a, b = _span(x, x - half, x + half, *(o[side] for o in others))
         return Estimate(value=math.exp(x), low=math.exp(a), high=math.exp(b))
 
-    touch_lo, touch_hi = i == 0, j == len(y) - 1
-    return Zone(edge(lo, i, 0, touch_lo), edge(hi, j, 1, touch_hi), factor, m, thr, touch_lo, touch_hi)
+    return Zone(edge(lo, i, 0, touch_lo), edge(hi, j, 1, touch_hi), factor, m, thr, touch_lo, touch_hi,
+                criterion=criterion)
 
 
 def analyze_scan(scan: dict, criteria: Criteria = Criteria()) -> ScanAnalysis:
@@ -483,11 +484,11 @@ def analyze_scan(scan: dict, criteria: Criteria = Criteria()) -> ScanAnalysis:
     if c.dropped:
         notes.append(f"{c.dropped} norm(s) without a finished restart (pending or diverged) ignored")
     thr, how = train_loss_threshold(scan, criteria) if c.norm.size else (None, "no finished scan point")
-    criterion = (f"train accuracy >= {criteria.train_acc:g}"
-                 if _use_accuracy(bool(scan.get("classification")), criteria) else how)
-    return ScanAnalysis(task=scan.get("task"), w0=float(scan.get("w0", float("nan"))), criterion=criterion,
-                        train_loss_threshold=thr, w_c=critical_norm(scan, criteria), w_star=min_test_loss_norm(scan),
-                        zone=goldilocks_zone(scan, criteria.goldilocks), notes=notes)
+    acc = _use_accuracy(bool(scan.get("classification")), criteria)
+    zone = goldilocks_zone(scan, criteria.goldilocks, criteria.test_acc if acc else None)
+    return ScanAnalysis(task=scan.get("task"), w0=float(scan.get("w0", float("nan"))),
+                        criterion=f"train accuracy >= {criteria.train_acc:g}" if acc else how, train_loss_threshold=thr,
+                        w_c=critical_norm(scan, criteria), w_star=min_test_loss_norm(scan), zone=zone, notes=notes)
 
 
 # ---------------------------------------------------------------- trajectories
@@ -495,9 +496,8 @@ def analyze_scan(scan: dict, criteria: Criteria = Criteria()) -> ScanAnalysis:
 def incompatibility(scan: dict, trajectory: dict) -> str | None:
     """Why ``scan`` cannot serve as the landscape of ``trajectory`` (another task, data or norm), or None.
 
-    Compares task, task options and the constrained parameter set (``--constrain``:
-    otherwise ``constrained_norm`` is not the scan's norm axis). Keys missing
-    from either dict are not compared.
+    Compares task, task options and the constrained parameter set (``--constrain``: otherwise ``constrained_norm``
+    is not the scan's norm axis). Keys missing from either dict are not compared.
     """
     s_cfg, t_cfg = scan.get("config") or {}, trajectory.get("config") or {}
     s_task, t_task = scan.get("task", s_cfg.get("task")), t_cfg.get("task")
@@ -528,10 +528,8 @@ def first_step(trajectory: dict, series: str, threshold: float, above: bool, cri
             j = int(np.nanargmax(values) if above else np.nanargmin(values))
             best = "highest" if above else "lowest"
             why = f"{best} {series.replace('_', ' ')} {values[j]:.4g} at step {int(steps[j])}"
-            if trajectory.get("status") == Status.RUNNING.label:
-                why += f"; still running (last logged step {int(steps[-1])})"
-            else:
-                why += f"; stopped at step {int(steps[-1])}"
+            why += (f"; still running (last logged step {int(steps[-1])})"
+                    if trajectory.get("status") == Status.RUNNING.label else f"; stopped at step {int(steps[-1])}")
         return Event(criterion, Estimate(reason=f"never reaches {criterion}: {why}"))
     k = int(hit[0])
     s = float(steps[k])
@@ -542,9 +540,8 @@ def first_step(trajectory: dict, series: str, threshold: float, above: bool, cri
 def decay_steps(w_from: float, w_to: float, lr: float, weight_decay: float) -> float:
     """Steps for AdamW's decoupled decay alone to shrink a norm from ``w_from`` to ``w_to``.
 
-    Each step multiplies the parameters by ``1 - lr * wd``, so the answer is
-    ``ln(w_from / w_to) / -ln(1 - lr * wd)`` (0 if ``w_from <= w_to``).
-    Raises ``ValueError`` unless ``0 < lr * wd < 1``.
+    Each step multiplies the parameters by ``1 - lr * wd``, so the answer is ``ln(w_from / w_to) / -ln(1 - lr * wd)``
+    (0 if ``w_from <= w_to``). Raises ``ValueError`` unless ``0 < lr * wd < 1``.
     """
     q = lr * weight_decay
     if not 0 < q < 1:
@@ -618,12 +615,10 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
                        no_scan: str = "no scan to take the target norm from") -> TrajectoryAnalysis:
     """Memorization, grokking, delay and predictions for one ``read_trajectories`` dict.
 
-    ``scan`` is the :func:`analyze_scan` result of a compatible landscape (see
-    :func:`incompatibility`; pass None otherwise). It supplies the regression
-    thresholds (train loss at the knee, ``goldilocks`` x the test minimum) and
-    the prediction targets; ``down`` (the down branch's, when there is one)
-    the target ``zone_high_down``. Memorization and grokking are the first
-    logged steps meeting their criterion; the delay is grokking minus
+    ``scan`` is the :func:`analyze_scan` result of a compatible landscape (see :func:`incompatibility`; pass None
+    otherwise). It supplies the regression thresholds (train loss at the knee, ``goldilocks`` x the test minimum)
+    and the prediction targets; ``down`` (the down branch's, when there is one) the target ``zone_high_down``.
+    Memorization and grokking are the first logged steps meeting their criterion; the delay is grokking minus
     memorization.
     """
     t = trajectory
@@ -644,13 +639,14 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
             mem = first_step(t, "train_loss", thr, False, f"train loss <= {thr:.3g}")
         if criteria.test_loss is not None:
             grok = first_step(t, "test_loss", criteria.test_loss, False, f"test loss <= {criteria.test_loss:.3g}")
-        elif scan is not None and scan.zone.threshold is not None:
+        elif scan is not None and scan.zone.threshold is not None and not scan.zone.reason:
             z = scan.zone
             what = f"test loss <= {z.threshold:.3g} ({z.factor:g} x the scan's minimum {z.test_loss_min:.3g})"
             grok = first_step(t, "test_loss", z.threshold, False, what)
-        else:
-            grok = Event("test loss in the Goldilocks band", Estimate(
-                reason="no test-loss threshold: give one (test_loss) or a compatible scan for its test minimum"))
+        else:  # a zone over the whole grid does not tell a generalizing run from one that memorizes
+            grok = Event("test loss in the Goldilocks band", Estimate(reason="no test-loss threshold: give one "
+                         "(test_loss) or " + (f"a scan with a Goldilocks zone ({scan.zone.reason})" if scan and
+                                              scan.zone.reason else "a compatible scan for its test minimum")))
     delay = Estimate(reason="needs both a memorization and a grokking step")
     m, g = mem.step, grok.step
     if m.value is not None and g.value is not None:
@@ -670,16 +666,28 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
                 preds.append(Prediction(key, None, Estimate(), Estimate(), reason=why))
                 continue
             est = {"w_c": land.w_c, "w_star": land.w_star}.get(key, land.zone.high)
-            if key.startswith("zone_high") and land.zone.touches_high_edge:
+            if key.startswith("zone_high") and land.zone.touches_high_edge and not land.zone.reason:
                 est = Estimate(reason="the zone reaches the largest scanned norm: its upper edge is unknown")
             preds.append(predict(mem, key, est, lr, wd, grok, schedule))
     steps = np.asarray(t["step"])
+    last = int(steps[-1]) if steps.size else None
+    for p in (p for p in preds if p.step.value is not None and g.value is None and last is not None):
+        p.ratio_reason, p.ratio_low = _unconfirmed(p.step.value, grok, last, t.get("status") == Status.RUNNING.label)
     return TrajectoryAnalysis(
-        name=str(t["name"]), weight_decay=wd, init_scale=_num(t.get("init_scale")), seed=_int(t.get("seed")),
-        lr=lr, batch_size=_int(t.get("batch_size")), last_step=int(steps[-1]) if steps.size else None,
+        name=str(t["name"]), weight_decay=wd, init_scale=_num(t.get("init_scale")), seed=_num(t.get("seed"), int),
+        lr=lr, batch_size=_num(t.get("batch_size"), int), last_step=last,
         status=t.get("status"), memorization=mem, grokking=grok, delay=delay, predictions=preds, notes=notes,
         fix_norm=fix_norm, transitions=[transitions.find(k, t["step"], t[k]) for k in transitions.ORDER_PARAMETERS
                                         if k in t.get("series", ())])
+
+
+def _unconfirmed(step: float, grok: Event, last: int, running: bool) -> tuple[str, float | None]:
+    """Why a predicted ``step`` of a run without a grokking step has no ratio, and the bound the ratio exceeds."""
+    if not (grok.step.reason or "").startswith("never reaches"):  # no criterion to measure with
+        return "not measured: no grokking step to compare with", None
+    head = f"not grokked yet at step {last} (still running)" if running else f"never grokked within {last} steps"
+    return (f"{head}: the run passed the predicted step {step:.0f} without grokking" if step <= last else
+            f"{head}: the predicted step {step:.0f} lies beyond it, untested"), (last / step if step > 0 else None)
 
 
 def _schedule(t: dict, mem: Event) -> tuple[np.ndarray, float] | None:
@@ -696,12 +704,8 @@ def _schedule(t: dict, mem: Event) -> tuple[np.ndarray, float] | None:
     return lrs, (lr if schedule == "constant" else 0.0)
 
 
-def _num(x) -> float | None:
-    return None if x is None else float(x)
-
-
-def _int(x) -> int | None:
-    return None if x is None else int(x)
+def _num(x, kind=float):
+    return None if x is None else kind(x)
 
 
 # ---------------------------------------------------------------- weight-decay sweeps
@@ -709,9 +713,8 @@ def _int(x) -> int | None:
 def fit_loglog(x, y, groups=None) -> tuple[float, float | None, float]:
     """Least-squares slope of log y on log x, its standard error and the intercept.
 
-    With ``groups`` (one label per point), every group gets its own intercept
-    and the slope is shared (the returned intercept is then the first
-    group's). The standard error is None with no residual degrees of freedom.
+    With ``groups`` (one label per point), every group gets its own intercept and the slope is shared (the returned
+    intercept is then the first group's). The standard error is None with no residual degrees of freedom.
     """
     lx, ly = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
     if groups is None or len(set(groups)) == 1:
@@ -771,15 +774,12 @@ def forecast_sweeps(results: list[TrajectoryAnalysis]) -> None:
 def weight_decay_sweeps(results: list[TrajectoryAnalysis]) -> list[SweepFit]:
     """Slope of log(measured grokking step) against log(weight decay), per sweep and pooled.
 
-    A sweep is the trajectories that share ``(init_scale, seed, lr,
-    batch_size)`` and differ in weight decay; each with two or more weight
-    decays gets its own fit (scipy's ``linregress``; the error needs three).
-    When several sweeps qualify, a pooled fit with one shared slope and one
-    intercept per sweep follows (seeds and init scales shift the grokking time,
-    the mechanism says they do not change the exponent). Trajectories that
-    never grok or have no weight decay are excluded, with the reason.
-    The mechanism predicts a slope of -1 (slightly shallower in practice,
-    since the measured step includes the memorization step).
+    A sweep is the trajectories that share ``(init_scale, seed, lr, batch_size)`` and differ in weight decay; each
+    with two or more weight decays gets its own fit (scipy's ``linregress``; the error needs three). When several
+    sweeps qualify, a pooled fit with one shared slope and one intercept per sweep follows (seeds and init scales
+    shift the grokking time, the mechanism says they do not change the exponent). Trajectories that never grok or
+    have no weight decay are excluded, with the reason. The mechanism predicts a slope of -1 (slightly shallower in
+    practice, since the measured step includes the memorization step).
     """
     groups: dict[tuple, list[TrajectoryAnalysis]] = {}
     for r in results:
@@ -816,10 +816,9 @@ def analyze(scan: dict | None, trajectories: list[dict], criteria: Criteria = Cr
     """Analyze a file's scan, continuation branches and trajectories (``read_scan``, ``read_branches`` and
     ``read_trajectories`` output).
 
-    Either may be missing (None, or an empty list); what can be computed
-    still is, and ``messages`` says what could not and why. A trajectory whose
-    task, data options or constrained set differ from the scan's is analyzed
-    without the scan (see :func:`incompatibility`).
+    Either may be missing (None, or an empty list); what can be computed still is, and ``messages`` says what could
+    not and why. A trajectory whose task, data options or constrained set differ from the scan's is analyzed without
+    the scan (see :func:`incompatibility`).
     """
     messages = []
     s = surface = None

@@ -193,6 +193,13 @@ def _steps(e) -> str:
     return "-" if e.value is None else f"{e.value:.0f}"
 
 
+def _ratio(p) -> str:
+    """A prediction's measured / predicted ratio; ``>R`` where the run never grokked (a bound only)."""
+    if p.ratio is not None:
+        return f"{p.ratio:.2f}"
+    return "-" if p.ratio_low is None else f">{p.ratio_low:.2f}"
+
+
 def _transition(tr) -> str:
     """One order parameter's transition, lead and forecast, in words."""
     if tr.step is None:
@@ -260,8 +267,7 @@ def analysis_report(analysis) -> str:
         if z.reason:
             lines.append(f"  Goldilocks zone     none: {z.reason}")
         else:
-            lines.append(f"  Goldilocks zone     test loss <= {z.threshold:.3g} ({z.factor:g} x min "
-                         f"{z.test_loss_min:.3g}): {_w(z.low.value, w0)} .. {_w(z.high.value, w0)}")
+            lines.append(f"  Goldilocks zone     {z.criterion}: {_w(z.low.value, w0)} .. {_w(z.high.value, w0)}")
             lines.append(f"    lower edge        {_interval(z.low)}")
             lines.append(f"    upper edge        {_interval(z.high)}")
         lines += [f"  note: {n}" for n in s.notes]
@@ -272,7 +278,7 @@ def analysis_report(analysis) -> str:
         if d.zone.reason:
             lines.append(f"  Goldilocks zone on the down branch: none: {d.zone.reason}")
         else:
-            lines.append(f"  Goldilocks zone on the down branch: test loss <= {d.zone.threshold:.3g}: "
+            lines.append(f"  Goldilocks zone on the down branch: {d.zone.criterion}: "
                          f"{_w(d.zone.low.value, w0d)} .. {_w(d.zone.high.value, w0d)}")
     for gap in getattr(analysis, "hysteresis", ()):
         lines.append(hysteresis_line(gap))
@@ -292,11 +298,13 @@ def analysis_report(analysis) -> str:
                 if p.target == "zone_high_down" and not down:
                     continue
                 width = 9 if p.target != "w_star" else 8
-                row += f" {_steps(p.step):>{width}} {'-' if p.ratio is None else f'{p.ratio:.2f}':>6}"
+                row += f" {_steps(p.step):>{width}} {_ratio(p):>6}"
             lines.append(row)
+        bound = any(p.ratio_low is not None for r in analysis.trajectories for p in r.predictions)
         lines.append("pred X: memorization step + ln(w_mem / X) / -ln(1 - lr wd) (with a warm-up or cosine schedule, "
-                     "-ln(1 - lr wd) summed step by step); ratio = measured / predicted "
-                     "grokking step")
+                     "-ln(1 - lr wd) summed step by step); ratio = measured / predicted grokking step"
+                     + (" (>R: the run never grokked, the ratio exceeds R = last step / predicted: a bound only)"
+                        if bound else ""))
         for r in analysis.trajectories:
             why = [f"memorization: {r.memorization.step.reason}" if r.memorization.step.reason else None,
                    f"grokking: {r.grokking.step.reason}" if r.grokking.step.reason else None,
@@ -307,6 +315,7 @@ def analysis_report(analysis) -> str:
                 why.append(f"no prediction: {reasons[0]}")
             else:
                 why += [f"prediction to {p.target}: {p.reason}" for p in shown if p.reason]
+            why += [f"prediction to {p.target} not confirmed: {p.ratio_reason}" for p in shown if p.ratio_reason]
             lines += [f"  {r.name}: {w}" for w in why if w]
         for r in analysis.trajectories:
             for tr in r.transitions:

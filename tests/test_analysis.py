@@ -169,13 +169,62 @@ def test_goldilocks_zone_of_parabolic_U():
 
 
 def test_goldilocks_zone_touching_the_grid_is_flagged_and_a_second_dip_does_not_join():
-    wide = A.goldilocks_zone(make_scan(UGRID, power_L(UGRID), u_curve(UGRID, a=0.1)), factor=10)
-    assert wide.touches_low_edge and wide.touches_high_edge
-    assert wide.low.low is None and wide.high.high is None and wide.low.value == UGRID[0]
+    low = A.goldilocks_zone(make_scan(UGRID, power_L(UGRID), u_curve(UGRID, center=0.1)), factor=10)
+    assert low.reason is None and low.touches_low_edge and not low.touches_high_edge
+    assert low.low.low is None and low.low.value == UGRID[0] and "beyond the grid" in low.low.note
+    assert low.high.value == pytest.approx(0.1 * math.exp(math.sqrt(math.log(10) / 2)), rel=0.2)
     test = u_curve(UGRID)
     test[-1] = test.min() * 2  # a separate dip at the largest norm
     zone = A.goldilocks_zone(make_scan(UGRID, power_L(UGRID), test), factor=10)
     assert not zone.touches_high_edge and zone.high.value < 5
+
+
+def test_a_zone_over_the_whole_grid_is_no_zone():
+    """A U too flat for the grid (the test loss within 10x its minimum everywhere) locates no edge: no zone."""
+    wide = A.goldilocks_zone(make_scan(UGRID, power_L(UGRID), u_curve(UGRID, a=0.1), w0=0.5), factor=10)
+    assert wide.low.value is None and wide.high.value is None
+    assert wide.low.high == UGRID[0] and wide.high.low == UGRID[-1]  # what the grid says: beyond both ends
+    assert wide.touches_low_edge and wide.touches_high_edge
+    assert wide.reason == ("test loss stays within 10 x its minimum 0.001 over the whole scanned grid, norms "
+                           "0.1 .. 10 (0.2 .. 20 w0); scan a wider norm range")
+    assert wide.low.reason == wide.reason and wide.threshold == pytest.approx(10 * u_curve(UGRID, a=0.1).min())
+    assert A.goldilocks_zone(make_scan([2.0], [1e-3], [0.5]), factor=10).reason  # one norm: nothing to locate
+
+
+def classification_scan(test_acc, test_loss=None, w=None):
+    """A scan of a classification task: an L that memorizes, the given test accuracies, and a cross-entropy test
+    loss that stays near chance (ln 23) by default, as on modular addition before it generalizes."""
+    w = UGRID if w is None else w
+    scan = make_scan(w, power_L(w, knee=0.2), np.full(len(w), 3.2) if test_loss is None else test_loss,
+                     train_acc=np.ones(len(w)), classification=True, task="modular")
+    scan["test_acc"] = np.asarray(test_acc, dtype=float).reshape(len(w), 1)
+    return scan
+
+
+def test_classification_zone_is_where_test_accuracy_meets_the_grokking_criterion():
+    acc = 0.99 - 0.075 * np.abs(np.log(UGRID / 1.5))  # a tent in log w: 0.9 at ln(w / 1.5) = +-1.2
+    scan = classification_scan(acc, test_loss=u_curve(UGRID))
+    zone = A.analyze_scan(scan).zone
+    assert zone.reason is None and zone.criterion == "test accuracy >= 0.9" and zone.threshold is None
+    assert zone.low.value == pytest.approx(1.5 * math.exp(-1.2), rel=1e-9)  # linear in log w: exact
+    assert zone.high.value == pytest.approx(1.5 * math.exp(1.2), rel=1e-9)
+    assert zone.low.low <= zone.low.value <= zone.low.high
+    by_loss = A.analyze_scan(scan, A.Criteria(accuracy=False)).zone  # --no-accuracy: the loss rule
+    assert by_loss.criterion == "test loss <= 0.0103 (10 x min 0.00103)" and by_loss.low.value > zone.low.value
+
+
+def test_cross_entropy_near_chance_everywhere_has_no_zone():
+    """The reported case: a classification scan whose test loss stays near chance (within 10x of its minimum over
+    the whole grid) and whose test accuracy never generalizes."""
+    scan = classification_scan(np.full(len(UGRID), 0.05))
+    zone = A.analyze_scan(scan).zone
+    assert zone.low.value is None and zone.high.value is None
+    assert zone.reason.startswith("no scanned norm reaches test accuracy >= 0.9 (the best is 0.05")
+    loss_zone = A.analyze_scan(scan, A.Criteria(accuracy=False)).zone
+    assert loss_zone.low.value is None and "stays within 10 x its minimum 3.2 over the whole scanned grid" in \
+        loss_zone.reason
+    everywhere = A.analyze_scan(classification_scan(np.full(len(UGRID), 0.95))).zone
+    assert everywhere.reason.startswith("test accuracy stays >= 0.9 over the whole scanned grid")
 
 
 # ---------------------------------------------------------------- trajectories and predictions
@@ -248,6 +297,56 @@ def test_never_memorizes_and_never_groks_give_reasons():
     no_threshold = A.analyze_trajectory(memorizes, None)  # regression without a scan or thresholds
     assert "no train-loss threshold" in no_threshold.memorization.step.reason
     assert "no test-loss threshold" in no_threshold.grokking.step.reason
+
+
+def never_grokking(steps=300, status="done"):
+    """A modular-addition run that memorizes at step 14 at norm 30.45 and never generalizes (test accuracy 0.06)."""
+    step = np.arange(0, steps + 1)
+    return make_traj(step, 30.45 * (1 - 0.01) ** np.maximum(step - 14, 0), 0.1, 20.0, wd=1.0, lr=0.01, init=1.0,
+                     classification=True, train_acc=np.where(step >= 14, 1.0, 0.5), test_acc=0.06, status=status,
+                     task="modular")
+
+
+def test_a_run_that_never_groks_confirms_no_prediction():
+    scan = A.analyze_scan(classification_scan(np.full(len(GRID), 0.05), w=GRID))
+    scan.w_c = A.Estimate(21.98, 16.79, 28.78)  # the knee of the reported run
+    r = A.analyze_trajectory(never_grokking(), scan)
+    assert r.grokking.step.value is None and r.delay.value is None
+    p = {q.target: q for q in r.predictions}
+    q = -math.log(1 - 0.01)
+    assert p["w_c"].step.value == pytest.approx(14 + math.log(30.45 / 21.98) / q)  # the prediction is kept ...
+    assert p["w_c"].ratio is None  # ... but nothing measured confirms it
+    assert p["w_c"].ratio_low == pytest.approx(300 / p["w_c"].step.value)
+    assert p["w_c"].ratio_reason == ("never grokked within 300 steps: the run passed the predicted step 46 "
+                                     "without grokking")
+    assert p["zone_high"].step.value is None and "no scanned norm reaches test accuracy" in p["zone_high"].reason
+    short = A.analyze_trajectory(never_grokking(40, status="running"), scan)
+    pc = next(q for q in short.predictions if q.target == "w_c")
+    assert pc.ratio_low < 1 and pc.ratio_reason == ("not grokked yet at step 40 (still running): the predicted step "
+                                                    "46 lies beyond it, untested")
+    from landscape.report import analysis_report
+
+    text = analysis_report(A.Analysis(A.Criteria(), scan, [r], []))
+    row = next(line for line in text.splitlines() if line.startswith("wd1_init1_seed0 "))
+    assert f">{300 / p['w_c'].step.value:.2f}" in row.split()  # a bound, never a ratio that looks measured
+    assert "wd1_init1_seed0: prediction to w_c not confirmed: never grokked within 300 steps" in text
+    assert "Goldilocks zone     none: no scanned norm reaches test accuracy >= 0.9" in text
+
+
+def test_a_regression_zone_over_the_whole_grid_sets_no_grokking_threshold():
+    scan = A.analyze_scan(make_scan(UGRID, power_L(UGRID), u_curve(UGRID, a=0.1)))
+    assert scan.zone.reason and scan.zone.threshold is not None
+    step = np.arange(0, 2001, 10)
+    traj = make_traj(step, 12 * (1 - 1e-4) ** step, np.geomspace(1, 1e-6, len(step)), 1e-3)
+    r = A.analyze_trajectory(traj, scan)
+    assert r.grokking.step.value is None and "a scan with a Goldilocks zone (test loss stays within" in \
+        r.grokking.step.reason
+    p = {q.target: q for q in r.predictions}
+    assert "over the whole scanned grid" in p["zone_high"].reason
+    assert p["w_c"].step.value is not None and p["w_c"].ratio_low is None
+    assert p["w_c"].ratio_reason == "not measured: no grokking step to compare with"
+    given = A.analyze_trajectory(traj, scan, A.Criteria(test_loss=1e-2))  # an explicit threshold still works
+    assert given.grokking.step.value == 0
 
 
 def test_classification_trajectory_uses_accuracies():

@@ -67,6 +67,35 @@ def test_analyze_explains_what_it_cannot_compute(tmp_path, capsys):
     assert "never" in captured.out or "no " in captured.out
 
 
+def test_a_classification_run_that_never_groks_gets_no_zone_and_no_confirmed_prediction(tmp_path, capsys):
+    """The reported case end to end (~15 s): modular addition whose cross-entropy stays within 10x its minimum over
+    the whole grid (and whose test accuracy nowhere generalizes), and a run that memorizes and never groks."""
+    out = tmp_path / "m.h5"
+    task = ["--task", "modular", "--task-opt", "p=7", "--compile", "off", "--quiet", "--out", str(out)]
+    assert main(["scan", *task, "--norms", "0.5:3:3", "--steps", "20"]) == 0
+    assert main(["train", *task, "--steps", "60", "--weight-decay", "1", "--lr", "0.03", "--metrics", "group_norm",
+                 "--log-every", "5"]) == 0
+    capsys.readouterr()
+    assert main(["analyze", str(out), "--no-accuracy", "--no-write"]) == 0  # the loss rule of the report
+    text = capsys.readouterr().out
+    assert "Goldilocks zone     none: test loss stays within 10 x its minimum" in text
+    assert "over the whole scanned grid, norms 8.81 .. 52.86 (0.5 .. 3 w0); scan a wider norm range" in text
+    assert main(["analyze", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Goldilocks zone     none: no scanned norm reaches test accuracy >= 0.9" in text
+    row = next(line for line in text.splitlines() if line.startswith("wd1_init1_seed0 ")).split()
+    assert row[4] == "-" and all(r == "-" or r.startswith(">") for r in row[8::2]), row  # no ratio looks measured
+    assert "prediction to w_c not confirmed: never grokked within 60 steps" in text
+    result = store.read_analysis(out)
+    w_c = next(p for p in result["trajectories"][0]["predictions"] if p["target"] == "w_c")
+    assert w_c["ratio"] is None and w_c["ratio_low"] > 0 and w_c["ratio_reason"].startswith("never grokked")
+    with h5py.File(out) as f:
+        g = f["analysis"]
+        assert np.isnan(g.attrs["goldilocks_zone"]).all() and "no scanned norm" in g.attrs["goldilocks_zone_reason"]
+        assert np.isnan(g["trajectories/grokking_step"][0])
+        assert g["trajectories/grokking_reason"].asstr()[0].startswith("never reaches test accuracy >= 0.9")
+
+
 @pytest.mark.parametrize("argv, fragment", [
     (["--goldilocks", "0.5"], "at least 1"),
     (["--test-acc", "2"], "(0, 1]"),
