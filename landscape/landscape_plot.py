@@ -210,7 +210,8 @@ def annotate_analysis(fig: Figure, result: dict) -> None:
             h = ax.axvspan(lo, hi, color=TEST, alpha=0.08, lw=0)
             if not any(lab.startswith("Goldilocks zone") for lab in labels):
                 handles.append(h)
-                labels.append(f"Goldilocks zone (test loss < {zone.get('factor', 10):g} x min)")
+                rule = zone.get("criterion") or f"test loss < {zone.get('factor', 10):g} x min"
+                labels.append(f"Goldilocks zone ({rule})")
         if w_c.get("value") is not None:
             if w_c.get("low") is not None and w_c.get("high") is not None:
                 ax.axvspan(w_c["low"], w_c["high"], color=TRAIN, alpha=0.12, lw=0)
