@@ -82,20 +82,34 @@ def test_a_file_written_before_a_metric_existed_reads_and_resumes(tmp_path, caps
 
 
 def test_metric_context_evaluates_each_split_once():
+    """On every engine (the loop one too) a split's losses come from the one forward pass the metrics share."""
     calls = []
 
-    class Worker:
-        task = layout = mask = None
-        ensemble = type("E", (), {"engine": "loop"})  # the loop engine: the worker evaluates
+    class Ensemble:
+        engine = "loop"
+        module = torch.nn.Linear(1, 1)
 
-        def evaluate(self, theta, split):
-            calls.append(split)
-            return torch.zeros(2), torch.ones(2)
+        def forward(self, theta, x, probe=None):
+            calls.append(len(x))
+            return torch.zeros(theta.shape[0], len(x), 1), None
+
+    class Task:
+        structure = {}
+
+        @staticmethod
+        def member_metrics(out, y, keep=None):
+            return ((out - y) ** 2).mean(), torch.zeros(())
+
+    class Worker:
+        layout = mask = keep = None
+        task, ensemble = Task(), Ensemble()
+        data = {"train": (torch.zeros(4, 1), torch.ones(4, 1)), "test": (torch.zeros(5, 1), torch.ones(5, 1))}
 
     ctx = metrics.Context(torch.zeros(2, 3), Worker())
     for _ in range(3):
-        ctx.evaluate("train"), ctx.evaluate("test")
-    assert calls == ["train", "test"]
+        loss, _ = ctx.evaluate("train")
+        ctx.evaluate("test")
+    assert calls == [4, 5] and loss.tolist() == [1.0, 1.0]
 
 
 def test_on_the_vmap_engine_the_losses_come_from_the_shared_forward_pass():
