@@ -1,19 +1,6 @@
 """The model examples (an LSTM on the loop engine, a CNN on vmap) run as a user runs them and draw their figures."""
 
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).parent.parent
-
-
-def _run(name, tmp_path, env):
-    figure = tmp_path / f"{name}.png"
-    r = subprocess.run([sys.executable, str(ROOT / "examples" / f"{name}.py"), str(figure)], env=env,
-                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert figure.stat().st_size > 10_000
-    return r
+from test_examples import _run  # one way to run an example script, shared
 
 
 def test_the_lstm_example_falls_back_to_the_loop_engine_and_draws_its_figure(tmp_path, env):
