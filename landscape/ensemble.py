@@ -200,11 +200,20 @@ class _Loop:
         self.task, self.module, self.layout = task, module, layout
         params = dict(module.named_parameters())
         self.ordered = [params[n] for n in layout.names]
+        # the parameters become views of one flat buffer: loading a member is one copy
+        self.flat = flatten(module, layout).clone()
+        with torch.no_grad():
+            for p, view in zip(self.ordered, self.flat.split([p.numel() for p in self.ordered])):
+                p.data = view.view(p.shape)
+
+    def load(self, theta: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.flat.copy_(theta)
 
     def grad(self, theta, x, y, shared=True, keep=None):
         grads, losses = [], []
         for j in range(theta.shape[0]):
-            load_flat(self.module, self.layout, theta[j])
+            self.load(theta[j])
             for p in self.ordered:
                 p.grad = None
             out = adapted(self.task, self.module(x if shared else inputs.take(x, j)))
@@ -217,7 +226,7 @@ class _Loop:
     def metrics(self, theta, x, y, keep=None):
         losses, accs = [], []
         for j in range(theta.shape[0]):
-            load_flat(self.module, self.layout, theta[j])
+            self.load(theta[j])
             loss, acc = self.task.member_metrics(adapted(self.task, self.module(x)), y, None if keep is None else keep[j])
             losses.append(loss)
             accs.append(acc)
