@@ -56,18 +56,14 @@ def main(figure: str) -> None:
     import matplotlib.pyplot as plt
 
     import landscape as ls
-    from landscape.ensemble import engine_of
-    from landscape.loop import model_of
 
     task = make()
-    module, layout, engine, _ = model_of(task, "*", "auto", 0)
-    engine = engine_of(module, layout, engine, task)
     scan_steps, steps = 40, 60
     t0 = time.perf_counter()
     scan = ls.scan(task, norms="0.3:3:5:log", restarts=1, steps=scan_steps, lr=0.01, quiet=True)
     scan_s = time.perf_counter() - t0
     points = scan.sizes["norm"] * scan.sizes["restart"]
-    print(f"scan engine {engine}: {points} points x {scan_steps} steps in {scan_s:.1f} s, "
+    print(f"scan engine {scan.attrs['engine']}: {points} points x {scan_steps} steps in {scan_s:.1f} s, "
           f"{scan_s / scan_steps:.4f} s per step")
     best = scan.min("restart")
     for norm, tr, te in zip(best.norm.values, best.train_loss.values, best.test_loss.values):
@@ -78,7 +74,7 @@ def main(figure: str) -> None:
                        batch_size=64, log_every=20, quiet=True)
         seconds = time.perf_counter() - t0
     members = run.sizes["trajectory"]
-    print(f"train engine {engine}: {members} trajectories x {steps} steps in {seconds:.1f} s, "
+    print(f"train engine {run.attrs['engine']}: {members} trajectories x {steps} steps in {seconds:.1f} s, "
           f"{seconds / steps:.4f} s per step")
     end = run.isel(step=-1)
     print("test accuracy after training: " + ", ".join(f"wd {float(w):g}: {float(a):.3f}" for w, a in

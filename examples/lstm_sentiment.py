@@ -168,12 +168,8 @@ def main(figure: str, imdb: str = "") -> None:
     import matplotlib.pyplot as plt
 
     import landscape as ls
-    from landscape.ensemble import engine_of
-    from landscape.loop import model_of
 
     task = make(imdb=imdb)
-    module, layout, engine, _ = model_of(task, "*", "auto", 0)
-    engine = engine_of(module, layout, engine, task)  # what engine auto resolves to: loop, vmap cannot batch nn.LSTM
     steps = 300
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()  # not quiet: the fallback note goes to stderr (no progress bar off a terminal)
@@ -181,7 +177,7 @@ def main(figure: str, imdb: str = "") -> None:
                        batch_size=64, log_every=30, threads=1)  # a small LSTM: one thread beats two
         seconds = time.perf_counter() - t0
     members = run.sizes["trajectory"]
-    print(f"engine {engine}: {members} trajectories x {steps} steps in {seconds:.1f} s, "
+    print(f"engine {run.attrs['engine']}: {members} trajectories x {steps} steps in {seconds:.1f} s, "
           f"{seconds / steps:.4f} s per step ({seconds / steps / members:.4f} s per member-step)")
     for wd in run.weight_decay.values:
         end = run.sel(trajectory=run.weight_decay == wd).isel(trajectory=0, step=-1)

@@ -21,6 +21,7 @@ directly (NumPy on the token axis, the model's own hook) and prints both. As a t
 import math
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -212,12 +213,14 @@ def main(figure: str) -> None:
     task = make()
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "nanda.h5"
-        run = ls.train(task, out=out, steps=400, lr=3e-3, weight_decay=1.0, log_every=20, quiet=True)
+        steps, start = 400, time.perf_counter()
+        run = ls.train(task, out=out, steps=steps, lr=3e-3, weight_decay=1.0, log_every=20, quiet=True)
+        seconds = time.perf_counter() - start
         run = run.squeeze("trajectory")
         theta, _ = final_params(out, str(run.trajectory.values))
     end = run.isel(step=-1)
-    print(f"engine {run.attrs.get('engine', 'auto')}: train loss {float(end.train_loss):.3g}, "
-          f"test loss {float(end.test_loss):.3g} after {int(end.step)} steps")
+    print(f"engine {run.attrs['engine']}: {steps} steps in {seconds:.1f} s, {seconds / steps:.4f} s per step; "
+          f"train loss {float(end.train_loss):.3g}, test loss {float(end.test_loss):.3g}")
     print(f"{'order parameter':<24} {'logged':>12} {'direct':>12}")
     for name, value in direct(task, theta).items():
         print(f"{name:<24} {float(end[name]):12.6g} {value:12.6g}")

@@ -106,12 +106,13 @@ def scan(task=None, *, out=None, config=None, task_options=None, shard=None, ove
 
     Returns the scan as an ``xarray.Dataset`` over ``norm`` (``alpha`` on the same axis; a two-norm grid:
     ``norm_1``, ``norm_2``) and ``restart``; a continuation branch (``branch="down"`` or ``"up"``) that branch's,
-    ``branch="both"`` both along a ``branch`` dimension.
+    ``branch="both"`` both along a ``branch`` dimension. ``attrs["engine"]``: the engine that ran it (``mlp``,
+    ``vmap`` or ``loop``, where ``auto`` fell back).
     """
     cfg, held = _settings(ScanConfig, task, config, task_options, settings)
     with _task(held), _output(out) as path:
         code = commands.scan(cfg, str(path), shard, overwrite, quiet, table=load is False)
-        return _finish(code, path, load, lambda p: _scan_result(p, cfg.branch), shard)
+        return _finish(code, path, load, lambda p: _engine(_scan_result(p, cfg.branch), p, "scan"), shard)
 
 
 def _scan_result(path: Path, branch: str):
@@ -130,12 +131,22 @@ def train(task=None, *, out=None, config=None, task_options=None, shard=None, ov
           load=True, **settings):
     """Train trajectories (``landscape train``): every combination of the listed hyperparameters as one batched
     ensemble. Returns them as an ``xarray.Dataset`` over ``trajectory`` and ``step``, with ``lr``,
-    ``weight_decay``, ``init_scale``, ``seed`` and ``train_frac`` as coordinates along ``trajectory``."""
+    ``weight_decay``, ``init_scale``, ``seed`` and ``train_frac`` as coordinates along ``trajectory``;
+    ``attrs["engine"]``: the engine that ran them."""
     cfg, held = _settings(TrainConfig, task, config, task_options, settings)
     with _task(held), _output(out) as path:
         code = commands.train(cfg, str(path), shard, overwrite, quiet, table=load is False)
         names = [m.name for m in cfg.members()]
-        return _finish(code, path, load, lambda p: _trajectories(p).sel(trajectory=names), shard)
+        return _finish(code, path, load, lambda p: _engine(_trajectories(p).sel(trajectory=names), p, "train"),
+                       shard)
+
+
+def _engine(result, path: Path, command: str):
+    """``result`` with attribute ``engine``: the engine the run used (``loop`` where ``auto`` fell back)."""
+    engine = store.root_configs(path).get(command, {}).get("engine")
+    if engine is not None:
+        result.attrs["engine"] = engine
+    return result
 
 
 def _trajectories(path: Path):

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from . import memory
-from .ensemble import Ensemble, Layout, check_engine, flatten, layout_of, resolve_engine
+from .ensemble import Ensemble, Layout, check_engine, engine_of, flatten, layout_of, resolve_engine
 from .tasks import Task, contract, inputs
 
 MEMORY_BUDGET = 1 << 30  # bytes of working memory per chunk when --chunk is not given
@@ -54,7 +54,8 @@ def model_of(task: Task, constrain: str, engine: str, seed: int,
     (``tasks.contract``), both before any step.
 
     ``groups``: a two-norm scan's globs (first match wins); each must claim a constrained parameter. The engine is
-    ``engine``, or ``loop`` where ``auto`` meets a model ``vmap`` cannot batch (``ensemble.resolve_engine``).
+    the one that runs: ``mlp``, ``vmap`` or ``loop`` (``auto`` resolved: ``loop`` where it meets a model ``vmap``
+    cannot batch, ``ensemble.resolve_engine``).
     """
     module, _ = init_params(task, None, seed)
     contract.sample(task, module)
@@ -76,7 +77,7 @@ def model_of(task: Task, constrain: str, engine: str, seed: int,
             raise ValueError(f"--norms group {k + 1} ({glob!r}) matches {why}; names are: {', '.join(layout.names)}")
     check_engine(module, layout, engine, task)
     engine, note = resolve_engine(task, module, layout, engine)
-    return module, layout, engine, note
+    return module, layout, engine_of(module, layout, engine, task), note
 
 
 class BatchStream:
