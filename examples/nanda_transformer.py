@@ -11,7 +11,7 @@ order parameters read:
 * ``probe_layer="blocks.0.hook_resid_post"``, ``probe_at="output"``, ``probe_map=lambda h: h[:, -1]``: the probe
   reads the residual stream after the block, at the last position.
 
-Run it (``python examples/nanda_transformer.py [FIGURE.png]``, about 30 s on two CPU cores): it trains a small
+Run it (``python examples/nanda_transformer.py [FIGURE.png]``, about 10 s on two CPU cores): it trains a small
 copy on (a + b) mod 23 through the Python API, then recomputes every order parameter from the final weights
 directly (NumPy on the token axis, the model's own hook) and prints both. As a task for the command line::
 
