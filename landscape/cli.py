@@ -221,8 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--test-acc", type=_fraction("--test-acc"), metavar="A",
                     help="grokked when test accuracy >= A (classification; default 0.9)")
     an.add_argument("--goldilocks", type=_factor("--goldilocks"), metavar="F",
-                    help="zone: norms whose test loss is within F x the minimum; regression runs grok on entering it "
-                         "(default 10)")
+                    help="zone on regression (or with --no-accuracy): norms whose test loss is within F x the "
+                         "minimum, and runs grok on entering it (default 10); on classification the zone is where "
+                         "test accuracy reaches --test-acc")
     an.add_argument("--test-loss", type=_positive("--test-loss", float), metavar="L",
                     help="absolute test-loss threshold for grokking (regression)")
     an.add_argument("--no-accuracy", action="store_true", help="use loss criteria even for classification tasks")
