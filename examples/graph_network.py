@@ -124,14 +124,24 @@ class GeometricNet(nn.Module):
 
 
 def _qm9(root: str, count: int):
+    """The first ``count`` molecules of QM9 under ``root`` (torch-geometric's ``raw/`` and ``processed/`` layout)
+    and their polarizability (target 1). torch-geometric's ``QM9`` downloads missing raw files; here a missing
+    file is an error instead."""
     try:
         from torch_geometric.datasets import QM9
     except ImportError:
         raise TaskError("graph_network: qm9=ROOT needs torch-geometric (pip install torch-geometric)") from None
-    if not (Path(root) / "processed").is_dir():
-        raise TaskError(f"graph_network: no QM9 files under {root!r} (torch-geometric's processed/ layout); this "
-                        "example never downloads them")
-    data = QM9(root)[:count]
+
+    class OnDisk(QM9):
+        def download(self):
+            raise TaskError(f"graph_network: no QM9 files under {root!r} ({', '.join(self.raw_file_names)} in "
+                            f"{self.raw_dir}); get them from https://figshare.com/collections/_/978904 -- this "
+                            "example never downloads them")
+
+    data = OnDisk(root)
+    if len(data) < count:
+        raise TaskError(f"graph_network: {root!r} holds {len(data)} molecules, asked for {count}")
+    data = data[:count]
     return list(data), torch.stack([d.y[0, 1] for d in data])[:, None]
 
 
