@@ -95,7 +95,7 @@ def gradient(task: str, k: int, repeats: int, device: str) -> None:
     from landscape import loop
 
     t = get_task(task)
-    module, layout = loop.model_of(t, "*", "mlp", 0)
+    module, layout, _, _ = loop.model_of(t, "*", "mlp", 0)
     worker = loop.Worker(t, module, layout, "mlp", device)
     x, y = worker.data["train"]
     theta = torch.stack([loop.init_params(t, layout, s)[1] for s in range(k)]).to(device)
@@ -111,7 +111,7 @@ def whole_vmap(p: int, repeats: int, device: str) -> None:
     from landscape import loop, whole
 
     t = get_task("modular", {"model": "transformer", "p": p, "train_fraction": 0.3})
-    module, layout = loop.model_of(t, "*", "vmap", 0)
+    module, layout, _, _ = loop.model_of(t, "*", "vmap", 0)
     worker = loop.Worker(t, module, layout, "vmap", device)
     theta = torch.stack([loop.init_params(t, layout, s)[1] for s in range(8)]).to(device)
     wd = torch.full((8, 1), 1.0, device=device)

@@ -272,7 +272,7 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
                     train_mod.run(plan, part, state, step=step,
                                   on_checkpoint=lambda st, log: (write(st, log), saved.append(1)),
                                   on_progress=bar.update, should_stop=lambda: term.requested)
-            except BadInput:  # leave nothing that blocks a corrected rerun: this run's unfinished trajectories go
+            except BadInput:  # nothing that blocks a corrected rerun: this run's trajectories without a checkpoint go
                 if created and not saved:
                     path.unlink(missing_ok=True)
                 else:

@@ -141,12 +141,10 @@ def check_engine(module: torch.nn.Module, layout: Layout, engine: str, task: Tas
                          "anywhere; on one input tensor, without Task.output); use --engine vmap or auto")
 
 
-def functional_forward(module, layout, theta: torch.Tensor, x, probe: Probe | None = None, loop: bool = False,
-                       task: Task | None = None):
+def functional_forward(module, layout, theta: torch.Tensor, x, probe: Probe | None = None, task: Task | None = None):
     """``(outputs [M, N, ...], what the probe reads [M, N, h] or None)`` of every member ``theta: [M, P]``:
-    ``vmap`` over ``functional_call`` (with ``loop``, one member after the other: models without batching rules,
-    such as ``nn.LSTM``), a forward hook on the probe's module reading its input or output (``Probe.read``);
-    the outputs as ``task``'s loss reads them (``Task.output``)."""
+    ``vmap`` over ``functional_call``, a forward hook on the probe's module reading its input or output
+    (``Probe.read``); the outputs as ``task``'s loss reads them (``Task.output``)."""
     rows = len(next(iter(inputs.leaves(x)))[1])
 
     def one(flat, x):
@@ -160,11 +158,7 @@ def functional_forward(module, layout, theta: torch.Tensor, x, probe: Probe | No
         out = out if task is None else adapted(task, out)
         return out, (probe.read(seen[0], rows) if seen else torch.zeros(rows, 0, device=out.device))
 
-    if loop:
-        pairs = [one(flat, x) for flat in theta]
-        out, hidden = torch.stack([o for o, _ in pairs]), torch.stack([h for _, h in pairs])
-    else:
-        out, hidden = vmap(one, in_dims=(0, None))(theta, x)
+    out, hidden = vmap(one, in_dims=(0, None))(theta, x)
     return out, (hidden if probe is not None else None)
 
 
@@ -194,21 +188,18 @@ class _Vmap:
 
 
 class _Loop:
-    """The reference: one member at a time, ordinary autograd on the ``nn.Module``."""
+    """The reference: one member at a time, ordinary autograd on the ``nn.Module`` (each member's parameters
+    copied into the module's own, whatever storage a module such as ``nn.LSTM`` gave them)."""
 
     def __init__(self, task: Task, module: torch.nn.Module, layout: Layout):
         self.task, self.module, self.layout = task, module, layout
         params = dict(module.named_parameters())
         self.ordered = [params[n] for n in layout.names]
-        # the parameters become views of one flat buffer: loading a member is one copy
-        self.flat = flatten(module, layout).clone()
-        with torch.no_grad():
-            for p, view in zip(self.ordered, self.flat.split([p.numel() for p in self.ordered])):
-                p.data = view.view(p.shape)
+        self.sizes = [p.numel() for p in self.ordered]
 
-    def load(self, theta: torch.Tensor) -> None:
+    def load(self, flat: torch.Tensor) -> None:
         with torch.no_grad():
-            self.flat.copy_(theta)
+            torch._foreach_copy_(self.ordered, [v.view(p.shape) for p, v in zip(self.ordered, flat.split(self.sizes))])
 
     def grad(self, theta, x, y, shared=True, keep=None):
         grads, losses = [], []
@@ -219,18 +210,44 @@ class _Loop:
             out = adapted(self.task, self.module(x if shared else inputs.take(x, j)))
             loss = self.task.member_loss(out, y if shared else y[j], None if keep is None else keep[j])
             loss.backward()
-            grads.append(torch.cat([p.grad.reshape(-1) for p in self.ordered]))
+            # a parameter the loss does not reach has no .grad: its gradient is zero, as vmap's
+            grads.append(torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                                    for p in self.ordered]))
             losses.append(loss.detach())
         return torch.stack(grads), torch.stack(losses)
 
-    def metrics(self, theta, x, y, keep=None):
-        losses, accs = [], []
+    def forward(self, theta, x, probe: Probe | None = None):
+        """As :func:`functional_forward`, one member after the other on the module itself."""
+        rows = len(next(iter(inputs.leaves(x)))[1])
+        outs, hidden = [], []
         for j in range(theta.shape[0]):
             self.load(theta[j])
-            loss, acc = self.task.member_metrics(adapted(self.task, self.module(x)), y, None if keep is None else keep[j])
-            losses.append(loss)
-            accs.append(acc)
-        return torch.stack(losses), torch.stack(accs)
+            seen: list = []
+            handle = None if probe is None else hook(self.module, probe, seen)
+            try:
+                outs.append(adapted(self.task, self.module(x)))
+            finally:
+                if handle is not None:
+                    handle.remove()
+            if probe is not None:
+                hidden.append(probe.read(seen[0], rows))
+        return torch.stack(outs), (torch.stack(hidden) if probe is not None else None)
+
+    def metrics(self, theta, x, y, keep=None):
+        out, _ = self.forward(theta, x)
+        return member_metrics(self.task, out, y, keep, batched=False)
+
+
+def member_metrics(task: Task, out: torch.Tensor, y: torch.Tensor, keep: torch.Tensor | None = None,
+                   batched: bool = True):
+    """``(loss [M], accuracy [M])`` of every member's outputs ``out [M, N, ...]`` against the shared ``y``
+    (member j over its ``keep[j]`` examples when given): ``vmap`` over the members, or (``batched=False``, the
+    loop engine's, whose loss need not be batchable) one member after the other."""
+    if batched:
+        args, dims = ((out, y), (0, None)) if keep is None else ((out, y, keep), (0, None, 0))
+        return vmap(task.member_metrics, in_dims=dims)(*args)
+    pairs = [task.member_metrics(out[j], y, None if keep is None else keep[j]) for j in range(out.shape[0])]
+    return torch.stack([loss for loss, _ in pairs]), torch.stack([acc for _, acc in pairs])
 
 
 def engine_of(module: torch.nn.Module, layout: Layout, engine: str, task: Task | None = None) -> str:
@@ -241,12 +258,18 @@ def engine_of(module: torch.nn.Module, layout: Layout, engine: str, task: Task |
     return "loop" if engine == "loop" else "vmap"
 
 
+def _two(task: Task, module: torch.nn.Module, layout: Layout):
+    """Two members (copies of the module's parameters) and the first two training examples (one, when the split
+    has one): what the engine checks run on."""
+    theta = flatten(module, layout).expand(2, -1).clone()
+    return theta, inputs.take(task.x_train, slice(0, 2)), task.y_train[:2]
+
+
 def batch_failure(task: Task, module: torch.nn.Module, layout: Layout) -> str | None:
     """Why ``vmap`` cannot run this model (the error, one line), or None: the gradient of two members on two
     training examples, shared by both and one minibatch each, then the metrics' forward pass."""
-    theta = flatten(module, layout).expand(2, -1).clone()
-    x, y = inputs.take(task.x_train, slice(0, 2)), task.y_train[:2]
-    pick = torch.tensor([[0, 1], [1, 0]])[:, :len(y)]
+    theta, x, y = _two(task, module, layout)
+    pick = torch.tensor([[0, 1], [1, 0]]) % len(y)
     impl = _Vmap(task, module, layout)
     try:
         with warnings.catch_warnings():
@@ -254,7 +277,8 @@ def batch_failure(task: Task, module: torch.nn.Module, layout: Layout) -> str | 
             impl.grad(theta, x, y)
             impl.grad(theta, inputs.take(x, pick), y[pick], shared=False)
             with torch.no_grad():
-                functional_forward(module, layout, theta, x, task=task)
+                out, _ = functional_forward(module, layout, theta, x, task=task)
+                member_metrics(task, out, y)
     except Exception as e:  # noqa: BLE001 -- whatever vmap refuses: a batching rule, control flow, in-place ops
         text = one_line(e)
         return f"{type(e).__name__}: {text[:160] + '...' if len(text) > 160 else text}"
@@ -270,13 +294,13 @@ def resolve_engine(task: Task, module: torch.nn.Module, layout: Layout, engine: 
     why = batch_failure(task, module, layout)
     if why is None:
         return engine, None
-    theta = flatten(module, layout).expand(2, -1).clone()
-    _Loop(task, copy.deepcopy(module), layout).grad(theta, inputs.take(task.x_train, slice(0, 2)), task.y_train[:2])
+    theta, x, y = _two(task, module, layout)
+    _Loop(task, copy.deepcopy(module), layout).grad(theta, x, y)
     if engine == "vmap":
-        raise ValueError(f"--engine vmap cannot batch this model ({why}); use --engine auto or loop, which run it "
-                         "one member after the other")
-    return "loop", (f"engine auto: vmap cannot batch this model ({why}); it runs on the loop engine, one member "
-                    "after the other")
+        raise ValueError(f"--engine vmap cannot batch this model or its loss ({why}); use --engine auto or loop, "
+                         "which run it one member after the other")
+    return "loop", (f"engine auto: vmap cannot batch this model or its loss ({why}); it runs on the loop engine, "
+                    "one member after the other")
 
 
 class Ensemble:
@@ -332,5 +356,6 @@ class Ensemble:
         if self.engine == "mlp" and (probe is None or (probe.layer, probe.at, probe.map) == (last, "input", None)):
             out, seen = self._impl.forward(theta, x, keep=True)
             return out, (seen[-1] if probe is not None else None)
-        return functional_forward(self.module, self.layout, theta, x, probe, loop=self.engine == "loop",
-                                  task=self.task)
+        if self.engine == "loop":
+            return self._impl.forward(theta, x, probe)
+        return functional_forward(self.module, self.layout, theta, x, probe, task=self.task)

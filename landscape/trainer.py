@@ -30,7 +30,7 @@ from .config import Member, TrainConfig
 from .ensemble import Layout
 from .loop import Worker, chunk_size, derived_seed, init_params, model_of
 from .state import TrainState
-from .tasks import Task
+from .tasks import Task, contract
 from .whole import WholeStep, planned
 
 
@@ -131,9 +131,10 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, en
     stream = worker.stream([derived_seed(m.seed, 3) for m in group], cfg.batch_size, skip=state.step)
     logged = set(plan.log_steps.tolist())
     log = Log()
+    probe = contract.probe_of(plan.module, plan.task.structure) if any(m.probe for m in plan.metrics) else None
 
     def record(step):
-        log.add(step, metrics.evaluate(metrics.Context(theta, worker), plan.metrics))
+        log.add(step, metrics.evaluate(metrics.Context(theta, worker, probe), plan.metrics))
         memory.release_freed_memory()  # the evaluation's blocks, of other shapes than a step's: see memory
 
     def checkpoint(step) -> TrainState:

@@ -3,6 +3,7 @@
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -12,7 +13,7 @@ from landscape import metrics, store
 from landscape.cli import main
 from landscape.ensemble import flatten, layout_of
 from landscape.loop import Worker
-from landscape.tasks import Task
+from landscape.tasks import Task, contract
 from landscape.tasks.transformer import Transformer as Builtin
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
@@ -22,7 +23,8 @@ import nanda_transformer as nanda  # noqa: E402
 def _series(task, module, theta):
     """Every default metric of ``task`` at ``theta [M, P]``, as numpy."""
     worker = Worker(task, module, layout_of(module), "vmap")
-    values = metrics.evaluate(metrics.Context(theta, worker), metrics.select(task))
+    probe = contract.probe_of(module, task.structure)
+    values = metrics.evaluate(metrics.Context(theta, worker, probe), metrics.select(task))
     return {k: v.double().numpy() for k, v in values.items()}
 
 
@@ -139,12 +141,25 @@ def test_a_model_vmap_cannot_batch_trains_and_scans_on_auto_with_the_note(tmp_pa
         assert "rqi" in f["trajectories"].attrs["skipped_metrics"]
 
 
-def test_a_failed_run_is_rerun_with_other_settings_without_overwrite(tmp_path, capsys):
+def test_a_failed_run_is_rerun_with_other_settings_without_overwrite_and_keeps_its_checkpoints(tmp_path, capsys):
+    base = ["train", "--task", "tasks_for_tests:flaky", "--engine", "loop", "--log-every", "4", "--quiet"]
     out = tmp_path / "f.h5"
-    base = ["train", "--task", "tasks_for_tests:flaky", "--engine", "loop", "--checkpoint-every", "5", "--log-every", "4", "--quiet",
-            "--out", str(out)]
-    assert main([*base, "--steps", "100"]) == 2  # breaks midway, after checkpoints
+    assert main([*base, "--out", str(out), "--checkpoint-every", "500", "--steps", "100"]) == 2  # before a checkpoint
     assert "this model broke midway" in capsys.readouterr().err
-    assert store.read_trajectories(out) == []  # nothing left that blocks the rerun
-    assert main([*base, "--steps", "8"]) == 0
+    assert not out.exists()  # nothing left that blocks the rerun
+    assert main([*base, "--out", str(out), "--steps", "8"]) == 0
+    assert [t["status"] for t in store.read_trajectories(out)] == ["done"]
+
+    out = tmp_path / "g.h5"  # breaks after checkpoints: they stay, and the same command resumes from the last one
+    run = [*base, "--out", str(out), "--checkpoint-every", "5", "--steps", "60"]
+    reached = []
+    for _ in range(10):
+        code = main(run)
+        with h5py.File(out, "r") as f:
+            [g] = f["trajectories"].values()
+            reached.append(int(g.attrs["checkpoint_step"]))
+        if code == 0:
+            break
+        assert code == 2 and "this model broke midway" in capsys.readouterr().err
+    assert code == 0 and reached[0] > 0 and reached == sorted(reached) and reached[-1] == 60
     assert [t["status"] for t in store.read_trajectories(out)] == ["done"]

@@ -74,7 +74,7 @@ def test_the_loop_engine_logs_metrics_of_a_model_vmap_cannot_batch(tmp_path):
     included) are computed one member after the other, and equal vmap's where vmap works."""
     from landscape import store
     from landscape.cli import main
-    from landscape.ensemble import functional_forward
+    from landscape.ensemble import Ensemble, functional_forward
     from landscape.tasks import get_task
     from landscape.tasks.contract import Probe
 
@@ -87,6 +87,6 @@ def test_the_loop_engine_logs_metrics_of_a_model_vmap_cannot_batch(tmp_path):
     module, layout, _, _ = loop.model_of(task, "*", "vmap", 0)
     theta = torch.randn(3, layout.size)
     batched = functional_forward(module, layout, theta, task.x_train, Probe("2"))
-    one_by_one = functional_forward(module, layout, theta, task.x_train, Probe("2"), loop=True)
+    one_by_one = Ensemble(task, module, layout, "loop").forward(theta, task.x_train, Probe("2"))
     torch.testing.assert_close(batched[0], one_by_one[0])
     torch.testing.assert_close(batched[1], one_by_one[1])

@@ -114,14 +114,14 @@ def test_metric_context_evaluates_each_split_once():
 
 def test_on_the_vmap_engine_the_losses_come_from_the_shared_forward_pass():
     from landscape import loop
-    from landscape.tasks import get_task
+    from landscape.tasks import contract, get_task
 
     task = get_task("modular", {"p": 11})
     module, layout, _, _ = loop.model_of(task, "*", "auto", 0)
     worker = loop.Worker(task, module, layout)
     assert worker.ensemble.engine == "vmap"
     theta = torch.stack([loop.init_params(task, layout, s)[1] for s in range(3)])
-    ctx = metrics.Context(theta, worker)
+    ctx = metrics.Context(theta, worker, contract.probe_of(module, task.structure))
     for split in ("train", "test"):
         for got, want in zip(ctx.evaluate(split), worker.evaluate(theta, split)):
             torch.testing.assert_close(got, want)

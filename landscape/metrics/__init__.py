@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-from torch.func import vmap
 
 
 def any_task(task) -> str | None:
@@ -42,6 +41,7 @@ class Metric:
     tasks: str = "any task"  # for `landscape metrics`
     default: bool = True  # logged when --metrics is not given (and it applies)
     always: bool = False  # logged whatever --metrics says (losses, accuracies, norms: tables and analysis read them)
+    probe: bool = False  # reads the representation the task's probe names (Context.probe)
 
     def series(self, layout) -> dict[str, tuple[str, str]]:
         """``{series name: (units, description)}`` this metric logs for a model with ``layout``."""
@@ -69,6 +69,7 @@ class Context:
 
     theta: Any  # [M, P] on the worker's device
     worker: Any  # landscape.loop.Worker
+    probe: Any = None  # the tasks.contract.Probe the forward pass captures (when a chosen metric reads it)
     _cache: dict = field(default_factory=dict)
 
     @property
@@ -86,23 +87,20 @@ class Context:
     def evaluate(self, split: str):
         if split not in self._cache:
             # the loss from the forward pass the metrics share (on every engine: one pass, not two)
+            from ..ensemble import member_metrics
+
             out, y = self.forward(split)[0], self.worker.data[split][1]
             keep = self.worker.keep if split == "train" else None  # members training on part of the split
-            args, dims = ((out, y), (0, None)) if keep is None else ((out, y, keep), (0, None, 0))
             with torch.no_grad():
-                loss, acc = vmap(self.task.member_metrics, in_dims=dims)(*args)
-            self._cache[split] = loss, acc
+                self._cache[split] = member_metrics(self.task, out, y, keep,
+                                                    batched=self.worker.ensemble.engine != "loop")
         return self._cache[split]
 
     def forward(self, split: str):
-        """``(outputs [M, N, ...], probe-layer input [M, N, h] or None)`` of every member on ``split``."""
+        """``(outputs [M, N, ...], what ``probe`` reads [M, N, h] or None)`` of every member on ``split``."""
         key = ("forward", split)
         if key not in self._cache:
-            from ..tasks.contract import probe_of
-
-            ensemble = self.worker.ensemble
-            self._cache[key] = ensemble.forward(self.theta, self.worker.data[split][0],
-                                                probe_of(ensemble.module, self.task.structure))
+            self._cache[key] = self.worker.ensemble.forward(self.theta, self.worker.data[split][0], self.probe)
         return self._cache[key]
 
 
@@ -111,14 +109,15 @@ REGISTRY: dict[str, Metric] = {}
 
 def metric(name: str, description: str, units: str = "", keys: Callable[[Any], list[str]] | None = None,
            applies: Callable[[Any], str | None] = any_task, tasks: str = "any task", default: bool = True,
-           always: bool = False):
+           always: bool = False, probe: bool = False):
     """Register the decorated ``compute(ctx)`` as the metric ``name``.
 
     The name becomes a dataset (or, for a family, a group) of every trajectory,
     so it must be new, contain no ``/``, and not be a name the trajectory group
     already uses (``step``, its checkpoints and attributes). ``applies(task)``
     returns None for a task it can be computed on, else what it needs (one
-    line); ``tasks`` says the same for the listing.
+    line); ``tasks`` says the same for the listing; ``probe``: it reads ``ctx.forward(split)[1]``, the
+    representation the task's probe names.
     """
     from ..store.trajectories import RESERVED
 
@@ -127,7 +126,7 @@ def metric(name: str, description: str, units: str = "", keys: Callable[[Any], l
             raise ValueError(f"metric {name!r} is registered twice")
         if "/" in name or name in RESERVED:
             raise ValueError(f"metric name {name!r} is taken by the trajectory group or contains '/'")
-        REGISTRY[name] = Metric(name, description, units, compute, keys, applies, tasks, default, always)
+        REGISTRY[name] = Metric(name, description, units, compute, keys, applies, tasks, default, always, probe)
         return compute
     return register
 

@@ -65,7 +65,7 @@ def _applies(task) -> str | None:
 @metric("probe_r2", "test R² of a ridge-regression probe on the representation the task names "
         "(structure['probe_layer'], its input or output), else the input of the last linear layer (the last "
         "hidden representation), fitted on the training set", "R²", applies=_applies,
-        tasks="any model with an nn.Linear, or a named module")
+        tasks="any model with an nn.Linear, or a named module", probe=True)
 def probe_r2(ctx):
     (_, y_tr), (_, y_te) = ctx.worker.data["train"], ctx.worker.data["test"]
     h_tr, h_te = ctx.forward("train")[1], ctx.forward("test")[1]

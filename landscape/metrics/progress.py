@@ -80,7 +80,7 @@ def _progress(ctx):
         logits = {s: _logits(ctx, s) for s in ("train", "test")}
         sums = {}
         for s in logits:
-            a, b = operands(ctx.task, worker.data[s][0])
+            a, b = (t.long() for t in operands(ctx.task, worker.data[s][0]))  # integral: checked by _applies
             sums[s] = (a + b) % p
         ctx._cache["progress"] = progress(logits, sums, _fourier(ctx)["key"], p)
     return ctx._cache["progress"]
@@ -111,7 +111,10 @@ def _needs_all_pairs(task) -> str | None:
     pairs = []
     for x, y in ((task.x_train, task.y_train), (task.x_test, task.y_test)):
         try:
-            a, b = (t.long() for t in operands(task, x))
+            a, b = operands(task, x)
+            if not all(bool((t == t.round()).all()) if t.is_floating_point() else not t.is_complex() for t in (a, b)):
+                return "integer operands (a, b): the inputs' first two columns, or structure['operands'], are not"
+            a, b = a.long(), b.long()
         except (IndexError, TypeError, AttributeError, RuntimeError):
             return "operands (a, b) of each example: the inputs' first two columns, or structure['operands']"
         if not bool(((a + b) % p == labels(y)).all()):

@@ -329,14 +329,15 @@ def copy_trajectory(g: h5py.Group, top: h5py.Group, name: str) -> None:
 
 
 def drop_unfinished(path: str | Path, names: list[str]) -> None:
-    """Delete the trajectories ``names`` that are not finished (a failed run's own, so that a corrected rerun with
-    other settings is not refused); finished ones stay. One commit; nothing to do leaves the file untouched."""
+    """Delete the trajectories ``names`` that hold nothing to resume from (a failed run's own, unfinished and
+    without a checkpoint past step 0), so that a corrected rerun with other settings is not refused; finished and
+    checkpointed ones stay (the same command resumes them). One commit; nothing to do leaves the file untouched."""
     path = Path(path)
     if not path.exists():
         return
     with open_file(path, "r") as f:
         top = f.get("trajectories")
-        gone = [n for n in names if top is not None and n in top and not finished(top[n])[0]]
+        gone = [n for n in names if top is not None and n in top and finished(top[n]) in ((False, -1), (False, 0))]
     if gone:
         with commit(path) as f:
             for n in gone:

@@ -29,6 +29,7 @@ whose needs are not declared is skipped and listed with the reason (``landscape.
 from __future__ import annotations
 
 import inspect
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -40,7 +41,7 @@ from ..plain import one_line, user_frame
 KEYS = ("modulus", "op", "embedding", "embedding_axis", "logits", "operands", "probe_layer", "probe_at",
         "probe_map")
 ROWS = 2  # training examples the model is tried on
-_SAMPLES: dict[int, tuple[Any, "Sample"]] = {}  # id(task) -> (task, its sample), the task kept alive
+_SAMPLES: dict[int, tuple[Any, "Sample"]] = {}  # id(task) -> (weak reference to the task, its sample)
 
 
 def _error(task, message: str):
@@ -73,7 +74,7 @@ def probe_of(module: torch.nn.Module, structure: dict) -> Probe | None:
 
 def hook(module: torch.nn.Module, probe: Probe, seen: list):
     """A forward hook on the probe's module that appends what it reads to ``seen``; ``.remove()`` it after."""
-    target = dict(module.named_modules())[probe.layer]
+    target = module.get_submodule(probe.layer)
     if probe.at == "output":
         return target.register_forward_hook(lambda mod, args, out: seen.append(out))
     return target.register_forward_pre_hook(lambda mod, args: seen.append(args[0] if args else None))
@@ -94,6 +95,20 @@ class Sample:
     out: torch.Tensor
 
 
+def train_mode_modules(module: torch.nn.Module) -> list[str]:
+    """The modules whose output is random or depends on the batch in training mode: dropout with p > 0
+    (an RNN's between-layer dropout too), batch normalization."""
+    found = []
+    for name, m in module.named_modules():
+        rate = m.p if isinstance(m, torch.nn.modules.dropout._DropoutNd) else \
+            m.dropout if isinstance(m, torch.nn.RNNBase) and m.num_layers > 1 else 0
+        if rate:
+            found.append(f"{type(m).__name__} {name!r} with p={rate:g}")
+        elif isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            found.append(f"{type(m).__name__} {name!r}")
+    return found
+
+
 def _required(module: torch.nn.Module) -> list[str] | None:
     """The arguments ``forward`` cannot do without (no default), or None when its signature does not say."""
     try:
@@ -108,13 +123,18 @@ def _required(module: torch.nn.Module) -> list[str] | None:
 def sample(task, module: torch.nn.Module | None = None) -> Sample:
     """Check the call contract (module docstring) on ``ROWS`` training examples; ``TaskError`` in one line."""
     key = id(task)
-    if key in _SAMPLES and _SAMPLES[key][0] is task and module is None:
+    if key in _SAMPLES and _SAMPLES[key][0]() is task and module is None:
         return _SAMPLES[key][1]
     if module is None:
         with torch.random.fork_rng(devices=[]):
             module = task.model()
     if not isinstance(module, torch.nn.Module):
         raise _error(task, f"model() returned {type(module).__name__}, expected a torch.nn.Module")
+    stochastic = train_mode_modules(module)
+    if stochastic:
+        raise _error(task, f"the model has modules that act differently in training and evaluation "
+                     f"({', '.join(stochastic)}): landscape's losses, gradients and order parameters are functions "
+                     "of the parameters alone; use dropout p=0, and LayerNorm or GroupNorm for BatchNorm")
     required = _required(module)
     if required is not None and len(required) != 1:
         needs = f"forward({', '.join(required)})" if required else "forward() with no argument"
@@ -154,7 +174,7 @@ def sample(task, module: torch.nn.Module | None = None) -> Sample:
                          "expected a scalar tensor")
     found = Sample(module, x, y, out)
     check_structure(task, found)
-    _SAMPLES[key] = (task, found)
+    _SAMPLES[key] = (weakref.ref(task, lambda _, key=key: _SAMPLES.pop(key, None)), found)
     return found
 
 
@@ -192,10 +212,12 @@ def check_structure(task, found: Sample) -> None:
     if "op" in s and s["op"] not in ("+", "-", "*", "/"):
         raise _error(task, f"structure['op'] must be one of + - * /, got {s['op']!r}")
     if "embedding" in s:
-        params = dict(found.module.named_parameters())
+        params = {n: q for n, q in found.module.named_parameters() if q.requires_grad}
         if s["embedding"] not in params:
-            raise _error(task, f"structure['embedding']={s['embedding']!r}: the model has no such parameter; "
-                         f"parameters: {', '.join(params)}")
+            frozen = any(n == s["embedding"] for n, _ in found.module.named_parameters())
+            raise _error(task, f"structure['embedding']={s['embedding']!r}: "
+                         f"{'a frozen parameter (requires_grad=False) is not' if frozen else 'the model has no such'} "
+                         f"trainable parameter; trainable parameters: {', '.join(params)}")
         if p is None:
             raise _error(task, "structure['embedding'] needs structure['modulus'] (how many tokens are numbers)")
         embedding_axis(task, tuple(params[s["embedding"]].shape))

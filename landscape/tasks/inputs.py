@@ -27,11 +27,12 @@ def leaves(x: Any, path: str = "x") -> Iterator[tuple[str, Any]]:
 
 
 def tree_map(fn: Callable[[torch.Tensor], torch.Tensor], x: Any) -> Any:
-    """``x`` with ``fn`` applied to every tensor, the dicts, tuples and lists kept."""
+    """``x`` with ``fn`` applied to every tensor, the dicts, tuples (named ones too) and lists kept."""
     if isinstance(x, dict):
         return {k: tree_map(fn, v) for k, v in x.items()}
     if isinstance(x, (tuple, list)):
-        return type(x)(tree_map(fn, v) for v in x)
+        mapped = [tree_map(fn, v) for v in x]
+        return type(x)(*mapped) if hasattr(x, "_fields") else type(x)(mapped)  # a namedtuple takes fields
     return fn(x)
 
 
