@@ -215,9 +215,9 @@ def check_structure(task, found: Sample) -> None:
         params = {n: q for n, q in found.module.named_parameters() if q.requires_grad}
         if s["embedding"] not in params:
             frozen = any(n == s["embedding"] for n, _ in found.module.named_parameters())
-            raise _error(task, f"structure['embedding']={s['embedding']!r}: "
-                         f"{'a frozen parameter (requires_grad=False) is not' if frozen else 'the model has no such'} "
-                         f"trainable parameter; trainable parameters: {', '.join(params)}")
+            what = "a frozen parameter (requires_grad=False), not trained" if frozen else "the model has no such parameter"
+            raise _error(task, f"structure['embedding']={s['embedding']!r}: {what}; trainable parameters: "
+                         f"{', '.join(params)}")
         if p is None:
             raise _error(task, "structure['embedding'] needs structure['modulus'] (how many tokens are numbers)")
         embedding_axis(task, tuple(params[s["embedding"]].shape))
