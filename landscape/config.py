@@ -269,8 +269,9 @@ class TrainConfig:
     weight_decay: list[float] = setting([0.0], Rule(float, "AdamW decoupled weight decay", nonnegative=True,
                                                     listed=True, per_member=True, metavar="WD[,WD...]"))
     seeds: list[int] = setting([0], Rule(int, "initialization and minibatch seeds", minimum=0, listed=True,
-                                         per_member=True,
-                                         metavar="S[,S...]"))
+                                         per_member=True, metavar="S[,S...]"))
+    torch_seed: bool = setting(False, Rule(bool, "build each model right after torch.manual_seed(seed), as research "
+                                                 "code does (default: from a seed derived from it)"))
     lr: list[float] = setting([0.001], Rule(float, "peak learning rate (see --warmup, --schedule)", positive=True,
                                             listed=True, per_member=True, metavar="LR[,LR...]"))
     train_frac: list[float] = setting([1.0], Rule(float, "share of the task's training split each trajectory trains "
@@ -279,7 +280,7 @@ class TrainConfig:
                                                   metavar="F[,F...]"))
     betas: list[float] = setting([0.9, 0.999], Rule(float, "Adam's beta1,beta2, each in [0, 1)", nonnegative=True,
                                                     listed=True, metavar="B1,B2"))
-    warmup: int = setting(0, Rule(int, "steps of linear learning-rate warm-up", minimum=0, metavar="N"))
+    warmup: int = setting(0, Rule(int, "steps of linear learning-rate warm-up from 0", minimum=0, metavar="N"))
     schedule: str = setting("constant", Rule(str, "learning rate after the warm-up", choices=SCHEDULES))
     fix_norm: bool = setting(False, Rule(bool, "train on the sphere of each member's initial norm of the "
                                                "constrained parameters (Riemannian AdamW; weight decay acts "
@@ -310,8 +311,7 @@ class TrainConfig:
         return {k: v for k, v in d.items() if k not in skip}
 
     def members(self) -> list[Member]:
-        """The sweep: every (lr, weight decay, init scale, train fraction, seed) combination, in that nesting
-        order."""
+        """The sweep: every (lr, weight decay, init scale, train fraction, seed) combination, in that order."""
         lrs, fracs = _listed(self.lr), _listed(self.train_frac)
         named = tuple(k for k, values in (("lr", lrs), ("frac", fracs)) if len(values) > 1)
         return [Member(float(wd), float(a), int(s), bool(self.fix_norm), float(lr), float(f), named)

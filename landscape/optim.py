@@ -140,9 +140,10 @@ SCHEDULES = {
 
 def scheduled_lr(base_lr: float, step: int, total: int, warmup: int = 0, schedule: str = "constant") -> float:
     """The learning rate of step ``step`` (0-based) of ``total``: linear warm-up over ``warmup`` steps
-    (``base_lr * (step + 1) / warmup``), then ``schedule`` over the remaining steps."""
+    (``base_lr * step / warmup``: 0 at step 0, as ``LambdaLR(lambda s: min(s / warmup, 1))`` stepped after each
+    update gives it, so the first update only fills Adam's moments), then ``schedule`` over the remaining steps."""
     if step < warmup:
-        return base_lr * (step + 1) / warmup
+        return base_lr * step / warmup
     if schedule == "cosine":
         return cosine_lr(base_lr, step - warmup, total - warmup)
     return base_lr

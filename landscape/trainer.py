@@ -69,8 +69,10 @@ def make_plan(config: TrainConfig, task: Task) -> TrainPlan:
 
 
 def initial_theta(plan: TrainPlan, member: Member) -> torch.Tensor:
-    """Default initialization for the member's seed, constrained part scaled by its init scale."""
-    theta = init_params(plan.task, plan.layout, derived_seed(member.seed, 1, 0))[1]
+    """Default initialization for the member's seed (``torch_seed``: the seed itself, else one derived from it),
+    constrained part scaled by its init scale."""
+    seed = member.seed if plan.config.torch_seed else derived_seed(member.seed, 1, 0)
+    theta = init_params(plan.task, plan.layout, seed)[1]
     mask = plan.layout.mask()
     return torch.where(mask > 0, theta * member.init_scale, theta)
 

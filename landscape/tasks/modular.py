@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import torch
 import torch.nn.functional as F
 
@@ -48,12 +50,45 @@ MODELS = ("mlp", "transformer")
 DEFAULTS = {"mlp": (59, 0.4), "transformer": (113, 0.3)}  # (p, train_fraction) when not given
 
 
+SPLITS = ("torch", "python-random")
+INITS = ("landscape", "nanda")
+
+
+def _split(n: int, train_fraction: float, seed: int, how: str = "torch") -> tuple[list[int], list[int]]:
+    """Training and test indices of ``n`` pairs (in row order: ``a * p + b``). ``torch``: a ``torch.randperm``
+    of a generator seeded with ``seed``, the first ``round(fraction * n)``; ``python-random``: Nanda et al.'s
+    ``random.seed(seed); random.shuffle(pairs)``, the first ``int(fraction * n)``."""
+    if how == "python-random":
+        order = list(range(n))
+        random.Random(seed).shuffle(order)  # the same permutation as random.seed(seed); random.shuffle(...)
+        cut = int(train_fraction * n)
+    else:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+        cut = int(round(train_fraction * n))
+    return order[:cut], order[cut:]
+
+
+def _high_precision(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy with the log-softmax in float64 (Nanda et al.'s ``cross_entropy_high_precision``: float32
+    log-probabilities of confident predictions are multiples of 1.2e-7), returned in the logits' dtype."""
+    return F.cross_entropy(output.double(), target).to(output.dtype)
+
+
 def make(p: int | None = None, op: str = "+", train_fraction: float | None = None, loss: str = "cross_entropy",
          model: str = "mlp", embed: int = 32, width: int = 128, d_model: int = 128, heads: int = 4,
-         d_head: int = 32, d_mlp: int = 512, seed: int = 0) -> Task:
-    """Modular arithmetic (a op b) mod p, op in + - * /: token MLP (p 59) or Nanda's transformer (p 113)."""
+         d_head: int = 32, d_mlp: int = 512, seed: int = 0, split: str = "torch", classes: int = 0,
+         loss_dtype: str = "float32", init: str = "landscape") -> Task:
+    """Modular arithmetic (a op b) mod p, op in + - * /: token MLP (p 59) or Nanda's transformer (p 113).
+
+    For the transformer, ``classes`` (default p) is the number of output logits (Nanda's code: p + 1, the "="
+    token is a class), ``init="nanda"`` draws its parameters in Nanda's order and shapes, ``loss_dtype="float64"``
+    computes the cross-entropy in float64; ``split="python-random"`` splits the pairs as Nanda's code does."""
     if model not in MODELS:
         raise TaskError(f"modular: model must be mlp or transformer, got {model!r}")
+    for name, value, allowed in (("split", split, SPLITS), ("init", init, INITS),
+                                 ("loss_dtype", loss_dtype, ("float32", "float64"))):
+        if value not in allowed:
+            raise TaskError(f"modular: {name} must be one of {', '.join(allowed)}, got {value!r}")
     p = DEFAULTS[model][0] if p is None else p
     train_fraction = DEFAULTS[model][1] if train_fraction is None else train_fraction
     op = OP_NAMES.get(op, op)
@@ -72,16 +107,19 @@ def make(p: int | None = None, op: str = "+", train_fraction: float | None = Non
     a, b = torch.meshgrid(torch.arange(p), torch.arange(1 if op == "/" else 0, p), indexing="ij")
     a, b = a.flatten(), b.flatten()
     y = OPS[op](a, b, p)
-    g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(a), generator=g)
-    n_train = int(round(train_fraction * len(a)))
-    if not 0 < n_train < len(a):
+    tr, te = _split(len(a), train_fraction, seed, split)
+    if not (tr and te):
         raise TaskError(f"modular: p={p} has {len(a)} pairs; a train fraction of {train_fraction} leaves "
-                        f"{'no training' if n_train == 0 else 'no test'} pair: use a larger p or another fraction")
-    tr, te = perm[:n_train], perm[n_train:]
+                        f"{'no test' if tr else 'no training'} pair: use a larger p or another fraction")
+    tr, te = torch.tensor(tr), torch.tensor(te)
+    classes = classes or p
+    if model != "transformer" and (classes != p or init != "landscape" or loss_dtype != "float32"):
+        raise TaskError("modular: classes, init and loss_dtype are options of model=transformer")
+    if classes < p:
+        raise TaskError(f"modular: classes must be at least p = {p}, got {classes}")
     if model == "transformer":  # tokens a b =, with = the extra token p
         x = torch.stack([a, b, torch.full_like(a, p)], 1)
-        net = lambda: Transformer(p + 1, p, 3, d_model, heads, d_head, d_mlp)  # noqa: E731
+        net = lambda: Transformer(p + 1, classes, 3, d_model, heads, d_head, d_mlp, init)  # noqa: E731
     else:
         x = torch.stack([a, b], 1)
         net = lambda: TokenMLP(p, embed, width)  # noqa: E731
@@ -89,7 +127,8 @@ def make(p: int | None = None, op: str = "+", train_fraction: float | None = Non
         y = F.one_hot(y, p).float()
         loss_fn, accuracy = mse, onehot_accuracy
     else:
-        loss_fn, accuracy = cross_entropy, label_accuracy
+        loss_fn, accuracy = (_high_precision if loss_dtype == "float64" else cross_entropy), label_accuracy
+    logits = {"logits": _first(p)} if classes > p else {}  # the order parameters read the p number classes
     return Task(
         name="modular",
         model=net,
@@ -97,5 +136,15 @@ def make(p: int | None = None, op: str = "+", train_fraction: float | None = Non
         loss=loss_fn, accuracy=accuracy, options={"p": p, "train_fraction": train_fraction},
         # the token embedding (rows 0..p-1 are the numbers) and the operation, for the order parameters
         structure={"modulus": p, "op": op, "embedding": "embed.W_E" if model == "transformer" else "embed.weight",
-                   "embedding_axis": 0, **({"probe_layer": "unembed"} if model == "transformer" else {})},
+                   "embedding_axis": 0, **({"probe_layer": "unembed"} if model == "transformer" else {}), **logits},
     )
+
+
+class _first:
+    """The first ``p`` logits (a picklable ``structure['logits']``)."""
+
+    def __init__(self, p: int):
+        self.p = p
+
+    def __call__(self, out: torch.Tensor) -> torch.Tensor:
+        return out[..., :self.p]

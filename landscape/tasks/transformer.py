@@ -111,12 +111,27 @@ class Transformer(nn.Module):
     """One attention layer and one MLP on a residual stream; logits at the last position: ``[N, T] -> [N, n_out]``."""
 
     def __init__(self, vocab: int, n_out: int, n_ctx: int = 3, d_model: int = 128, heads: int = 4,
-                 d_head: int = 32, d_mlp: int = 512):
+                 d_head: int = 32, d_mlp: int = 512, init: str = "landscape"):
         super().__init__()
-        self.embed = Embed(vocab, n_ctx, d_model)
-        self.attn = Attention(d_model, heads, d_head)
-        self.mlp = MLP(d_model, d_mlp)
-        self.unembed = Unembed(d_model, n_out)
+        with torch.random.fork_rng(devices=[], enabled=init == "nanda"):  # then drawn below, in Nanda's order
+            self.embed = Embed(vocab, n_ctx, d_model)
+            self.attn = Attention(d_model, heads, d_head)
+            self.mlp = MLP(d_model, d_mlp)
+            self.unembed = Unembed(d_model, n_out)
+        if init == "nanda":
+            self.draw_as_nanda()
+
+    @torch.no_grad()
+    def draw_as_nanda(self) -> None:
+        """Redraw every matrix from torch's global generator in the order and shapes of Nanda et al.'s
+        ``transformers.py`` (``Embed.W_E [d_model, d_vocab]``, ``PosEmbed.W_pos``, then ``W_K``, ``W_Q``,
+        ``W_V``, ``W_O``, ``W_in``, ``W_out``, ``W_U``), each with its scaling; biases stay zero."""
+        e, a, m = self.embed, self.attn, self.mlp
+        d_model = e.W_E.shape[1]
+        e.W_E.copy_((torch.randn(d_model, e.W_E.shape[0]) / math.sqrt(d_model)).T)
+        for w in (e.W_pos, a.W_K, a.W_Q, a.W_V, a.W_O, m.W_in, m.W_out):
+            w.copy_(torch.randn(w.shape) / math.sqrt(d_model))
+        self.unembed.W_U.copy_(torch.randn(self.unembed.W_U.shape) / math.sqrt(self.unembed.W_U.shape[1]))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         table, rows = self.embed(tokens)
