@@ -34,6 +34,7 @@ def row(steps, train, test, keys=None, train_steps=None) -> list:
     train_steps = steps if train_steps is None else train_steps
     found = [first(train_steps, train, thr) if name == "train_loss" else first(steps, test, thr)
              for name, thr in THRESHOLDS]
+    found = [f"> {int(steps[-1])}" if v is None else v for v in found]  # not reached by the last logged step
     peak = int(np.nanargmax(test))
     return [*found, (float(test[peak]), int(steps[peak])), keys if keys is not None else "-"]
 
@@ -79,7 +80,7 @@ def main() -> int:
     if len(rows) > 1:
         cells = []
         for k in range(len(THRESHOLDS)):
-            got = [r[k] for r in rows.values() if r[k] is not None]
+            got = [r[k] for r in rows.values() if not isinstance(r[k], str)]
             cells.append(f"{statistics.median(got):g} ({min(got)}-{max(got)})" if len(got) == len(rows) else
                          f"{len(got)} of {len(rows)} reach it")
         peaks = [r[4][0] for r in rows.values()]
