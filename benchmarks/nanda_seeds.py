@@ -49,6 +49,11 @@ def saved(path: str) -> list:
     return row(np.arange(len(test)) * every, train, test, train_steps=np.arange(len(train)))
 
 
+def r_last(rows: dict) -> str:
+    """The last logged step, as a not-reached cell states it."""
+    return next((v[2:] for r in rows.values() for v in r if isinstance(v, str) and v.startswith("> ")), "?")
+
+
 def _cell(v) -> str:
     if v is None:
         return "never"
@@ -81,8 +86,14 @@ def main() -> int:
         cells = []
         for k in range(len(THRESHOLDS)):
             got = [r[k] for r in rows.values() if not isinstance(r[k], str)]
-            cells.append(f"{statistics.median(got):g} ({min(got)}-{max(got)})" if len(got) == len(rows) else
-                         f"{len(got)} of {len(rows)} reach it")
+            if len(got) == len(rows):
+                cells.append(f"{statistics.median(got):g} ({min(got)}-{max(got)})")
+            elif 2 * len(got) > len(rows):  # the others lie beyond the last step: the median is still known
+                ranked = sorted(got) + [float("inf")] * (len(rows) - len(got))
+                cells.append(f"{statistics.median_low(ranked):g} ({min(got)}-{r_last(rows)}+; "
+                             f"{len(got)} of {len(rows)} reach it)")
+            else:
+                cells.append(f"{len(got)} of {len(rows)} reach it")
         peaks = [r[4][0] for r in rows.values()]
         cells.append(f"{statistics.median(peaks):.1f} ({min(peaks):.1f}-{max(peaks):.1f})")
         print("| median (range) | " + " | ".join(cells) + " | |")
