@@ -27,8 +27,9 @@ from pathlib import Path
 
 from landscape import analysis, store
 
-TARGETS = ("w_c", "w_star", "zone_high", "zone_high_down")
-HEAD = {"w_c": "to w_c", "w_star": "to w*", "zone_high": "to zone edge", "zone_high_down": "to down edge"}
+TARGETS = ("w_c", "w_star", "zone_high", "zone_high_down", "run_edge")
+HEAD = {"w_c": "to w_c", "w_star": "to w*", "zone_high": "to zone edge", "zone_high_down": "to down edge",
+        "run_edge": "to run's edge"}
 TEACHER = ["--task", "teacher-student", "--task-opt", "n_train=100", "--task-opt", "n_test=100"]
 MODULAR = ["--task", "modular", "--task-opt", "p=59", "--task-opt", "train_fraction=0.4"]
 

@@ -48,6 +48,8 @@ TARGETS = {
     "w_star": "test-loss minimum (bottom of the U)",
     "zone_high": "upper edge of the Goldilocks zone",
     "zone_high_down": "upper edge of the Goldilocks zone on the down branch (landscape scan --branch down)",
+    "run_edge": "norm where the landscape's test loss, scaled to the run's own at memorization, meets the grokking "
+                "criterion",
 }
 
 
@@ -127,6 +129,7 @@ class ScanAnalysis:
     w_star: Estimate
     zone: Zone
     notes: list[str] = field(default_factory=list)
+    u: dict[str, list[float]] = field(default_factory=dict)  # the test-loss curve the predictions read (see _u)
 
 
 @dataclass
@@ -488,7 +491,16 @@ def analyze_scan(scan: dict, criteria: Criteria = Criteria()) -> ScanAnalysis:
     zone = goldilocks_zone(scan, criteria.goldilocks, criteria.test_acc if acc else None)
     return ScanAnalysis(task=scan.get("task"), w0=float(scan.get("w0", float("nan"))),
                         criterion=f"train accuracy >= {criteria.train_acc:g}" if acc else how, train_loss_threshold=thr,
-                        w_c=critical_norm(scan, criteria), w_star=min_test_loss_norm(scan), zone=zone, notes=notes)
+                        w_c=critical_norm(scan, criteria), w_star=min_test_loss_norm(scan), zone=zone, notes=notes,
+                        u=_u(c))
+
+
+def _u(c: _Curves) -> dict[str, list[float]]:
+    """The U as :func:`run_edge` reads it: per norm with a finite test loss, the best restart's test loss and the
+    restarts' smallest and largest."""
+    ok = np.isfinite(c.test) & (c.test > 0)
+    return {"norm": c.norm[ok].tolist(), "test_loss": c.test[ok].tolist(),
+            "test_loss_min": c.test_min[ok].tolist(), "test_loss_max": c.test_max[ok].tolist()}
 
 
 # ---------------------------------------------------------------- trajectories
@@ -578,11 +590,11 @@ def predict(memorization: Event, target: str, target_norm: Estimate, lr: float, 
     cosine schedule; None for the constant ``lr``.
     """
     none = Estimate()
+    if memorization.step.value is None:
+        return Prediction(target, target_norm.value, none, none, reason="no memorization step to start from")
     if target_norm.value is None:
         why = f"no {TARGETS.get(target, target)}: {target_norm.reason}"
         return Prediction(target, None, none, none, reason=why)
-    if memorization.step.value is None:
-        return Prediction(target, target_norm.value, none, none, reason="no memorization step to start from")
     if not 0 < lr * weight_decay < 1:
         why = ("weight decay 0: decay never shrinks the norm, the mechanism predicts no grokking"
                if weight_decay == 0 else f"lr * weight_decay = {lr * weight_decay:g} is outside (0, 1)")
@@ -608,6 +620,63 @@ def predict(memorization: Event, target: str, target_norm: Estimate, lr: float, 
     if measured is not None and measured.step.value is not None and p.value > 0:
         ratio = measured.step.value / p.value
     return Prediction(target, target_norm.value, d, p, ratio)
+
+
+def run_edge(land: ScanAnalysis, memorization: Event, test_loss: float | None) -> Estimate:
+    """The norm at which the run should generalize: where the landscape's test loss, scaled by the run's own height
+    above it at memorization, meets the grokking criterion.
+
+    A run does not sit at the constrained minimizers: along its decay its test loss stays about a constant factor
+    ``r`` above the scan's U at the same norm (1.2 to 1.9 on five draws of the teacher-student data), so it reaches
+    the grokking threshold at a smaller norm than the U itself does (``zone_high``). ``r`` is read off the run at its
+    memorization step (its test loss there over the U's at its norm, log-log interpolated); the target is the first
+    norm below the norm at memorization where ``r`` times the U is at most the threshold: the regression zone's
+    (``goldilocks`` x the U's minimum), or on classification the U's test loss at the accuracy zone's upper edge.
+    Nothing is fitted: the landscape gives the shape, the run's own memorization its height. The interval covers half
+    the grid step at the crossing and the same crossing on the restarts' best and worst U.
+    """
+    zone, u = land.zone, land.u
+    if memorization.step.value is None or memorization.norm is None:
+        return Estimate(reason="no memorization step to read the run's height above the landscape at")
+    if zone.reason or zone.high.value is None:
+        return Estimate(reason=f"no Goldilocks zone: {zone.reason or zone.high.reason}")
+    if zone.touches_high_edge:
+        return Estimate(reason="the zone reaches the largest scanned norm: its upper edge is unknown")
+    if len(u.get("norm", ())) < 2:
+        return Estimate(reason="fewer than two scanned norms with a finite test loss")
+    if test_loss is None or not math.isfinite(test_loss) or test_loss <= 0:
+        return Estimate(reason=f"the run's test loss at memorization is {test_loss}: no height to read")
+    logw = np.log(u["norm"])
+    x0 = math.log(memorization.norm)
+    if not logw[0] <= x0 <= logw[-1]:
+        return Estimate(reason=f"the norm at memorization ({memorization.norm:.4g}) lies outside the scanned norms "
+                        f"({u['norm'][0]:.4g} .. {u['norm'][-1]:.4g}): the landscape's test loss there is unknown")
+    y_best = _log(u["test_loss"])
+    thr = zone.threshold if zone.threshold is not None else float(np.exp(np.interp(math.log(zone.high.value), logw,
+                                                                                   y_best)))
+
+    def crossing(y: np.ndarray) -> tuple[float | None, int]:
+        below = logw < x0
+        xs = np.concatenate([[x0], logw[below][::-1]])
+        ys = np.concatenate([[np.interp(x0, logw, y)], y[below][::-1]])
+        g = ys - ys[0] + math.log(test_loss)  # the U, shifted to pass through the run at memorization
+        hit = np.flatnonzero(g <= math.log(thr))
+        if hit.size == 0:
+            return None, -1
+        k = int(hit[0])
+        return (x0 if k == 0 else _interp(xs[k - 1], g[k - 1], xs[k], g[k], math.log(thr))), k
+
+    x, k = crossing(y_best)
+    r = test_loss / math.exp(float(np.interp(x0, logw, y_best)))
+    if x is None:
+        return Estimate(reason=f"the landscape's test loss times {r:.3g} (the run's height above it at memorization) "
+                        f"stays above the threshold {thr:.3g} at every scanned norm below {memorization.norm:.4g}")
+    others = [crossing(_log(u[key]))[0] for key in ("test_loss_min", "test_loss_max")]
+    j = int(np.searchsorted(logw, x))
+    half = 0.5 * float(np.diff(logw)[min(max(j - 1, 0), len(logw) - 2)])
+    lo, hi = _span(x, x - half if k else x, x + half if k else x, *others)
+    return Estimate(value=math.exp(x), low=math.exp(lo), high=math.exp(min(hi, x0)),
+                    note=f"the run's test loss at memorization is {r:.3g} x the landscape's at its norm")
 
 
 def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
@@ -660,7 +729,8 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
                             "weight decay does not move it, nothing to predict") for k in TARGETS]
     else:
         schedule = _schedule(t, mem)  # once per trajectory: a Python loop over the run's steps
-        for key, land in (("w_c", scan), ("w_star", scan), ("zone_high", scan), ("zone_high_down", down)):
+        for key, land in (("w_c", scan), ("w_star", scan), ("zone_high", scan), ("zone_high_down", down),
+                          ("run_edge", scan)):
             if land is None:
                 why = no_scan if key != "zone_high_down" else "no down branch (landscape scan --branch down)"
                 preds.append(Prediction(key, None, Estimate(), Estimate(), reason=why))
@@ -668,6 +738,8 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
             est = {"w_c": land.w_c, "w_star": land.w_star}.get(key, land.zone.high)
             if key.startswith("zone_high") and land.zone.touches_high_edge and not land.zone.reason:
                 est = Estimate(reason="the zone reaches the largest scanned norm: its upper edge is unknown")
+            if key == "run_edge":
+                est = run_edge(land, mem, _at(t, "test_loss", mem))
             preds.append(predict(mem, key, est, lr, wd, grok, schedule))
     steps = np.asarray(t["step"])
     last = int(steps[-1]) if steps.size else None
@@ -702,6 +774,14 @@ def _schedule(t: dict, mem: Event) -> tuple[np.ndarray, float] | None:
     lr = float(t["lr"])
     lrs = np.array([scheduled_lr(lr, s, total, warmup, schedule) for s in range(int(start), total)])
     return lrs, (lr if schedule == "constant" else 0.0)
+
+
+def _at(t: dict, series: str, event: Event) -> float | None:
+    """``series`` of trajectory ``t`` at the logged step of ``event`` (None without one)."""
+    if event.step.value is None or series not in t:
+        return None
+    k = np.flatnonzero(np.asarray(t["step"]) == event.step.value)
+    return float(np.asarray(t[series], dtype=float)[k[0]]) if k.size else None
 
 
 def _num(x, kind=float):

@@ -241,7 +241,8 @@ def prediction_figure(result: dict) -> Figure | None:
     ax.plot(wd, measured, "o", color="black", ms=7, label="measured grokking step", zorder=5)
     styles = {"w_c": (TRAIN, "s", "predicted: decay to $w_c$"), "w_star": (TEST, "^", "predicted: decay to $w^*$"),
               "zone_high": ("#009E73", "D", "predicted: decay into the Goldilocks zone"),
-              "zone_high_down": ("#CC79A7", "v", "predicted: decay into the zone of the down branch")}
+              "zone_high_down": ("#CC79A7", "v", "predicted: decay into the zone of the down branch"),
+              "run_edge": ("#D55E00", "P", "predicted: decay until the U, at the run's height, meets the criterion")}
     for i, p in enumerate(trajs[0]["predictions"]):
         color, marker, label = styles.get(p["target"], (MARK, "x", f"predicted: {p['target']}"))
         steps = np.array([t["predictions"][i]["step"]["value"] or np.nan for t in trajs], dtype=float)

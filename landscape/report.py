@@ -289,7 +289,8 @@ def analysis_report(analysis) -> str:
         down = getattr(analysis, "down", None) is not None
         lines.append(f"{'trajectory':<28} {'wd':>7} {'mem step':>9} {'w_mem':>8} {'grok step':>9} {'w_grok':>8} "
                      f"{'delay':>7} {'pred w_c':>9} {'ratio':>6} {'pred w*':>8} {'ratio':>6} "
-                     f"{'pred zone':>9} {'ratio':>6}" + (f" {'pred down':>9} {'ratio':>6}" if down else ""))
+                     f"{'pred zone':>9} {'ratio':>6}" + (f" {'pred down':>9} {'ratio':>6}" if down else "")
+                     + f" {'pred run':>9} {'ratio':>6}")
         for r in analysis.trajectories:
             row = (f"{r.name:<28} {r.weight_decay:7.3g} {_steps(r.memorization.step):>9} "
                    f"{_fmt(r.memorization.norm):>8} {_steps(r.grokking.step):>9} {_fmt(r.grokking.norm):>8} "
@@ -302,7 +303,9 @@ def analysis_report(analysis) -> str:
             lines.append(row)
         bound = any(p.ratio_low is not None for r in analysis.trajectories for p in r.predictions)
         lines.append("pred X: memorization step + ln(w_mem / X) / -ln(1 - lr wd) (with a warm-up or cosine schedule, "
-                     "-ln(1 - lr wd) summed step by step); ratio = measured / predicted grokking step"
+                     "-ln(1 - lr wd) summed step by step); ratio = measured / predicted grokking step; run: the "
+                     "norm where the landscape's test loss, scaled to the run's own at memorization, meets the "
+                     "grokking criterion"
                      + (" (>R: the run never grokked, the ratio exceeds R = last step / predicted: a bound only)"
                         if bound else ""))
         for r in analysis.trajectories:

@@ -474,3 +474,54 @@ def test_prediction_of_a_cosine_run_follows_its_schedule():
     assert cosine.step.value > constant.step.value + 100  # the cosine rate is below the peak after step 0
     far = A.predict(mem, "w_c", A.Estimate(2.731), 3e-3, 0.3, schedule=A._schedule(t, mem))
     assert far.step.value is None and "schedule" in far.reason
+
+
+def _offset_run(r_height, wd=0.1, w_start=70.0, lr=3e-3, name=None):
+    """A run obeying pure decay whose test loss stays ``r_height`` times the scan's U at its norm."""
+    step = np.arange(0, 20001)
+    norm = w_start * (1 - lr * wd) ** step
+    train = np.maximum(20 * np.exp(-step / 30.0), 1e-9)
+    U = lambda w: u_curve(w, center=5.0, a=0.5)  # noqa: E731
+    return make_traj(step, norm, train, r_height * U(norm), wd=wd, lr=lr, name=name), U
+
+
+def test_run_edge_carries_the_runs_height_above_the_U_down_to_the_threshold():
+    """A run 3x above the U groks at a smaller norm than the U's own edge: zone_high predicts too early, run_edge
+    reads the height at memorization and lands on the measured step."""
+    traj, U = _offset_run(3.0)
+    grid = np.geomspace(0.5, 80, 23)
+    res = A.analyze(make_scan(grid, power_L(grid, knee=1.0), U(grid)), [traj])
+    r = res.trajectories[0]
+    p = {q.target: q for q in r.predictions}
+    edge_3x = 5.0 * math.exp(math.sqrt(math.log(10 / 3) / 0.5))  # where 3 x the U meets 10 x its minimum
+    assert r.grokking.norm == pytest.approx(edge_3x, rel=2e-3)
+    assert p["run_edge"].target_norm == pytest.approx(edge_3x, rel=0.03)
+    assert p["run_edge"].ratio == pytest.approx(1, abs=0.03)
+    assert p["run_edge"].step.low <= r.grokking.step.value <= p["run_edge"].step.high + 1
+    assert p["zone_high"].ratio > 1.1  # the U's own edge is reached earlier than the run generalizes
+    on_the_U, _ = _offset_run(1.0)
+    same = {q.target: q for q in A.analyze(make_scan(grid, power_L(grid, knee=1.0), U(grid)),
+                                           [on_the_U]).trajectories[0].predictions}
+    assert same["run_edge"].step.value == pytest.approx(same["zone_high"].step.value, rel=0.02)
+
+
+def test_a_runs_prediction_does_not_depend_on_the_other_runs():
+    """Nothing is fitted across runs: each prediction is its own run's and the landscape's."""
+    grid = np.geomspace(0.5, 80, 23)
+    runs = [_offset_run(h, wd=wd, name=f"r{i}")[0] for i, (h, wd) in enumerate([(1.0, 0.05), (2.0, 0.1), (4.0, 0.2)])]
+    U = lambda w: u_curve(w, center=5.0, a=0.5)  # noqa: E731
+    scan = make_scan(grid, power_L(grid, knee=1.0), U(grid))
+    together = A.analyze(scan, runs).trajectories
+    for run, with_others in zip(runs, together):
+        alone = A.analyze(scan, [run]).trajectories[0]
+        assert [(p.target, p.step.value, p.step.low, p.step.high) for p in alone.predictions] == \
+            [(p.target, p.step.value, p.step.low, p.step.high) for p in with_others.predictions]
+        assert next(p for p in alone.predictions if p.target == "run_edge").step.value is not None
+
+
+def test_run_edge_needs_the_norm_at_memorization_inside_the_scan():
+    traj, U = _offset_run(2.0)
+    grid = np.geomspace(0.5, 50, 17)  # the run memorizes near 70; the zone ends near 43
+    p = next(q for q in A.analyze(make_scan(grid, power_L(grid, knee=1.0), U(grid)), [traj]).trajectories[0]
+             .predictions if q.target == "run_edge")
+    assert p.step.value is None and "outside the scanned norms" in p.reason
