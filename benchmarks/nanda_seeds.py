@@ -1,7 +1,7 @@
 """The seed study of the exact Nanda et al. preset: when each seed memorizes and generalizes (issue 30).
 
     landscape train --config data/nanda-2023.toml --seeds 0,1,2,3,4 --steps 14000 --log-every 50 --out nanda5.h5
-    python benchmarks/nanda_seeds.py nanda5.h5 [--saved low_precision_mod_addition.pth]
+    python benchmarks/nanda_seeds.py nanda5.h5 [--saved low_precision_mod_addition.pth] [--against RUN.pth]
 
 For every trajectory of FILE: the first logged step with train loss <= 0.1, test loss <= 1, <= 0.1 and <= 0.01,
 the test-loss peak and its step, and the five key frequencies of the token embedding at the last logged step;
@@ -49,6 +49,24 @@ def saved(path: str) -> list:
     return row(np.arange(len(test)) * every, train, test, train_steps=np.arange(len(train)))
 
 
+def against(path: str, t: dict) -> None:
+    """Train and test loss of trajectory ``t`` beside the saved run's at the steps both logged."""
+    import torch
+
+    run = torch.load(path, map_location="cpu", weights_only=False)
+    train = np.array([float(v) for v in run["train_losses"]])
+    test = np.array([float(v) for v in run["test_losses"]])
+    every = round(len(train) / len(test))
+    print(f"\n| step | train loss | saved | relative | test loss | saved | relative |\n|---|---|---|---|---|---|---|")
+    marks = [s for s in (0, 10, 20, 30, 50, 100, 200, 300, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000,
+                         10000, 12000, 14000)]
+    for s, a, b in zip(t["step"], t["train_loss"], t["test_loss"]):
+        s = int(s)
+        if s in marks and s < len(train) and s % every == 0 and np.isfinite(a):
+            ta, tb = train[s], test[s // every]
+            print(f"| {s} | {a:.7g} | {ta:.7g} | {a / ta - 1:+.1e} | {b:.7g} | {tb:.7g} | {b / tb - 1:+.1e} |")
+
+
 def r_last(rows: dict) -> str:
     """The last logged step, as a not-reached cell states it."""
     return next((v[2:] for r in rows.values() for v in r if isinstance(v, str) and v.startswith("> ")), "?")
@@ -70,6 +88,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("file")
     ap.add_argument("--saved", action="append", default=[], metavar="RUN.pth")
+    ap.add_argument("--against", metavar="RUN.pth", help="compare the first trajectory step by step with a saved run")
     args = ap.parse_args()
     rows = {}
     for t in store.read_trajectories(args.file):
@@ -100,6 +119,8 @@ def main() -> int:
     for path in args.saved:
         print(f"| saved run {path.rsplit('/', 1)[-1]} | " + " | ".join(_cell(v) for v in saved(path)) + " |")
     print(f"\n{PAPER}")
+    if args.against:
+        against(args.against, next(t for t in store.read_trajectories(args.file) if len(t["step"])))
     return 0
 
 
