@@ -164,6 +164,7 @@ class Prediction:
     reason: str | None = None
     ratio_low: float | None = None
     ratio_reason: str | None = None
+    premise: str | None = None  # where the run's logged norm shows that pure decay did not carry it to the target
 
 
 @dataclass
@@ -630,8 +631,9 @@ def run_edge(land: ScanAnalysis, memorization: Event, test_loss: float | None) -
     ``r`` above the scan's U at the same norm (1.2 to 1.9 on five draws of the teacher-student data), so it reaches
     the grokking threshold at a smaller norm than the U itself does (``zone_high``). ``r`` is read off the run at its
     memorization step (its test loss there over the U's at its norm, log-log interpolated); the target is the first
-    norm below the norm at memorization where ``r`` times the U is at most the threshold: the regression zone's
-    (``goldilocks`` x the U's minimum), or on classification the U's test loss at the accuracy zone's upper edge.
+    norm below the norm at memorization where ``r`` times the U is at most the regression zone's threshold
+    (``goldilocks`` x the U's minimum). Classification's criterion is test accuracy, which this height does not
+    describe (a run's test loss at memorization can be hundreds of times the U's): no answer there.
     Nothing is fitted: the landscape gives the shape, the run's own memorization its height. The interval covers half
     the grid step at the crossing and the same crossing on the restarts' best and worst U.
     """
@@ -652,8 +654,10 @@ def run_edge(land: ScanAnalysis, memorization: Event, test_loss: float | None) -
         return Estimate(reason=f"the norm at memorization ({memorization.norm:.4g}) lies outside the scanned norms "
                         f"({u['norm'][0]:.4g} .. {u['norm'][-1]:.4g}): the landscape's test loss there is unknown")
     y_best = _log(u["test_loss"])
-    thr = zone.threshold if zone.threshold is not None else float(np.exp(np.interp(math.log(zone.high.value), logw,
-                                                                                   y_best)))
+    if zone.threshold is None:
+        return Estimate(reason="the grokking criterion is test accuracy, and the run's height above the landscape is "
+                        "read on the test loss: use the zone's own edge (zone_high)")
+    thr = zone.threshold
 
     def crossing(y: np.ndarray) -> tuple[float | None, int]:
         below = logw < x0
@@ -741,6 +745,7 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
             if key == "run_edge":
                 est = run_edge(land, mem, _at(t, "test_loss", mem))
             preds.append(predict(mem, key, est, lr, wd, grok, schedule))
+            preds[-1].premise = _premise(t, mem, grok, est, preds[-1], lr * wd)
     steps = np.asarray(t["step"])
     last = int(steps[-1]) if steps.size else None
     for p in (p for p in preds if p.step.value is not None and g.value is None and last is not None):
@@ -774,6 +779,33 @@ def _schedule(t: dict, mem: Event) -> tuple[np.ndarray, float] | None:
     lr = float(t["lr"])
     lrs = np.array([scheduled_lr(lr, s, total, warmup, schedule) for s in range(int(start), total)])
     return lrs, (lr if schedule == "constant" else 0.0)
+
+
+def _premise(t: dict, mem: Event, grok: Event, target: Estimate, p: Prediction, q: float) -> str | None:
+    """Whether the run's own logged norm bears out the decay a prediction assumes, in words where it does not.
+
+    A prediction assumes that AdamW's decay alone shrinks the norm from memorization on. Where the run's logged norm
+    at the predicted step still lies above the target's interval, it did not: the gradient step held the norm up
+    (Adam's normalized update keeps pushing a cross-entropy run outward). The words give the norm there and how fast
+    the norm fell from memorization to grokking (or the last logged step), as a fraction of pure decay."""
+    steps, norms = np.asarray(t["step"], float), np.asarray(t["constrained_norm"], float)
+    if p.step.value is None or target.value is None or mem.norm is None or not steps.size:
+        return None
+    if p.step.value > steps[-1] or not (np.isfinite(norms) & (norms > 0)).all():
+        return None  # beyond the run: untested
+    if grok.step.value is not None and p.step.value > grok.step.value:
+        return None  # the run grokked first: the ratio says so, and after grokking the norm settles
+    w = math.exp(float(np.interp(p.step.value, steps, np.log(norms))))
+    if w <= (target.high if target.high is not None else target.value):
+        return None
+    end = grok if grok.step.value is not None else Event("", Estimate(value=float(steps[-1])), float(norms[-1]))
+    pace = ""
+    if end.step.value > mem.step.value and end.norm and q > 0:
+        fell = math.log(mem.norm / end.norm) / (-math.log1p(-q) * (end.step.value - mem.step.value))
+        pace = (f"; from memorization to {'grokking' if end is grok else 'the last logged step'} the norm fell at "
+                f"{fell:.2g} x the pace of pure decay")
+    return (f"the run's norm at the predicted step {p.step.value:.0f} is {w:.4g}, above the target {target.value:.4g}: "
+            f"weight decay alone did not carry it there (the gradient step holds the norm up){pace}")
 
 
 def _at(t: dict, series: str, event: Event) -> float | None:

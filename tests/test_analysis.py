@@ -525,3 +525,24 @@ def test_run_edge_needs_the_norm_at_memorization_inside_the_scan():
     p = next(q for q in A.analyze(make_scan(grid, power_L(grid, knee=1.0), U(grid)), [traj]).trajectories[0]
              .predictions if q.target == "run_edge")
     assert p.step.value is None and "outside the scanned norms" in p.reason
+
+
+def test_a_norm_held_up_against_decay_is_said_where_the_prediction_assumes_it():
+    """A run whose norm falls at a tenth of pure decay's pace: every prediction says its premise failed, with the
+    norm at the predicted step and the pace; a run that follows pure decay says nothing of the kind."""
+    lr, wd, w_start = 3e-3, 0.1, 70.0
+    step = np.arange(0, 60001, 10)
+    slow = w_start * (1 - lr * wd) ** (0.1 * step)
+    train = np.maximum(20 * np.exp(-step / 30.0), 1e-9)
+    grid = np.geomspace(0.5, 80, 23)
+    U = lambda w: u_curve(w, center=5.0, a=0.5)  # noqa: E731
+    scan = make_scan(grid, power_L(grid, knee=1.0), U(grid))
+    r = A.analyze(scan, [make_traj(step, slow, train, U(slow), wd=wd, lr=lr)]).trajectories[0]
+    zone = next(p for p in r.predictions if p.target == "zone_high")
+    assert zone.ratio > 5  # the run groks far later than pure decay predicts
+    assert "weight decay alone did not carry it there" in zone.premise and "0.1 x the pace of pure decay" in zone.premise
+    from landscape.report import analysis_report
+    assert "prediction to zone_high: the run's norm at the predicted step" in analysis_report(A.analyze(scan, [
+        make_traj(step, slow, train, U(slow), wd=wd, lr=lr)]))
+    fast, _ = _offset_run(1.0)
+    assert all(p.premise is None for p in A.analyze(scan, [fast]).trajectories[0].predictions)
