@@ -242,13 +242,13 @@ def prediction_figure(result: dict) -> Figure | None:
     styles = {"w_c": (TRAIN, "s", "predicted: decay to $w_c$"), "w_star": (TEST, "^", "predicted: decay to $w^*$"),
               "zone_high": ("#009E73", "D", "predicted: decay into the Goldilocks zone"),
               "zone_high_down": ("#CC79A7", "v", "predicted: decay into the zone of the down branch"),
-              "run_edge": ("#D55E00", "P", "predicted: decay until the U, at the run's height, meets the criterion")}
+              "run_edge": ("#56B4E9", "P", "predicted: decay until the U, at the run's height, meets the criterion")}
     for i, p in enumerate(trajs[0]["predictions"]):
         color, marker, label = styles.get(p["target"], (MARK, "x", f"predicted: {p['target']}"))
         steps = np.array([t["predictions"][i]["step"]["value"] or np.nan for t in trajs], dtype=float)
         if not np.isfinite(steps).any():
             continue  # a target this file has nothing for (no down branch, say)
-        ax.plot(wd, steps, marker, color=color, mfc="none", ms=7, label=label)
+        ax.plot(wd, steps, marker, color=color, mfc="none", ms=9, mew=1.5, label=label, zorder=6)
     fits = [s for s in result.get("sweeps") or [] if s.get("slope") is not None]
     title = "Grokking time against weight decay"
     if fits:
