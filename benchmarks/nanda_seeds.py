@@ -2,6 +2,7 @@
 
     landscape train --config data/nanda-2023.toml --seeds 0,1,2,3,4 --steps 14000 --log-every 50 --out nanda5.h5
     python benchmarks/nanda_seeds.py nanda5.h5 [--saved low_precision_mod_addition.pth] [--against RUN.pth]
+    python benchmarks/nanda_seeds.py k0.h5 k1.h5 k2.h5 k3.h5 k4.h5     # one run a file, split and init seed k
 
 For every trajectory of FILE: the first logged step with train loss <= 0.1, test loss <= 1, <= 0.1 and <= 0.01,
 the test-loss peak and its step, and the five key frequencies of the token embedding at the last logged step;
@@ -86,16 +87,19 @@ def _cell(v) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("file")
+    ap.add_argument("file", nargs="+", help="one or more files (one run each with their seed convention)")
     ap.add_argument("--saved", action="append", default=[], metavar="RUN.pth")
     ap.add_argument("--against", metavar="RUN.pth", help="compare the first trajectory step by step with a saved run")
     args = ap.parse_args()
     rows = {}
-    for t in store.read_trajectories(args.file):
-        if len(t["step"]) == 0:
-            continue  # nothing logged yet
-        keys = [t[f"key_frequency/{r}"][-1] for r in range(1, 6)] if "key_frequency/1" in t else None
-        rows[f"seed {t['seed']}"] = row(t["step"], t["train_loss"], t["test_loss"], keys)
+    for path in args.file:
+        for t in store.read_trajectories(path):
+            if len(t["step"]) == 0:
+                continue  # nothing logged yet
+            keys = [t[f"key_frequency/{r}"][-1] for r in range(1, 6)] if "key_frequency/1" in t else None
+            split = (t.get("config") or {}).get("task_options", {}).get("seed", 0)
+            name = f"seed {t['seed']}" + (f", split {split}" if len(args.file) > 1 else "")
+            rows[name] = row(t["step"], t["train_loss"], t["test_loss"], keys)
     header = ["run", "train <= 0.1", "test <= 1", "test <= 0.1", "test <= 0.01", "test-loss peak", "key frequencies"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
@@ -120,7 +124,7 @@ def main() -> int:
         print(f"| saved run {path.rsplit('/', 1)[-1]} | " + " | ".join(_cell(v) for v in saved(path)) + " |")
     print(f"\n{PAPER}")
     if args.against:
-        against(args.against, next(t for t in store.read_trajectories(args.file) if len(t["step"])))
+        against(args.against, next(t for t in store.read_trajectories(args.file[0]) if len(t["step"])))
     return 0
 
 
