@@ -54,9 +54,15 @@ def figures_of(file: str, out: str | None = None, names: str | None = None) -> l
 
 
 def save_figures(drawn: list, echo: bool = False) -> None:
-    """Write the figures of :func:`figures_of` to their paths (``echo``: say so on stdout)."""
+    """Write the figures of :func:`figures_of` to their paths (``echo``: say so on stdout).
+
+    Every path is checked before the first figure is written (a directory is refused); a write that fails (a full
+    disk, a read-only directory) is one line naming the figure (``landscape_plot.save``)."""
     from . import landscape_plot as plot_mod
 
+    for _, path in drawn:
+        if Path(path).is_dir():
+            raise BadInput(f"-o {path}: is a directory, not a figure file")
     for fig, path in drawn:
         plot_mod.save(fig, path)
         if echo:

@@ -334,3 +334,26 @@ def test_trajectory_tables_line_up_with_long_names():
         ends = {[m.end() for m in re.finditer(r"\S+", row)][1] for row in rows}  # right-aligned second column
         assert len(rows) == 3 and len(ends) == 1, text
     assert report.trajectory_table(trajs).splitlines()[0].split()[1] == "lr"  # shown where it varies
+
+
+def test_plot_into_a_directory_or_a_read_only_one_is_one_line(tmp_path, capsys, monkeypatch):
+    """Issue 31: ``-o`` naming a directory (even one called *.png) is refused before any figure is written, and a
+    write the system refuses is one line naming the figure, not a traceback."""
+    out = tmp_path / "s.h5"
+    assert main(["scan", *TINY, "--norms", "0.5:2:3", "--out", str(out)]) == 0
+    (tmp_path / "d.png").mkdir()
+    capsys.readouterr()
+    assert main(["plot", str(out), "-o", str(tmp_path / "d.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a directory, not a figure file" in err
+    import errno
+    from landscape import landscape_plot
+
+    def refuse(path, data, mode_of=None):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(landscape_plot, "write_durably", refuse)
+    assert main(["plot", str(out), "-o", str(tmp_path / "f.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "f.png: cannot write (Read-only file system); the figure was not written" in err
+    assert not (tmp_path / "f.png").exists()
