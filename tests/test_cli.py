@@ -96,6 +96,23 @@ def test_file_task_npz_and_h5(tmp_path):
     assert not read_scan(out2)["classification"]  # float labels: regression
 
 
+@pytest.mark.parametrize("key, bad", [("x_train", "complex"), ("y_train", "boolean"), ("x_test", "boolean")])
+def test_file_task_refuses_complex_and_boolean_arrays_in_one_line(tmp_path, capsys, key, bad):
+    """Issue 31: complex values would lose their imaginary part and booleans would be read as numbers without a
+    word; each is refused naming the array, before any file is written."""
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.normal(size=(20, 4)), "y_train": rng.integers(0, 3, 20),
+              "x_test": rng.normal(size=(10, 4)), "y_test": rng.integers(0, 3, 10)}
+    arrays[key] = arrays[key] * (1 + 1j) if bad == "complex" else arrays[key] > 0
+    np.savez(tmp_path / "d.npz", **arrays)
+    out = tmp_path / "f.h5"
+    assert main(["scan", "--task", "file", "--task-opt", f"path={tmp_path / 'd.npz'}", "--steps", "5", "--norms",
+                 "1", "--quiet", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{key} in " in err and f"is {bad} (dtype" in err
+    assert not out.exists()
+
+
 def _bad_files(tmp_path):
     np.savez(tmp_path / "partial.npz", x_train=np.zeros((3, 2)), y_train=np.zeros(3))
     (tmp_path / "garbage.h5").write_bytes(b"this is not hdf5 at all" * 10)

@@ -52,8 +52,14 @@ def make(path: str = "", widths: str = "200,200", activation: str = "relu", kind
     for key in KEYS:
         if d[key].size == 0 or d[key].ndim == 0:
             raise TaskError(f"file task: {key} in {path!r} is empty")
-        if not (np.issubdtype(d[key].dtype, np.number) or d[key].dtype == bool):
-            raise TaskError(f"file task: {key} in {path!r} is not numeric (dtype {d[key].dtype})")
+        dtype = d[key].dtype
+        if dtype == bool or np.issubdtype(dtype, np.complexfloating):
+            what = "boolean" if dtype == bool else "complex"
+            raise TaskError(f"file task: {key} in {path!r} is {what} (dtype {dtype}); landscape reads real "
+                            "floating-point or integer arrays: convert it (astype(np.float32), or astype(np.int64) "
+                            "for class labels)")
+        if not np.issubdtype(dtype, np.number):
+            raise TaskError(f"file task: {key} in {path!r} is not numeric (dtype {dtype})")
         if np.issubdtype(d[key].dtype, np.inexact) and not np.isfinite(d[key]).all():
             raise TaskError(f"file task: {key} in {path!r} holds NaN or infinite values "
                             f"({int((~np.isfinite(d[key])).sum())} of {d[key].size}); clean the data first")
@@ -62,7 +68,7 @@ def make(path: str = "", widths: str = "200,200", activation: str = "relu", kind
     if x_train.shape[1] != x_test.shape[1]:
         raise TaskError(f"file task: x_train has {x_train.shape[1]} features but x_test has {x_test.shape[1]}")
     if kind == "auto":
-        integer = np.issubdtype(d["y_train"].dtype, np.integer) or d["y_train"].dtype == bool
+        integer = np.issubdtype(d["y_train"].dtype, np.integer)
         kind = "classification" if integer else "regression"
     if kind not in ("classification", "regression"):
         raise TaskError(f"file task: kind must be auto, classification or regression, got {kind!r}")
