@@ -20,7 +20,6 @@ its norm fell at between them as a fraction of pure weight decay's (1: decay alo
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import subprocess
 import sys
@@ -65,19 +64,12 @@ def ratios(path: Path) -> list[dict]:
     rows = []
     for r in sorted(result.trajectories, key=lambda r: (r.init_scale, r.weight_decay)):
         row = {"init": r.init_scale, "wd": r.weight_decay, "measured": r.grokking.step.value,
-               "w_mem": r.memorization.norm, "w_grok": r.grokking.norm, "pace": _pace(r)}
+               "w_mem": r.memorization.norm, "w_grok": r.grokking.norm,
+               "pace": analysis.decay_pace(r.memorization, r.grokking, r.lr, r.weight_decay)}
         for p in r.predictions:
             row[p.target] = (p.step.value, p.ratio if p.ratio is not None else p.ratio_low, p.ratio is None)
         rows.append(row)
     return rows
-
-
-def _pace(r) -> float | None:
-    """How fast the norm fell from memorization to grokking, as a fraction of pure weight decay's pace."""
-    m, g = r.memorization, r.grokking
-    if m.step.value is None or g.step.value is None or g.step.value <= m.step.value:
-        return None
-    return math.log(m.norm / g.norm) / (-math.log1p(-r.lr * r.weight_decay) * (g.step.value - m.step.value))
 
 
 def table(label: str, rows: list[dict]) -> dict[str, float | None]:

@@ -653,11 +653,10 @@ def run_edge(land: ScanAnalysis, memorization: Event, test_loss: float | None) -
     if not logw[0] <= x0 <= logw[-1]:
         return Estimate(reason=f"the norm at memorization ({memorization.norm:.4g}) lies outside the scanned norms "
                         f"({u['norm'][0]:.4g} .. {u['norm'][-1]:.4g}): the landscape's test loss there is unknown")
-    y_best = _log(u["test_loss"])
     if zone.threshold is None:
         return Estimate(reason="the grokking criterion is test accuracy, and the run's height above the landscape is "
                         "read on the test loss: use the zone's own edge (zone_high)")
-    thr = zone.threshold
+    thr, y_best = zone.threshold, _log(u["test_loss"])
 
     def crossing(y: np.ndarray) -> tuple[float | None, int]:
         below = logw < x0
@@ -733,6 +732,7 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
                             "weight decay does not move it, nothing to predict") for k in TARGETS]
     else:
         schedule = _schedule(t, mem)  # once per trajectory: a Python loop over the run's steps
+        pace = _pace_words(t, mem, grok, lr, wd)
         for key, land in (("w_c", scan), ("w_star", scan), ("zone_high", scan), ("zone_high_down", down),
                           ("run_edge", scan)):
             if land is None:
@@ -745,7 +745,7 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
             if key == "run_edge":
                 est = run_edge(land, mem, _at(t, "test_loss", mem))
             preds.append(predict(mem, key, est, lr, wd, grok, schedule))
-            preds[-1].premise = _premise(t, mem, grok, est, preds[-1], lr * wd)
+            preds[-1].premise = _premise(t, grok, est, preds[-1], pace)
     steps = np.asarray(t["step"])
     last = int(steps[-1]) if steps.size else None
     for p in (p for p in preds if p.step.value is not None and g.value is None and last is not None):
@@ -781,15 +781,36 @@ def _schedule(t: dict, mem: Event) -> tuple[np.ndarray, float] | None:
     return lrs, (lr if schedule == "constant" else 0.0)
 
 
-def _premise(t: dict, mem: Event, grok: Event, target: Estimate, p: Prediction, q: float) -> str | None:
+def decay_pace(memorization: Event, end: Event, lr: float, weight_decay: float) -> float | None:
+    """How fast the norm fell from ``memorization`` to ``end`` (grokking, say), as a fraction of the pace of AdamW's
+    decay alone: ``ln(w_mem / w_end) / (-ln(1 - lr wd) * steps between)``; 1 is pure decay. None without both
+    events, a later end, or ``0 < lr wd < 1``."""
+    m, e, q = memorization, end, lr * weight_decay
+    if m.step.value is None or e.step.value is None or not m.norm or not e.norm or e.step.value <= m.step.value \
+            or not 0 < q < 1:
+        return None
+    return math.log(m.norm / e.norm) / (-math.log1p(-q) * (e.step.value - m.step.value))
+
+
+def _pace_words(t: dict, mem: Event, grok: Event, lr: float, wd: float) -> str:
+    """:func:`decay_pace` from memorization to grokking (or the last logged step), in words for :func:`_premise`."""
+    steps, norms = np.asarray(t["step"], float), np.asarray(t["constrained_norm"], float)
+    grokked = grok.step.value is not None
+    end = grok if grokked or not steps.size else Event("", Estimate(value=float(steps[-1])), float(norms[-1]))
+    fell = decay_pace(mem, end, lr, wd)
+    return "" if fell is None else (f"; from memorization to {'grokking' if grokked else 'the last logged step'} "
+                                    f"the norm fell at {fell:.2g} x the pace of pure decay")
+
+
+def _premise(t: dict, grok: Event, target: Estimate, p: Prediction, pace: str) -> str | None:
     """Whether the run's own logged norm bears out the decay a prediction assumes, in words where it does not.
 
     A prediction assumes that AdamW's decay alone shrinks the norm from memorization on. Where the run's logged norm
     at the predicted step still lies above the target's interval, it did not: the gradient step held the norm up
-    (Adam's normalized update keeps pushing a cross-entropy run outward). The words give the norm there and how fast
-    the norm fell from memorization to grokking (or the last logged step), as a fraction of pure decay."""
+    (Adam's normalized update keeps pushing a cross-entropy run outward). The words give the norm there and ``pace``
+    (:func:`_pace_words`)."""
     steps, norms = np.asarray(t["step"], float), np.asarray(t["constrained_norm"], float)
-    if p.step.value is None or target.value is None or mem.norm is None or not steps.size:
+    if p.step.value is None or target.value is None or not steps.size:
         return None
     if p.step.value > steps[-1] or not (np.isfinite(norms) & (norms > 0)).all():
         return None  # beyond the run: untested
@@ -798,12 +819,6 @@ def _premise(t: dict, mem: Event, grok: Event, target: Estimate, p: Prediction, 
     w = math.exp(float(np.interp(p.step.value, steps, np.log(norms))))
     if w <= (target.high if target.high is not None else target.value):
         return None
-    end = grok if grok.step.value is not None else Event("", Estimate(value=float(steps[-1])), float(norms[-1]))
-    pace = ""
-    if end.step.value > mem.step.value and end.norm and q > 0:
-        fell = math.log(mem.norm / end.norm) / (-math.log1p(-q) * (end.step.value - mem.step.value))
-        pace = (f"; from memorization to {'grokking' if end is grok else 'the last logged step'} the norm fell at "
-                f"{fell:.2g} x the pace of pure decay")
     return (f"the run's norm at the predicted step {p.step.value:.0f} is {w:.4g}, above the target {target.value:.4g}: "
             f"weight decay alone did not carry it there (the gradient step holds the norm up){pace}")
 

@@ -319,7 +319,7 @@ def analysis_report(analysis) -> str:
             else:
                 why += [f"prediction to {p.target}: {p.reason}" for p in shown if p.reason]
             why += [f"prediction to {p.target} not confirmed: {p.ratio_reason}" for p in shown if p.ratio_reason]
-            why += [f"prediction to {p.target}: {p.premise}" for p in shown if getattr(p, "premise", None)]
+            why += [f"prediction to {p.target}: {p.premise}" for p in shown if p.premise]
             lines += [f"  {r.name}: {w}" for w in why if w]
         for r in analysis.trajectories:
             for tr in r.transitions:
