@@ -18,7 +18,6 @@ landscape.config.ConfigError: restarts must be an integer >= 1, got 0
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import itertools
 import math
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .plain import BadInput, one_line
+from .registry import Registry
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,37 +36,6 @@ else:  # pragma: no cover
 
 class ConfigError(BadInput):
     """A configuration value is not accepted; the message is one line for the user."""
-
-
-class Registry:
-    """The names of a registry owned by another module, looked up only when a value is checked.
-
-    ``Registry("landscape.optim", "METHODS")`` behaves as the tuple of that dict's
-    keys. The engines and the constrained methods are declared once, beside their
-    code (``ensemble.ENGINES``, ``optim.METHODS``); reading them late keeps torch
-    out of the start-up of commands that do not compute (``info``, ``plot``,
-    ``merge``). ``tests/test_layout.py`` lists these two late lookups.
-    """
-
-    def __init__(self, module: str, name: str):
-        self.module, self.name = module, name
-
-    def entries(self) -> dict[str, Any]:
-        return dict(getattr(importlib.import_module(self.module), self.name))
-
-    def names(self) -> tuple[str, ...]:
-        return tuple(self.entries())
-
-    def describe(self) -> str:
-        """``name: what it is; ...`` from the entries (strings, or objects with a ``label``)."""
-        return "; ".join(f"{k}: {v if isinstance(v, str) else getattr(v, 'label', '')}"
-                         for k, v in self.entries().items())
-
-    def __contains__(self, value) -> bool:
-        return value in self.names()
-
-    def __iter__(self):
-        return iter(self.names())
 
 
 _NOUNS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
@@ -84,8 +53,8 @@ def _is(value, kind) -> bool:
 class Rule:
     """What a field accepts: type, lower bound, choices, whether unset (None) is allowed, whether a list.
 
-    ``minimum`` is inclusive; ``positive`` means finite and > 0; ``nonnegative``
-    finite and >= 0. ``listed`` fields hold a non-empty list of ``kind`` (a lone
+    ``minimum`` and ``maximum`` are inclusive (``bound`` says where the maximum comes from); ``positive`` means
+    finite and > 0; ``nonnegative`` finite and >= 0. ``listed`` fields hold a non-empty list of ``kind`` (a lone
     value is read as a one-element list). ``execution`` fields change how a run
     is computed, never its results; ``per_member`` fields are a sweep's axes,
     stored with each trajectory rather than in the shared identity.
@@ -94,6 +63,8 @@ class Rule:
     kind: type
     help: str = ""
     minimum: int | None = None
+    maximum: int | None = None
+    bound: str = ""  # why the maximum: what the format stores or the numerics count exactly
     positive: bool = False
     nonnegative: bool = False
     optional: bool = False
@@ -129,6 +100,8 @@ class Rule:
             raise ConfigError(f"{must} finite and non-negative, got {value!r}")
         if self.minimum is not None and value < self.minimum:
             raise ConfigError(f"{must} an integer >= {self.minimum}, got {value!r}")
+        if self.maximum is not None and value > self.maximum:
+            raise ConfigError(f"{must} at most {self.maximum} ({self.bound}), got {value!r}")
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f"{must} one of {', '.join(self.choices)}, got {value!r}")
         return float(value) if self.kind is float else value  # 1 from Python or TOML is 1.0, as the flag reads it
@@ -165,6 +138,19 @@ def setting(default: Any, rule: Rule) -> Any:
     return field(default=default, metadata={"rule": rule})
 
 
+# Bounds of counts, from what the format stores and the numerics count exactly; what a run holds in memory is
+# bounded against the machine when the task is known (``landscape.holds``).
+STEPS_MAX = 2 ** 53
+STEPS_BOUND = "float64, which schedules and step grids count in, is exact up to 2^53"
+SEED_MAX = 2 ** 63 - 1
+SEED_BOUND = "seeds are stored as int64"
+
+
+def counted(help: str, minimum: int = 1, **kw) -> Rule:
+    """The rule of a count of steps: an integer between ``minimum`` and 2^53."""
+    return Rule(int, help, minimum=minimum, maximum=STEPS_MAX, bound=STEPS_BOUND, metavar="N", **kw)
+
+
 ENGINES = Registry("landscape.ensemble", "ENGINES")
 BRANCHES = ("independent", "down", "up", "both")  # landscape scan --branch
 METHODS = Registry("landscape.optim", "METHODS")
@@ -189,11 +175,12 @@ class ScanConfig:
     absolute: bool = setting(False, Rule(bool, "norms are raw L2 norms instead of multiples alpha of the "
                                                "default-init norm w0"))
     restarts: int = setting(1, Rule(int, "initializations per norm", minimum=1, metavar="R"))
-    steps: int = setting(1000, Rule(int, "optimizer steps per point", minimum=1, metavar="N"))
+    steps: int = setting(1000, counted("optimizer steps per point"))
     lr: float = setting(0.01, Rule(float, "peak learning rate, cosine-decayed", positive=True, metavar="LR"))
     batch_size: int | None = setting(None, Rule(int, "minibatch size (default: full batch)", minimum=1,
                                                 optional=True, metavar="B"))
-    seed: int = setting(0, Rule(int, "seed for initializations and minibatches", minimum=0, metavar="S"))
+    seed: int = setting(0, Rule(int, "seed for initializations and minibatches", minimum=0, maximum=SEED_MAX,
+                                       bound=SEED_BOUND, metavar="S"))
     method: str = setting("riemannian", Rule(str, "constrained method", choices=METHODS))
     constrain: str = setting("*", Rule(str, "parameters whose joint norm is constrained (globs, comma-separated)",
                                        metavar="GLOB"))
@@ -207,7 +194,7 @@ class ScanConfig:
                                                           "checkpoint (a memorizing solution) instead of the "
                                                           "restarts' initializations", optional=True,
                                                      metavar="NAME"))
-    history: int = setting(0, Rule(int, "also record train and test loss every N steps", minimum=0, metavar="N"))
+    history: int = setting(0, counted("also record train and test loss every N steps", 0))
     save_params: bool = setting(False, Rule(bool, "store the constrained minimizers"))
     chunk: int | None = setting(None, Rule(int, "points per batched computation (default: from memory)",
                                            minimum=1, optional=True, execution=True, metavar="C"))
@@ -268,8 +255,8 @@ class TrainConfig:
                                                   positive=True, listed=True, per_member=True, metavar="A[,A...]"))
     weight_decay: list[float] = setting([0.0], Rule(float, "AdamW decoupled weight decay", nonnegative=True,
                                                     listed=True, per_member=True, metavar="WD[,WD...]"))
-    seeds: list[int] = setting([0], Rule(int, "initialization and minibatch seeds", minimum=0, listed=True,
-                                         per_member=True, metavar="S[,S...]"))
+    seeds: list[int] = setting([0], Rule(int, "initialization and minibatch seeds", minimum=0, maximum=SEED_MAX,
+                                         bound=SEED_BOUND, listed=True, per_member=True, metavar="S[,S...]"))
     torch_seed: bool = setting(False, Rule(bool, "build each model right after torch.manual_seed(seed), as research "
                                                  "code does (default: from a seed derived from it)"))
     lr: list[float] = setting([0.001], Rule(float, "peak learning rate (see --warmup, --schedule)", positive=True,
@@ -280,23 +267,23 @@ class TrainConfig:
                                                   metavar="F[,F...]"))
     betas: list[float] = setting([0.9, 0.999], Rule(float, "Adam's beta1,beta2, each in [0, 1)", nonnegative=True,
                                                     listed=True, metavar="B1,B2"))
-    warmup: int = setting(0, Rule(int, "steps of linear learning-rate warm-up from 0", minimum=0, metavar="N"))
+    warmup: int = setting(0, counted("steps of linear learning-rate warm-up from 0", 0))
     schedule: str = setting("constant", Rule(str, "learning rate after the warm-up", choices=SCHEDULES))
     fix_norm: bool = setting(False, Rule(bool, "train on the sphere of each member's initial norm of the "
                                                "constrained parameters (Riemannian AdamW; weight decay acts "
                                                "on the other parameters only)"))
-    steps: int = setting(10000, Rule(int, "training steps", minimum=1, metavar="N"))
+    steps: int = setting(10000, counted("training steps"))
     batch_size: int | None = setting(None, Rule(int, "minibatch size (default: full batch)", minimum=1,
                                                 optional=True, metavar="B"))
     constrain: str = setting("*", Rule(str, "parameter set whose norm is logged as constrained_norm (and held "
                                             "fixed with --fix-norm)", metavar="GLOB"))
-    log_every: int = setting(0, Rule(int, "log every N steps (0: a log-spaced grid)", minimum=0, metavar="N"))
+    log_every: int = setting(0, counted("log every N steps (0: a log-spaced grid)", 0))
     log_points: int = setting(100, Rule(int, "points of the log-spaced grid", minimum=1, metavar="N"))
     metrics: list[str] | None = setting(None, Rule(str, "metrics to log (default: the task's default set; "
                                                         "`landscape metrics` lists them)", listed=True,
                                                    optional=True, execution=True, metavar="NAME[,NAME...]"))
-    checkpoint_every: int = setting(1000, Rule(int, "write logs and a resumable checkpoint every N steps",
-                                               minimum=1, execution=True, metavar="N"))
+    checkpoint_every: int = setting(1000, counted("write logs and a resumable checkpoint every N steps",
+                                                       execution=True))
     chunk: int | None = setting(None, Rule(int, "trajectories per batched computation", minimum=1,
                                            optional=True, execution=True, metavar="C"))
     engine: str = setting("auto", Rule(str, "how the batch is computed", choices=ENGINES, execution=True))

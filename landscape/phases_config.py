@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .config import ConfigError, Rule, TrainConfig, setting
+from .config import STEPS_BOUND, STEPS_MAX, ConfigError, Rule, TrainConfig, setting
 from .grid import parse_values
 from .phase_rule import AXES, Axis, PhaseRule, default_gap
 
@@ -26,7 +26,7 @@ class PhasesConfig(TrainConfig):
                                         positive=True, metavar="A"))
     gap: int | None = setting(None, Rule(int, "grokking when t_test - t_train exceeds N steps, else comprehension "
                                               "(default 10%% of --steps, at most 1000)", minimum=0, optional=True,
-                                         metavar="N"))
+                                         maximum=STEPS_MAX, bound=STEPS_BOUND, metavar="N"))
     train_loss: float | None = setting(None, Rule(float, "regression: t_train is the first step with train loss "
                                                          "<= L (default: the knee of a scan in the file)",
                                                   positive=True, optional=True, metavar="L"))

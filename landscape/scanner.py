@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import fused, optim, sphere
+from . import fused, holds, optim, sphere
 from .config import ScanConfig
 from .ensemble import Layout
 from .grid import norm_groups, parse_norms, product
@@ -83,15 +83,18 @@ def make_plan(config: ScanConfig, task: Task) -> Plan:
     globs = [g for g, _ in groups] if groups else None
     module, layout, config.engine, note = model_of(task, config.constrain, config.engine,
                                                    derived_seed(config.seed, 1, 0), globs)
-    dirs = torch.stack([init_params(task, layout, derived_seed(config.seed, 1, r))[1] for r in range(config.restarts)])
-    w0 = sphere.constrained_norm(dirs[:1], layout.sphere_mask())[0].double().numpy()
     shape: tuple[int, ...] = ()
     if groups:
         axes = [parse_norms(spec) for _, spec in groups]
         shape = tuple(len(a) for a in axes)
         values = product(axes)
     else:
-        values, w0 = parse_norms(config.norms), float(w0)
+        values = parse_norms(config.norms)
+    holds.check(_holds(config, len(values), layout.size))
+    dirs = torch.stack([init_params(task, layout, derived_seed(config.seed, 1, r))[1] for r in range(config.restarts)])
+    w0 = sphere.constrained_norm(dirs[:1], layout.sphere_mask())[0].double().numpy()
+    if not groups:
+        w0 = float(w0)
     if config.absolute:
         norm, alpha = values, values / w0
     else:
@@ -100,6 +103,19 @@ def make_plan(config: ScanConfig, task: Task) -> Plan:
         raise ValueError(f"norms must lie between 1e-30 and 1e30 in absolute terms (float32), got "
                          f"{norm.min():.3g} to {norm.max():.3g} (w0 = {np.round(w0, 4)})")
     return Plan(config, task, module, layout, alpha, norm, w0, dirs, globs, shape, (note,) if note else ())
+
+
+def _holds(config: ScanConfig, n_norms: int, n_params: int) -> list[tuple[str, float]]:
+    """What a scan holds at once (``landscape.holds``): its restarts' initializations, and each point's results
+    (losses, accuracies, step count, status; the saved parameters and loss history where asked for)."""
+    r, points = config.restarts, n_norms * config.restarts
+    history = (config.steps // config.history + 2) * 2 * holds.FLOAT64 if config.history else 0
+    per_point = 6 * holds.FLOAT64 + history + (n_params * holds.FLOAT32 if config.save_params else 0)
+    return [(f"--restarts {r} ({r} initializations of {n_params} parameters)", r * n_params * holds.FLOAT32),
+            (f"{points} point{'s' if points > 1 else ''} ({n_norms} norm{'s' if n_norms > 1 else ''} x {r} restart"
+             f"{'s' if r > 1 else ''}) with --steps {config.steps}"
+             + (f", --history {config.history}" if config.history else "")
+             + (", --save-params" if config.save_params else ""), points * per_point)]
 
 
 def auto_chunk(plan: Plan, budget: int = MEMORY_BUDGET) -> int:

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import fused, memory, metrics, optim, sphere, store
+from . import fused, holds, memory, metrics, optim, sphere, store
 from .config import Member, TrainConfig
 from .ensemble import Layout
 from .loop import Worker, chunk_size, derived_seed, init_params, model_of
@@ -64,8 +64,20 @@ def make_plan(config: TrainConfig, task: Task) -> TrainPlan:
     chosen = metrics.select(task, config.metrics)
     skipped = metrics.skipped(task) if config.metrics is None else {}
     notes = ([note] if note else []) + ([metrics.describe_skipped(skipped)] if skipped else [])
-    return TrainPlan(config, task, module, layout, config.members(), log_steps(config),
-                     metrics.series(layout, chosen), chosen, skipped, tuple(notes))
+    series = metrics.series(layout, chosen)
+    holds.check([(_logged_rows(config), holds.FLOAT64 * (1 + len(series)) * _n_logged(config))])
+    return TrainPlan(config, task, module, layout, config.members(), log_steps(config), series, chosen, skipped,
+                     tuple(notes))
+
+
+def _n_logged(config: TrainConfig) -> int:
+    """How many steps :func:`log_steps` builds before dropping repeats, at most (computed without building them)."""
+    return (config.steps // config.log_every if config.log_every else config.log_points) + 2
+
+
+def _logged_rows(config: TrainConfig) -> str:
+    how = f"--log-every {config.log_every}" if config.log_every else f"--log-points {config.log_points}"
+    return f"--steps {config.steps} with {how} (up to {_n_logged(config)} logged rows of each series)"
 
 
 def initial_theta(plan: TrainPlan, member: Member) -> torch.Tensor:

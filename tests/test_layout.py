@@ -9,8 +9,9 @@ PACKAGE = Path(__file__).parent.parent / "landscape"
 
 # Level of each module (a package counts for all its files); imports must point to a lower level.
 LEVELS = {
-    "version": 0, "plain": 0, "status": 0, "state": 0, "grid": 0, "memory": 0, "transitions": 0, "phase_rule": 0,
-    "config": 1, "tasks": 1, "sphere": 1,
+    "version": 0, "plain": 0, "registry": 0, "status": 0, "state": 0, "grid": 0, "memory": 0, "transitions": 0,
+    "phase_rule": 0,
+    "config": 1, "tasks": 1, "sphere": 1, "holds": 1,
     "optim": 2, "mlp": 2, "store": 2, "report": 2, "phases_config": 2,
     "ensemble": 3, "fused": 3, "landscape_plot": 3, "labelled": 3, "cluster": 3, "hysteresis": 3, "plane": 3,
     "loop": 4, "whole": 4, "metrics": 4, "training_plot": 4, "plane_plot": 4,
