@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import cluster
 from .config import ScanConfig, TrainConfig
-from .plain import BadInput, bad_input
+from .plain import BadInput, bad_input, check_output
 
 
 def _plan(cfg, shard_spec: str | None, make_plan, auto_chunk, quiet: bool = False):
@@ -53,6 +53,9 @@ def apply_threads(cfg) -> None:
 
     import torch
 
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if cfg.threads is not None and cpus and cfg.threads > cpus:
+        raise BadInput(f"--threads must be at most {cpus} (the CPUs this process may run on), got {cfg.threads}")
     if cfg.threads is None:
         for var in ("SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS"):
             if os.environ.get(var, "").strip().isdigit() and int(os.environ[var]) > 0:
@@ -89,6 +92,7 @@ def scan(cfg: ScanConfig, out: str, shard_spec: str | None = None, overwrite: bo
     :func:`train`'s ``table``."""
     from . import loop, report, scanner as scan_mod, store
 
+    check_output(out)
     quiet_end = quiet or not table
     if cfg.branch != "independent":
         return scan_branches(cfg, out, shard_spec, overwrite, quiet, table)
@@ -216,6 +220,7 @@ def train(cfg: TrainConfig, out: str, shard_spec: str | None = None, overwrite: 
     from . import report, store, trainer as train_mod
     from .state import TrainState
 
+    check_output(out)
     plan, size, shard = _plan(cfg, shard_spec, train_mod.make_plan, train_mod.members_per_chunk, quiet)
     if cfg.engine == "loop":
         size = 1  # separate runs, one trajectory after the other
@@ -328,6 +333,7 @@ def merge(patterns: list[str], out: str, allow_partial: bool = False) -> int:
         if not found:
             raise BadInput(f"merge: no file matches {pattern!r}")
         paths += found
+    check_output(out)
     with bad_input(), store.writer_lock(out), cluster.Termination(immediate=True) as term, term.critical():
         result = merge_files(paths, out, allow_partial=allow_partial)
     print(f"merged {len(result.shards)} shards into {out}: {result.points} scan points, "

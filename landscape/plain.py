@@ -12,6 +12,8 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -99,3 +101,32 @@ def user_frame(e: BaseException) -> str:
             shapes.append(f"{arg}: {list(value.shape)}")
     called = f", called with {', '.join(shapes)}" if shapes else ""
     return f" (in {code.co_name}, {os.path.basename(code.co_filename)}:{line}{called})"
+
+
+def check_output(path: str | os.PathLike, flag: str = "--out") -> None:
+    """Refuse, before any work, an output path that cannot be written: a directory, a symbolic link loop, a
+    directory that does not exist or cannot be written to (tried with a real temporary file, which is what
+    holds for root and on read-only mounts as well), or a read-only file. ``BadInput`` naming ``flag``."""
+    import errno
+    import tempfile
+
+    p = Path(path)
+    try:
+        p.stat()
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise BadInput(f"{flag} {path}: a symbolic link loop; name a file") from None
+        raise BadInput(f"{flag} {path}: {e.strerror}") from None
+    if p.is_dir():
+        raise BadInput(f"{flag} {path}: is a directory, not a file")
+    parent = Path(os.path.realpath(p)).parent
+    if not parent.is_dir():
+        raise BadInput(f"{flag} {path}: directory {str(parent)!r} does not exist")
+    try:
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as e:
+        raise BadInput(f"{flag} {path}: directory {str(parent)!r} cannot be written to ({e.strerror})") from None
+    if p.exists() and not os.access(p, os.W_OK):
+        raise BadInput(f"{flag} {path}: the file is read-only; make it writable (chmod u+w) or choose another")

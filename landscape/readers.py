@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from .plain import BadInput, bad_input, to_json
+from .plain import BadInput, bad_input, check_output, to_json
 
 
 def figures_of(file: str, out: str | None = None, names: str | None = None) -> list:
@@ -61,8 +61,7 @@ def save_figures(drawn: list, echo: bool = False) -> None:
     from . import landscape_plot as plot_mod
 
     for _, path in drawn:
-        if Path(path).is_dir():
-            raise BadInput(f"-o {path}: is a directory, not a figure file")
+        check_output(path, "-o")
     for fig, path in drawn:
         plot_mod.save(fig, path)
         if echo:

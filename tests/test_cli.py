@@ -362,7 +362,7 @@ def test_plot_into_a_directory_or_a_read_only_one_is_one_line(tmp_path, capsys, 
     capsys.readouterr()
     assert main(["plot", str(out), "-o", str(tmp_path / "d.png")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "is a directory, not a figure file" in err
+    assert err.count("\n") == 1 and "is a directory, not a file" in err
     import errno
     from landscape import landscape_plot
 
