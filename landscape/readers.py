@@ -118,11 +118,12 @@ def _analysis(file, store, criteria, accuracy, write, show) -> tuple[dict, str]:
         scan_data = store.read_scan(file)
         branches = store.read_branches(file)
         trajs = store.read_trajectories(file)
-    if scan_data is not None and not (scan_data["status"] == Status.DONE).any():
+    unfinished = scan_data is not None and not (scan_data["status"] == Status.DONE).any()
+    if (scan_data is None or unfinished) and not trajs and not branches:
+        raise BadInput(f"{file}: holds neither finished scan points nor trajectories to analyze")
+    if unfinished:
         print(f"{file}: the scan has no finished points; analyzing the trajectories alone", file=sys.stderr)
         scan_data = None
-    if scan_data is None and not trajs and not branches:
-        raise BadInput(f"{file}: holds neither finished scan points nor trajectories to analyze")
     crit = analysis.Criteria(**{k: v for k, v in criteria.items() if v is not None}, accuracy=accuracy)
     result = analysis.analyze(scan_data, [t for t in trajs if len(t["step"])], crit, branches)
     data = analysis.to_dict(result)

@@ -205,10 +205,16 @@ def main_(spec_path: str, result_path: str) -> None:
         scale = max([added] + [os.path.getsize(p) for p in watch if os.path.exists(p)])  # what a commit needs
         n = spec["points"]
         trials = [("fill", round(i * 2.2 * scale / (n - 1))) for i in range(n)]
+        if "draws" in spec:  # the fuzzer's random points: fractions of 2.2 times what the clean run wrote
+            trials = [("fill", round(u * 2.2 * scale)) for u, _ in spec["draws"]]
     else:
         syscalls = KILL_SYSCALLS if mode == "kill" else ENOSPC_SYSCALLS
         result["counts"] = _count(argv, str(d / "clean.strace"), syscalls, watch if mode == "enospc" else None)
         trials = plan(result["counts"], spec.get("samples", 10**9))
+        if "draws" in spec:  # the fuzzer's random points: (which call, which of its calls), each in [0, 1)
+            made = sorted((k, c) for k, c in result["counts"].items() if c)
+            trials = [(made[int(u * len(made))][0], 1 + int(v * made[int(u * len(made))][1]))
+                      for u, v in spec["draws"]]
     result["clean_files"] = _keep(watch, d / "clean")
     for i, (syscall, n) in enumerate(trials):
         _clear(work)  # each trial starts from nothing but the inputs
