@@ -219,7 +219,9 @@ def test_readers_refuse_truncated_and_bit_flipped_files_in_one_line(finished, en
 def _full_disk_prop(tmp_path, env, made, count):
     import test_full_disk as disk
 
-    modes = [m for m, ok in (("fill", _can_mount(tmp_path)), ("enospc", disk._strace_works())) if ok]
+    probe = tmp_path / "probe"
+    modes = [m for m, ok in (("fill", _can_mount(probe)), ("enospc", disk._strace_works())) if ok]
+    subprocess.run(["umount", "-l", str(probe)], check=False, capture_output=True)
     if not modes:
         pytest.skip("neither a small tmpfs nor strace is available here")
 
