@@ -89,22 +89,6 @@ def test_sharded_scan_merges_to_the_unsharded_run(tmp_path):
     assert all(np.array_equal(before[k], after[k], equal_nan=True) for k in before)
 
 
-def test_merge_keeps_groups_it_does_not_know(tmp_path):
-    """A group written by a newer landscape or by the user is copied as it is, never dropped."""
-    out = tmp_path / "s.h5"
-    for i in range(2):
-        assert main([*SCAN, "--out", str(out), "--shard", f"{i}/2"]) == 0
-    with h5py.File(cluster.shard_path(out, 1, 2), "r+") as f:
-        g = f.create_group("notes")
-        g.attrs["author"] = "me"
-        g.create_dataset("table", data=np.arange(5.0))
-    assert main(["merge", str(tmp_path / "s.shard-*.h5"), "-o", str(out)]) == 0
-    with h5py.File(out) as f:
-        assert f["notes"].attrs["author"] == "me"
-        np.testing.assert_array_equal(f["notes/table"][()], np.arange(5.0))
-        assert "scan" in f
-
-
 def test_sharded_sweep_merges_to_the_unsharded_sweep(tmp_path):
     out = tmp_path / "t.h5"
     for i in range(3):

@@ -1,6 +1,7 @@
 """The HDF5 format, owned in one place: one module per group of the file.
 
 ``format``        the file: name and version, opening and refusing, root attributes, errors
+``schema``        what the file may hold: every group and dataset, its kind of values and shape, checked on open
 ``durable``       commits: every change made in memory, then written, checked and renamed into place whole
 ``scan``          ``/scan`` and ``/branches/*``: the reduced landscape, written chunk by chunk
 ``trajectories``  ``/trajectories/NAME``: logged series and checkpoints of free training

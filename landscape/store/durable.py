@@ -78,7 +78,7 @@ def in_memory(data: bytes | None, path: Path) -> h5py.File:
         f = h5py.File(h5f.open(name, h5f.ACC_RDWR, fapl=fapl))
     except (OSError, ValueError) as e:
         raise StoreError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {one_line(e)}") from None
-    check_format(f, path)  # (closes f when it refuses it)
+    check_format(f, path, shapes=False)  # (closes f when it refuses it; the opener checked the shapes)
     return f
 
 

@@ -67,10 +67,13 @@ def damaged_as_error(path):
         raise StoreError(f"{path}: damaged or incomplete landscape file ({type(e).__name__}: {one_line(e)})") from None
 
 
-def open_file(path: str | Path, mode: str = "r") -> h5py.File:
-    """Open a landscape file, turning unreadable or foreign files into ``StoreError``.
+def open_file(path: str | Path, mode: str = "r", shapes: bool = True) -> h5py.File:
+    """Open a landscape file, turning unreadable, foreign or damaged files into ``StoreError``.
 
-    Waits (up to ``LOCK_WAIT`` seconds) while another process holds the file.
+    Every group and dataset must be one the format defines, with its kind of values
+    (``schema.check_contents``) and, with ``shapes``, its shape; without, a file damaged
+    only in its shapes opens, for ``--overwrite`` to replace. Waits (up to ``LOCK_WAIT``
+    seconds) while another process holds the file.
     """
     path = Path(path)
     if path.is_dir():
@@ -94,12 +97,15 @@ def open_file(path: str | Path, mode: str = "r") -> h5py.File:
             if locked:
                 raise StoreError(f"{path}: still locked by another process after {LOCK_WAIT:.0f} s") from None
             raise StoreError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {one_line(e)}") from None
-    check_format(f, path)
+    check_format(f, path, shapes)
     return f
 
 
-def check_format(f: h5py.File, path) -> None:
-    """Refuse (and close) an open HDF5 file that landscape did not write, or wrote in a newer format."""
+def check_format(f: h5py.File, path, shapes: bool = True) -> None:
+    """Refuse (and close) an open HDF5 file that landscape did not write, wrote in a newer format, or that holds
+    what the format does not define (``schema.check_contents``; its shapes too with ``shapes``)."""
+    from .schema import check_contents  # (schema reads the groups' declarations, which import this module)
+
     if f.attrs.get("format") != FORMAT and len(f.keys()) + len(f.attrs) > 0:
         f.close()
         raise StoreError(f"{path}: an HDF5 file, but not one written by landscape (no format='{FORMAT}' attribute)")
@@ -107,6 +113,31 @@ def check_format(f: h5py.File, path) -> None:
     if int(version) > FORMAT_VERSION:
         f.close()
         raise StoreError(f"{path}: format version {version} is newer than this landscape reads ({FORMAT_VERSION})")
+    key = _identity(f)
+    if key in _CHECKED:
+        return
+    try:
+        check_contents(f, path, shapes)
+    except StoreError:
+        f.close()
+        raise
+    if key is not None and shapes:
+        _CHECKED.add(key)
+
+
+_CHECKED: set[tuple] = set()  # files whose contents passed the whole check in this process, by identity
+
+
+def _identity(f: h5py.File) -> tuple | None:
+    """A file on disk as opened (device, inode, size, times), so that a reader opening it again skips the check
+    of its contents; None for a file in memory, or one changed within the last 2 s (file times are coarser than
+    a write: the same racy-clean rule as Git's index)."""
+    if f.driver != "sec2":
+        return None
+    st = os.fstat(f.id.get_vfd_handle())
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < 2_000_000_000:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 # ---------------------------------------------------------------- names beside the file
@@ -226,7 +257,7 @@ def check_task(f: h5py.File, path, task, fingerprint: str) -> None:
 
 def same_task(path, task) -> None:
     """Refuse (``StoreError``) the landscape file ``path`` when it holds another task or other data."""
-    with open_file(path, "r") as f, damaged_as_error(path):
+    with open_file(path, "r", shapes=False) as f, damaged_as_error(path):  # (a damaged file may be replaced)
         check_task(f, path, task, data_fingerprint(task))
 
 

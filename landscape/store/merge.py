@@ -4,10 +4,11 @@ Checks that every shard holds the same experiment (task, data, scan and training
 settings), takes each scan point and each trajectory from the shard that
 finished it, reports overlaps that disagree and points or trajectories that no
 shard finished, and writes the result atomically (a temporary file renamed into
-place). Top-level groups this module does not know are copied as they are,
-from the first file that holds them; inside ``/scan`` only the declared
-datasets are merged (the rest come from the first shard), and the root
-attributes are the first shard's. Merging the same shards again gives the same file.
+place). A shard or output that holds anything the format does not define is
+refused when opened (``schema``), so every group is one this module knows;
+inside ``/scan`` the per-point datasets are merged (the axes come from the
+first shard), and the root attributes are the first shard's. Merging the same
+shards again gives the same file.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from . import trajectories as traj_group
 from .durable import image, in_memory, write_durably, write_errors
 from .format import StoreError, damaged_as_error, open_file, to_json
 
-KNOWN = ("scan", "branches", "trajectories", "analysis", "phases")  # merged, or dropped (analysis, phases)
 _PART = {"independent": "scan", "down": "down", "up": "up"}  # each scan group's key in an identity
 SCANS = tuple(_PART.values())
 
@@ -190,11 +190,6 @@ def _write(dst, files, paths, idents, existing, out, parts, whole, report: Repor
         for name, g in existing["trajectories"].items():
             if name not in top:
                 traj_group.copy_trajectory(g, top, name)
-    # every other group (written by a newer landscape, or by the user) is kept as it is
-    for f, _, _ in holders:
-        for name in f:
-            if name not in KNOWN and name not in dst:
-                f.copy(f[name], dst, name=name)
 
 
 def _root(dst: h5py.File, files, existing, paths) -> None:

@@ -110,7 +110,7 @@ def prepare_scan(path: str | Path, config, plan, overwrite: bool = False,
     name, what = GROUPS[branch], "scan" if branch == "independent" else f"{branch} branch"
     new = True
     if path.exists():
-        with open_file(path, "r") as f, damaged_as_error(path):
+        with open_file(path, "r", shapes=not overwrite) as f, damaged_as_error(path):
             if not overwrite:  # (with overwrite, opening it proved it is a landscape file; it is replaced below)
                 check_task(f, path, plan.task, fingerprint)
                 if name in f:

@@ -29,7 +29,7 @@ def stage(path: str | Path, copy: bool, members: list[str] | None = None) -> Pat
     can tell when it no longer fits.
     """
     path, work = real(path), staging(path)
-    with open_file(path, "r"):
+    with open_file(path, "r", shapes=False):  # a file damaged in its shapes is what --overwrite replaces
         pass
     with commit(work, new=not copy, source=path if copy else None):
         pass

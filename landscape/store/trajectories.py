@@ -104,8 +104,8 @@ def prepare_trajectories(path: str | Path, config, plan, overwrite: bool = False
     path = Path(path)
     fingerprint = data_fingerprint(plan.task)
     ident = json.loads(to_json(config.identity()))
-    if path.exists():
-        with open_file(path, "r") as f, damaged_as_error(path):
+    if path.exists():  # (with overwrite, a trajectory damaged in its shapes is replaced below)
+        with open_file(path, "r", shapes=not overwrite) as f, damaged_as_error(path):
             check_task(f, path, plan.task, fingerprint)
             for m in plan.members:
                 key = f"trajectories/{m.name}"
