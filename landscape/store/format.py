@@ -63,7 +63,7 @@ def damaged_as_error(path):
         yield
     except StoreError:
         raise
-    except (KeyError, OSError, ValueError, TypeError, AttributeError) as e:
+    except (KeyError, OSError, ValueError, TypeError, AttributeError, RuntimeError) as e:
         raise StoreError(f"{path}: damaged or incomplete landscape file ({type(e).__name__}: {one_line(e)})") from None
 
 
@@ -104,6 +104,16 @@ def open_file(path: str | Path, mode: str = "r", shapes: bool = True) -> h5py.Fi
 def check_format(f: h5py.File, path, shapes: bool = True) -> None:
     """Refuse (and close) an open HDF5 file that landscape did not write, wrote in a newer format, or that holds
     what the format does not define (``schema.check_contents``; its shapes too with ``shapes``)."""
+    try:
+        _check_format(f, path, shapes)
+    except StoreError:
+        raise
+    except (KeyError, OSError, ValueError, TypeError, AttributeError, RuntimeError) as e:  # unreadable metadata
+        f.close()
+        raise StoreError(f"{path}: damaged or incomplete landscape file ({type(e).__name__}: {one_line(e)})") from None
+
+
+def _check_format(f: h5py.File, path, shapes: bool) -> None:
     from .schema import check_contents  # (schema reads the groups' declarations, which import this module)
 
     if f.attrs.get("format") != FORMAT and len(f.keys()) + len(f.attrs) > 0:

@@ -145,7 +145,9 @@ def merge(paths: list[str | Path], out: str | Path, allow_partial: bool = False)
                     raise StoreError(f"merge: {out} exists and holds another experiment ({why}); choose another -o")
             dst = in_memory(None, out)  # built in memory, written whole (landscape.store.durable)
             try:
-                _write(dst, files, paths, idents, existing, out, parts, whole, report)
+                which = paths[0] if len(paths) == 1 else f"one of the {len(paths)} inputs ({paths[0]}, ...)"
+                with damaged_as_error(which):  # a dataset a finished file must hold, missing
+                    _write(dst, files, paths, idents, existing, out, parts, whole, report)
                 if not report.complete:
                     if not allow_partial:
                         raise StoreError(f"merge: {report.describe_missing()}; rerun the failed shards, or pass "

@@ -63,6 +63,7 @@ class Layout:
 
     arrays: tuple[tuple[str, Array], ...] = ()
     groups: tuple[tuple[str, Union["Layout", Callable, None]], ...] = ()
+    required: tuple[str, ...] = ()  # datasets every such group holds (a reader may take them for granted)
 
 
 def _either(names) -> str:
@@ -86,7 +87,8 @@ def scan_layout(g: h5py.Group) -> Layout:
               ("constrained", Array(FLAGS, ("parameter",)))]
     if g.name != "/" + scan.GROUPS["independent"]:
         arrays.append(("last_params", Array(FLOAT, ("restart", "parameter"))))
-    return Layout(tuple((re.escape(name), spec) for name, spec in arrays), (("history", None),))
+    return Layout(tuple((re.escape(name), spec) for name, spec in arrays), (("history", None),),
+                  ("status", "train_loss", "test_loss", *norms))
 
 
 _SERIES = f"(?!{_either(trajectories.RESERVED)}(?:/|$))[^/]+"  # a metric's name, or a family's
@@ -95,7 +97,8 @@ TRAJECTORY = Layout(  # /trajectories/NAME: the series are open-ended, named aft
             (f"{_either(trajectories.CHECKPOINT_SLOTS)}/{_either(CHECKPOINT_ARRAYS)}", Array(FLOAT, (ANY,))),
             (_SERIES, Array(FLOAT, ("step",))),
             (f"{_SERIES}/[^/]+", Array(FLOAT, ("step",)))),
-    groups=((_either(trajectories.CHECKPOINT_SLOTS), None), (_SERIES, None)))
+    groups=((_either(trajectories.CHECKPOINT_SLOTS), None), (_SERIES, None)),
+    required=("step", "train_loss", "test_loss"))
 ANALYSIS = Layout(  # /analysis: the result is attributes; one row per trajectory
     arrays=tuple((f"trajectories/{pattern}", Array(kind, ("trajectory",))) for pattern, kind in (
         ("name", STRING), ("weight_decay", FLOAT), ("(?:memorization|grokking)_step", FLOAT),
@@ -104,7 +107,7 @@ ANALYSIS = Layout(  # /analysis: the result is attributes; one row per trajector
 PHASES = Layout(arrays=(
     ("x", Array(FLOAT, ("x",))), ("y", Array(FLOAT, ("y",))), ("seed", Array(INT, ("seed",))),
     ("phase", Array(PHASE, ("x", "y", "seed"))), ("t_(?:train|test)", Array(FLOAT, ("x", "y", "seed"))),
-    ("trajectory", Array(STRING, ("x", "y", "seed")))))
+    ("trajectory", Array(STRING, ("x", "y", "seed")))), required=("x", "y", "seed", "phase"))
 ROOT = Layout(groups=(
     (re.escape(scan.GROUPS["independent"]), scan_layout),
     ("branches", None),
@@ -187,6 +190,10 @@ def _walk(gid, where: str, layout: Layout, shapes: bool) -> None:
             found.append((hit[0], rel, obj.shape, hit[1]))
 
     visit(gid, "")
+    held = {rel for _, rel, _, _ in found}
+    missing = [name for name in layout.required if name not in held]
+    if missing:
+        raise _Refused(f"{where}/{missing[0]} is missing", damaged=True)
     if not shapes:
         return
     sizes: dict[str, int] = {}
@@ -208,5 +215,5 @@ def check_contents(f: h5py.File, path, shapes: bool = True) -> None:
         what = "damaged or incomplete landscape file" if e.damaged else \
             "not a landscape file as this version writes it"
         raise StoreError(f"{path}: {what}: {e}") from None
-    except (KeyError, OSError, ValueError, TypeError) as e:  # an object the library cannot open
+    except (KeyError, OSError, ValueError, TypeError, RuntimeError) as e:  # an object the library cannot open
         raise StoreError(f"{path}: damaged or incomplete landscape file ({type(e).__name__}: {one_line(e)})") from None

@@ -1,0 +1,79 @@
+"""Every failure the fuzzer (``tests/test_fuzz.py``, ``tests/test_fuzz_files.py``) found, kept as a named test.
+
+Each is the shrunk example hypothesis reported, rebuilt without hypothesis so that it runs as it was found.
+"""
+
+import shutil
+
+import h5py
+import pytest
+
+from landscape.cli import main
+from test_fuzz_files import KINDS, _read_all, _verdict
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    out = {}
+    for kind in ("branches", "phases", "scan"):
+        path = tmp_path_factory.mktemp(kind) / "f.h5"
+        for argv in KINDS[kind]:
+            assert main([*argv, "--out", str(path)]) == 0
+        out[kind] = path
+    return out
+
+
+def _damaged(files, kind, tmp_path, edit):
+    path = tmp_path / "damaged.h5"
+    shutil.copyfile(files[kind], path)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    return path
+
+
+def _refused_by_all(path, tmp_path, *words):
+    results = _read_all(path, tmp_path)
+    _verdict(results)
+    for command, code, err in results:
+        assert code == 2, (command, err)
+        for w in words:
+            assert w in err, (command, err)
+
+
+def test_merge_of_a_branch_without_its_alpha_axis(files, tmp_path):
+    """Found: ``('branches', 'remove', '/branches/down/alpha')``: merge raised KeyError."""
+    path = _damaged(files, "branches", tmp_path, lambda f: f.__delitem__("branches/down/alpha"))
+    _refused_by_all(path, tmp_path, "damaged or incomplete landscape file", "alpha")
+
+
+def test_merge_of_a_phase_grid_whose_trajectory_lost_its_test_loss(files, tmp_path):
+    """Found: ``('phases', 'remove', '/trajectories/lr0.03_wd1_init1_seed0/test_loss')``: merge (classifying the
+    phase grid) raised KeyError."""
+    path = _damaged(files, "phases", tmp_path, lambda f: f.__delitem__("trajectories/lr0.03_wd1_init1_seed0/test_loss"))
+    _refused_by_all(path, tmp_path, "/trajectories/lr0.03_wd1_init1_seed0/test_loss is missing")
+
+
+@pytest.mark.parametrize("name", ["status", "train_loss", "test_loss", "norm"])
+def test_a_scan_without_a_dataset_every_scan_holds(files, tmp_path, name):
+    path = _damaged(files, "scan", tmp_path, lambda f: f.__delitem__(f"scan/{name}"))
+    _refused_by_all(path, tmp_path, f"/scan/{name} is missing")
+
+
+def test_a_flipped_bit_in_a_group_index(files, tmp_path):
+    """Found: ``('branches', 'flip', [(112, 1)])``, a bit of the root group's B-tree signature: every reader raised
+    RuntimeError ("wrong B-tree signature") from h5py."""
+    data = bytearray(files["branches"].read_bytes())
+    data[data.index(b"TREE")] ^= 1
+    path = tmp_path / "flipped.h5"
+    path.write_bytes(bytes(data))
+    _refused_by_all(path, tmp_path, "damaged or incomplete landscape file")
+
+
+def test_analyze_of_a_file_with_nothing_finished_is_one_line(files, tmp_path, capsys):
+    """Found by the full-disk fuzzer: a scan stopped before its first point, analyzed, printed a note and then the
+    error (two lines)."""
+    path = _damaged(files, "scan", tmp_path, lambda f: f["scan/status"].__setitem__(..., 0))
+    capsys.readouterr()
+    assert main(["analyze", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds neither finished scan points nor trajectories" in err, err
