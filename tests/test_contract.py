@@ -1,5 +1,6 @@
 """Your own model, first class: order parameters that are right or refused, engines that fall back, signatures."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -163,3 +164,21 @@ def test_a_failed_run_is_rerun_with_other_settings_without_overwrite_and_keeps_i
         assert code == 2 and "this model broke midway" in capsys.readouterr().err
     assert code == 0 and reached[0] > 0 and reached == sorted(reached) and reached[-1] == 60
     assert [t["status"] for t in store.read_trajectories(out)] == ["done"]
+
+
+@pytest.mark.parametrize("kind, words", [("nan", "y_train holds NaN or infinite values (1 of 20)"),
+                                         ("complex", "y_train is complex64"), ("bool", "x_train is bool")])
+def test_a_tasks_data_is_real_and_finite_or_refused_in_one_line_naming_the_array(kind, words):
+    """Issue 31: complex, boolean or non-finite data from a task function is refused when the task is built."""
+    from landscape.tasks import Task, TaskError, get_task, holding, mlp, mse
+
+    x, y = torch.randn(20, 3), torch.randn(20, 1)
+    if kind == "nan":
+        y[3] = float("nan")
+    elif kind == "complex":
+        y = y.to(torch.complex64)
+    else:
+        x = x > 0
+    task = Task(name=f"bad-{kind}", model=lambda: mlp([3, 8, 1]), x_train=x, y_train=y, x_test=x, y_test=y, loss=mse)
+    with pytest.raises(TaskError, match=re.escape(words)), holding(task):
+        get_task(task.name)

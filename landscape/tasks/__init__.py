@@ -225,8 +225,21 @@ def _check_data(name: str, task: Task) -> None:
         why = inputs.check(x, f"x_{split}", len(y))
         if why is not None:
             raise TaskError(f"task {name!r}: {why} (y_{split} has {len(y)} rows)")
+        for label, t in ((f"y_{split}", y), (f"x_{split}", x)):
+            why = _values(t) if isinstance(t, torch.Tensor) else None
+            if why:
+                raise TaskError(f"task {name!r}: {label} {why}")
     if task.output is not None and not callable(task.output):
         raise TaskError(f"task {name!r}: Task.output must be a function of the model's output")
+
+
+def _values(t: torch.Tensor) -> str | None:
+    """Why a data tensor cannot be trained on (real floating point or integer, finite), or None."""
+    if t.is_complex() or t.dtype == torch.bool:
+        return f"is {str(t.dtype).removeprefix('torch.')}; landscape trains on real floating-point or integer data"
+    if t.is_floating_point() and not torch.isfinite(t).all():
+        return f"holds NaN or infinite values ({int((~torch.isfinite(t)).sum())} of {t.numel()})"
+    return None
 
 
 _HELD: dict[str, Task] = {}  # Task objects handed to the Python API, by name, while its call runs
