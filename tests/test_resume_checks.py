@@ -99,7 +99,7 @@ def test_an_incomplete_checkpoint_resumes_from_the_earlier_one(clean, capsys):
     assert _datasets(damaged) == _datasets(out)
 
 
-@pytest.mark.parametrize("damage", ["both checkpoints", "wrong shape", "a logged loss"])
+@pytest.mark.parametrize("damage", ["both checkpoints", "wrong shape", "a logged loss", "a step past the run"])
 def test_a_trajectory_with_no_whole_state_or_log_starts_over(clean, capsys, damage):
     out, damaged = clean(TRAIN)
     with h5py.File(damaged, "r+") as f:
@@ -112,6 +112,11 @@ def test_a_trajectory_with_no_whole_state_or_log_starts_over(clean, capsys, dama
             for s in ("checkpoint_a", "checkpoint_b"):
                 del g[s]["v"]
                 g[s].create_dataset("v", data=np.zeros(3, np.float32))
+        elif damage == "a step past the run":  # issue 31: a checkpoint's step must lie within the run
+            g.attrs["checkpoint_step"] = 10 ** 9
+            for s in ("checkpoint_a", "checkpoint_b"):
+                g[s].attrs["step"] = 10 ** 9
+            g.attrs["status"] = "running"
         else:
             g["test_loss"][1] = np.nan
     err = _rerun(TRAIN, damaged, capsys)

@@ -183,7 +183,8 @@ def _reopen(g: h5py.Group, n_params: int, repaired: list | None = None) -> Train
     current = int(g.attrs["checkpoint_step"])
     diverged = g.attrs["status"] == Status.DIVERGED.label
     slots = sorted((int(g[s].attrs["step"]), s) for s in CHECKPOINT_SLOTS if s in g and "step" in g[s].attrs)
-    usable = [(step, s) for step, s in slots if 0 <= step <= current and checkpoint_ok(g[s], n_params, diverged)]
+    last = min(current, int(g.attrs["steps"])) if "steps" in g.attrs else current  # a step within the run
+    usable = [(step, s) for step, s in slots if 0 <= step <= last and checkpoint_ok(g[s], n_params, diverged)]
     step, slot = usable[-1] if usable else (-1, None)
     keep = int(np.searchsorted(g["step"][()], step, side="right")) if step >= 0 else 0
     for name in ("step", *series_names(g)):
