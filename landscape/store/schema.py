@@ -202,7 +202,8 @@ def _walk(gid, where: str, layout: Layout, shapes: bool) -> None:
             d == ANY or sizes.setdefault(d, n) == n for d, n in zip(spec.dims, shape))
         if not agree:
             want = ", ".join("any" if d == ANY else f"{d}={sizes[d]}" if d in sizes else d for d in spec.dims)
-            raise _Refused(f"{where}/{rel} has shape {list(shape)}, not [{want}]", damaged=True)
+            want = f"{len(spec.dims)}-D" if set(spec.dims) == {ANY} else f"[{want}]"
+            raise _Refused(f"{where}/{rel} has shape {list(shape)}, not {want}", damaged=True)
 
 
 def check_contents(f: h5py.File, path, shapes: bool = True) -> None:
