@@ -19,6 +19,7 @@ import os
 from .plain import BadInput
 
 FLOAT32, FLOAT64 = 4, 8
+FILE_COPIES = 2  # a commit holds the file's in-memory image and the bytes it reads back (landscape.store.durable)
 
 
 def machine_memory() -> int | None:

@@ -115,7 +115,9 @@ def _holds(config: ScanConfig, n_norms: int, n_params: int) -> list[tuple[str, f
             (f"{points} point{'s' if points > 1 else ''} ({n_norms} norm{'s' if n_norms > 1 else ''} x {r} restart"
              f"{'s' if r > 1 else ''}) with --steps {config.steps}"
              + (f", --history {config.history}" if config.history else "")
-             + (", --save-params" if config.save_params else ""), points * per_point)]
+             + (", --save-params" if config.save_params else "")
+             + ": the results, held whole in memory at each commit with its read-back",
+             holds.FILE_COPIES * points * per_point)]
 
 
 def auto_chunk(plan: Plan, budget: int = MEMORY_BUDGET) -> int:

@@ -65,9 +65,14 @@ def make_plan(config: TrainConfig, task: Task) -> TrainPlan:
     skipped = metrics.skipped(task) if config.metrics is None else {}
     notes = ([note] if note else []) + ([metrics.describe_skipped(skipped)] if skipped else [])
     series = metrics.series(layout, chosen)
-    holds.check([(_logged_rows(config), holds.FLOAT64 * (1 + len(series)) * _n_logged(config))])
-    return TrainPlan(config, task, module, layout, config.members(), log_steps(config), series, chosen, skipped,
-                     tuple(notes))
+    rows = holds.FLOAT64 * (1 + len(series)) * _n_logged(config)
+    holds.check([(_logged_rows(config), rows)])
+    members = config.members()
+    per_member = len(store.CHECKPOINT_SLOTS) * 3 * holds.FLOAT32 * layout.size + rows  # checkpoints (theta, m, v), logs
+    holds.check([(f"{len(members)} trajectories of {layout.size} parameters with {_logged_rows(config)}: the file, "
+                  "held whole in memory at each commit with its read-back", holds.FILE_COPIES * len(members)
+                  * per_member)])
+    return TrainPlan(config, task, module, layout, members, log_steps(config), series, chosen, skipped, tuple(notes))
 
 
 def _n_logged(config: TrainConfig) -> int:

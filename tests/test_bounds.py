@@ -49,6 +49,8 @@ def test_the_api_refuses_the_same_count_with_the_same_message():
     (["scan", "--restarts", "100000000000", "--norms", "1", "--steps", "1"],
      ["--restarts 100000000000", "initializations of 41 parameters"]),
     (["scan", "--history", "1", "--steps", "100000000000", "--norms", "1"], ["--history 1", "this machine has"]),
+    (["train", "--seeds", ",".join(map(str, range(100000))), "--steps", "100000000", "--log-every", "100"],
+     ["100000 trajectories of 41 parameters", "the file, held whole in memory at each commit"]),
 ])
 def test_what_a_run_would_hold_past_the_machines_memory_is_refused_before_any_step(argv, words, capsys, tmp_path):
     _refused([*argv, *TINY, "--out", str(tmp_path / "x.h5")], capsys, *words)
