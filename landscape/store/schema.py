@@ -190,12 +190,12 @@ def _walk(gid, where: str, layout: Layout, shapes: bool) -> None:
             found.append((hit[0], rel, obj.shape, hit[1]))
 
     visit(gid, "")
+    if not shapes:  # (damage, which the --overwrite of the command that wrote it repairs, is not looked for)
+        return
     held = {rel for _, rel, _, _ in found}
     missing = [name for name in layout.required if name not in held]
     if missing:
         raise _Refused(f"{where}/{missing[0]} is missing", damaged=True)
-    if not shapes:
-        return
     sizes: dict[str, int] = {}
     for _, rel, shape, spec in sorted(found, key=lambda t: t[:2]):
         agree = len(shape) == len(spec.dims) and all(
