@@ -51,6 +51,11 @@ def _files(d: Path, repo: Path) -> None:
                                      f[f"trajectories/{n}/checkpoint_{s}"].create_dataset("theta",
                                                                                           data=np.zeros((1, 100, 5))))
                                     for n in f["trajectories"] for s in "ab"],
+        "ckpt_past.h5": lambda f: [(_running(f[f"trajectories/{n}"]),
+                                    f[f"trajectories/{n}"].attrs.__setitem__("checkpoint_step", 10 ** 9),
+                                    f[f"trajectories/{n}/checkpoint_{s}"].attrs.__setitem__("step", 10 ** 9))
+                                   for n in f["trajectories"] for s in "ab"],
+        "missing.h5": lambda f: f.__delitem__("scan/status"),
         "ckpt_nan.h5": lambda f: [(_running(f[f"trajectories/{n}"]),
                                    f[f"trajectories/{n}/checkpoint_{s}/theta"].__setitem__(..., np.nan))
                                   for n in f["trajectories"] for s in "ab"],
@@ -63,10 +68,22 @@ def _files(d: Path, repo: Path) -> None:
     np.savez(d / "complex.npz", x_train=x.astype(np.complex64), y_train=y, x_test=x, y_test=y)
     np.savez(d / "bool.npz", x_train=x > 0, y_train=y, x_test=x, y_test=y)
     np.savez(d / "nan.npz", x_train=np.where(x > 1, np.nan, x), y_train=y, x_test=x, y_test=y)
+    (d / "badtask.py").write_text(BADTASK)
     (d / "dir.png").mkdir()
     os.symlink("loop2.h5", d / "loop1.h5")
     os.symlink("loop1.h5", d / "loop2.h5")
 
+
+BADTASK = """
+import torch
+from landscape.tasks import Task, mlp, mse
+
+
+def nan_labels():
+    x, y = torch.randn(20, 3), torch.randn(20, 1)
+    y[3] = float("nan")
+    return Task(name="nan_labels", model=lambda: mlp([3, 8, 1]), x_train=x, y_train=y, x_test=x, y_test=y, loss=mse)
+"""
 
 CASES = [  # (class, case, argv, file it reads that must not change)
     ("paths", "plot -o a directory named *.png", ["plot", "ok.h5", "-o", "dir.png"], "ok.h5"),
@@ -87,6 +104,12 @@ CASES = [  # (class, case, argv, file it reads that must not change)
        name) for name in ("vlen.h5", "strings.h5", "status.h5", "extra.h5")],
     ("checkpoints", "resume from checkpoints of the wrong shape",
      ["train", *TINY, "--steps", "40", "--checkpoint-every", "10", "--out", "ckpt_shape.h5"], None),
+    ("checkpoints", "resume from checkpoints whose step lies past the run",
+     ["train", *TINY, "--steps", "40", "--checkpoint-every", "10", "--out", "ckpt_past.h5"], None),
+    *[("damaged files", f"{cmd} on a file without /scan/status", [cmd, "missing.h5"], "missing.h5")
+      for cmd in ("info", "analyze")],
+    ("data", "task function with NaN labels", ["train", "--task", "badtask:nan_labels", "--steps", "2", "-q",
+                                               "--out", "d.h5"], None),
     ("checkpoints", "resume from checkpoints full of NaN",
      ["train", *TINY, "--steps", "40", "--checkpoint-every", "10", "--out", "ckpt_nan.h5"], None),
     *[("data", f"file task with {kind} data",
@@ -113,6 +136,8 @@ def verdict(code: int | None, err: str, changed: bool, argv: list[str]) -> str:
         return "clean"
     if code == 0 and argv[0] == "train" and "ckpt" in argv[-1]:
         said = any("recomputed" in line or "from step 0" in line for line in lines)
+        if argv[-1] == "ckpt_past.h5":
+            return "clean (restarted, said so)" if said else "accepted silently (nothing run)"
         return "clean (restarted, said so)" if said else "resumed silently"
     if code == 0:
         return "exit 0 (accepted)"
