@@ -214,7 +214,7 @@ def main_(spec_path: str, result_path: str) -> None:
         if "draws" in spec:  # the fuzzer's random points: (which call, which of its calls), each in [0, 1)
             made = sorted((k, c) for k, c in result["counts"].items() if c)
             trials = [(made[int(u * len(made))][0], 1 + int(v * made[int(u * len(made))][1]))
-                      for u, v in spec["draws"]]
+                      for u, v in spec["draws"]] if made else []
     result["clean_files"] = _keep(watch, d / "clean")
     for i, (syscall, n) in enumerate(trials):
         _clear(work)  # each trial starts from nothing but the inputs

@@ -240,8 +240,10 @@ def _full_disk_prop(tmp_path, env, made, count):
             try:
                 argv, setup = disk.COMMANDS[command]
                 inputs = made(setup) if setup else []
+                figures = disk._figures(argv, inputs, d / "figures") if command == "plot" else []
                 spec = {"argv": [a.format(out=run / "x.h5", run=run) for a in argv], "out": str(run / "x.h5"),
-                        "dir": str(d), "mode": mode, "points": 2, "draws": draws, "watch": [],
+                        "dir": str(d), "mode": mode, "points": 2, "draws": draws,
+                        "watch": [str(run / n) for n in figures],
                         "inputs": [[str(p), str(run / p.name)] for p in inputs]}
                 (d / "spec.json").write_text(json.dumps(spec))
                 subprocess.run([sys.executable, str(HERE / "fault_server.py"), str(d / "spec.json"),

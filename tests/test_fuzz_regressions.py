@@ -10,6 +10,7 @@ import pytest
 
 from landscape.cli import main
 from test_fuzz_files import KINDS, _read_all, _verdict
+from test_full_disk import made  # noqa: F401 -- the fixture: files a command reads
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +78,35 @@ def test_analyze_of_a_file_with_nothing_finished_is_one_line(files, tmp_path, ca
     assert main(["analyze", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds neither finished scan points nor trajectories" in err, err
+
+
+def test_a_trajectory_attribute_of_the_wrong_kind(files, tmp_path):
+    """Found (long profile): ``('phases', 'attribute', '/trajectories/lr0.003_wd0_init1_seed0', 1)``, its ``steps``
+    set to an array: analyze and merge raised TypeError from the prediction's schedule."""
+    name = "/trajectories/lr0.003_wd0_init1_seed0"
+    path = _damaged(files, "phases", tmp_path, lambda f: f[name].attrs.__setitem__("steps", [0.0, 0.0, 0.0]))
+    _refused_by_all(path, tmp_path, f"{name} attribute steps is [0.0, 0.0, 0.0], not an integer")
+
+
+def test_a_status_code_the_format_does_not_define(files, tmp_path):
+    """Found (long profile): ``('branches', 'flip', [(33659, 4)])``, a status code turned into 5: info raised
+    ValueError ("5 is not a valid Status") from the report."""
+    path = _damaged(files, "branches", tmp_path, lambda f: f["branches/up/status"].__setitem__((0, 0), 5))
+    results = _read_all(path, tmp_path)
+    _verdict(results)
+    for command, code, err in results[:3]:  # info, plot, analyze
+        assert code == 2 and "/branches/up/status holds 5, not a status code" in err, (command, err)
+
+
+def test_a_full_disk_fuzzing_plot_watches_its_figures(tmp_path, env, made):
+    """Found (long profile): ``('plot', 'enospc', [(0.0, 0.0)])``: the fuzzer watched no file of plot's (it writes
+    figures, not x.h5), so the fault server found no call to fail and crashed. Now it fails plot's first write."""
+    from test_fuzz_files import _full_disk_prop
+    from test_faults import _strace_works
+
+    if not _strace_works():
+        pytest.skip("strace is missing or ptrace is not permitted here")
+    count = [0]
+    prop = _full_disk_prop(tmp_path, env, made, count)
+    prop.hypothesis.inner_test("plot", "enospc", [(0.0, 0.0)])
+    assert count[0] == 1

@@ -325,6 +325,10 @@ def read_scan(path: str | Path, branch: str = "independent") -> dict[str, Any] |
             [k for k in ("alpha", "norm") if len(out[k]) != grid[0]]
         if wrong:
             raise ValueError(f"{', '.join(wrong)}: not the shape of the status grid {list(grid)}")
+        codes = sorted(set(np.unique(out["status"]).tolist()) - {int(s) for s in Status})
+        if codes:
+            raise ValueError(f"{g.name}/status holds {codes[0]}, not a status code "
+                             f"({', '.join(f'{int(s)} {s.label}' for s in Status)})")
         out["config"] = json.loads(g.attrs["config"])
         out["method_label"] = str(g.attrs.get("method_label", f"{out['config']['method']} Adam"))  # older files
         out["classification"] = bool(g.attrs["classification"])

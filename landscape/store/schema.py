@@ -25,6 +25,7 @@ import numpy as np
 from h5py import h5d, h5g, h5l, h5o
 
 from ..plain import one_line
+from ..status import Status
 from . import scan, trajectories
 from .format import StoreError
 from .verify import CHECKPOINT_ARRAYS
@@ -64,6 +65,28 @@ class Layout:
     arrays: tuple[tuple[str, Array], ...] = ()
     groups: tuple[tuple[str, Union["Layout", Callable, None]], ...] = ()
     required: tuple[str, ...] = ()  # datasets every such group holds (a reader may take them for granted)
+    attrs: tuple[tuple[str, "Attr"], ...] = ()  # the group's attributes the readers use: each one's kind
+
+
+@dataclass(frozen=True)
+class Attr:
+    """An attribute's kind of value, and its name in messages."""
+
+    accepts: Callable[[object], bool]
+    words: str
+
+
+def _scalar(kinds: str) -> Callable[[object], bool]:
+    return lambda v: np.ndim(v) == 0 and np.asarray(v).dtype.kind in kinds
+
+
+NUMBER = Attr(_scalar("iuf"), "a number")
+WHOLE = Attr(_scalar("iu"), "an integer")
+FLAG = Attr(_scalar("biu"), "true or false")
+TEXT = Attr(lambda v: isinstance(v, (str, bytes)), "a string")
+NUMBERS = Attr(lambda v: np.ndim(v) <= 1 and np.asarray(v).dtype.kind in "iuf", "numbers")
+STATUS_LABEL = Attr(lambda v: isinstance(v, str) and v.upper() in Status.__members__,
+                    f"one of {', '.join(s.label for s in Status)}")
 
 
 def _either(names) -> str:
@@ -88,7 +111,11 @@ def scan_layout(g: h5py.Group) -> Layout:
     if g.name != "/" + scan.GROUPS["independent"]:
         arrays.append(("last_params", Array(FLOAT, ("restart", "parameter"))))
     return Layout(tuple((re.escape(name), spec) for name, spec in arrays), (("history", None),),
-                  ("status", "train_loss", "test_loss", *norms))
+                  ("status", "train_loss", "test_loss", *norms), SCAN_ATTRS)
+
+
+SCAN_ATTRS = (("config", TEXT), ("identity", TEXT), ("w0", NUMBERS), ("classification", FLAG), ("method", TEXT),
+              ("method_label", TEXT), ("branch", TEXT), ("groups", TEXT), ("parameter_names", TEXT))
 
 
 _SERIES = f"(?!{_either(trajectories.RESERVED)}(?:/|$))[^/]+"  # a metric's name, or a family's
@@ -98,7 +125,11 @@ TRAJECTORY = Layout(  # /trajectories/NAME: the series are open-ended, named aft
             (_SERIES, Array(FLOAT, ("step",))),
             (f"{_SERIES}/[^/]+", Array(FLOAT, ("step",)))),
     groups=((_either(trajectories.CHECKPOINT_SLOTS), None), (_SERIES, None)),
-    required=("step", "train_loss", "test_loss"))
+    required=("step", "train_loss", "test_loss"),
+    attrs=(*((k, NUMBER) for k in ("weight_decay", "init_scale", "lr", "train_frac")),
+           *((k, WHOLE) for k in ("seed", "train_examples", "warmup", "steps", "batch_size", "checkpoint_step")),
+           ("fix_norm", FLAG), ("classification", FLAG), ("betas", NUMBERS), ("status", STATUS_LABEL),
+           *((k, TEXT) for k in ("schedule", "config", "identity", "description"))))
 ANALYSIS = Layout(  # /analysis: the result is attributes; one row per trajectory
     arrays=tuple((f"trajectories/{pattern}", Array(kind, ("trajectory",))) for pattern, kind in (
         ("name", STRING), ("weight_decay", FLOAT), ("(?:memorization|grokking)_step", FLOAT),
@@ -108,7 +139,8 @@ PHASES = Layout(arrays=(
     ("x", Array(FLOAT, ("x",))), ("y", Array(FLOAT, ("y",))), ("seed", Array(INT, ("seed",))),
     ("phase", Array(PHASE, ("x", "y", "seed"))), ("t_(?:train|test)", Array(FLOAT, ("x", "y", "seed"))),
     ("trajectory", Array(STRING, ("x", "y", "seed")))), required=("x", "y", "seed", "phase"))
-ROOT = Layout(groups=(
+ROOT = Layout(attrs=(("format", TEXT), ("format_version", WHOLE), ("task", TEXT), ("task_options", TEXT),
+                     ("config", TEXT), ("data_fingerprint", TEXT)), groups=(
     (re.escape(scan.GROUPS["independent"]), scan_layout),
     ("branches", None),
     (_either(g for k, g in scan.GROUPS.items() if k != "independent"), scan_layout),
@@ -131,6 +163,11 @@ def dtype_name(dt: np.dtype) -> str:
     if dt.names:
         return f"compound ({', '.join(dt.names)})"
     return str(dt)
+
+
+def _shown(value) -> str:
+    text = repr(value.tolist() if isinstance(value, np.ndarray) else value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class _Refused(Exception):
@@ -189,6 +226,11 @@ def _walk(gid, where: str, layout: Layout, shapes: bool) -> None:
                 raise _Refused(f"{path} has dtype {dtype_name(obj.dtype)}, the format stores {hit[1].kind.words}")
             found.append((hit[0], rel, obj.shape, hit[1]))
 
+    group = h5py.Group(gid)
+    for name, attr in layout.attrs if shapes else ():  # (damage: not looked for on an --overwrite's open)
+        if name in group.attrs and not attr.accepts(group.attrs[name]):
+            value = group.attrs[name]
+            raise _Refused(f"{where or '/'} attribute {name} is {_shown(value)}, not {attr.words}", damaged=True)
     visit(gid, "")
     if not shapes:  # (damage, which the --overwrite of the command that wrote it repairs, is not looked for)
         return
