@@ -53,7 +53,8 @@ def _is(value, kind) -> bool:
 class Rule:
     """What a field accepts: type, lower bound, choices, whether unset (None) is allowed, whether a list.
 
-    ``minimum`` and ``maximum`` are inclusive (``bound`` says where the maximum comes from); ``positive`` means
+    ``minimum`` and ``maximum`` are inclusive (``bound`` says where the maximum comes from; an integer without one
+    is bounded by int64, as the file stores it); ``positive`` means
     finite and > 0; ``nonnegative`` finite and >= 0. ``listed`` fields hold a non-empty list of ``kind`` (a lone
     value is read as a one-element list). ``execution`` fields change how a run
     is computed, never its results; ``per_member`` fields are a sweep's axes,
@@ -100,8 +101,10 @@ class Rule:
             raise ConfigError(f"{must} finite and non-negative, got {value!r}")
         if self.minimum is not None and value < self.minimum:
             raise ConfigError(f"{must} an integer >= {self.minimum}, got {value!r}")
-        if self.maximum is not None and value > self.maximum:
-            raise ConfigError(f"{must} at most {self.maximum} ({self.bound}), got {value!r}")
+        top, why = (self.maximum, self.bound) if self.maximum is not None else (SEED_MAX, INT64) \
+            if self.kind is int else (None, "")
+        if top is not None and value > top:
+            raise ConfigError(f"{must} at most {top} ({why}), got {value!r}")
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f"{must} one of {', '.join(self.choices)}, got {value!r}")
         return float(value) if self.kind is float else value  # 1 from Python or TOML is 1.0, as the flag reads it
@@ -144,6 +147,7 @@ STEPS_MAX = 2 ** 53
 STEPS_BOUND = "float64, which schedules and step grids count in, is exact up to 2^53"
 SEED_MAX = 2 ** 63 - 1
 SEED_BOUND = "seeds are stored as int64"
+INT64 = "every integer setting is stored as int64"  # the bound of an integer whose rule names none
 
 
 def counted(help: str, minimum: int = 1, **kw) -> Rule:

@@ -32,6 +32,8 @@ def _refused(argv, capsys, *words):
     (["train", "--log-every", "9007199254740993"], ["--log-every", "at most"]),
     (["train", "--checkpoint-every", "9007199254740993"], ["--checkpoint-every", "at most"]),
     (["scan", "--history", "9007199254740993"], ["--history", "at most"]),
+    (["scan", "--batch-size", "99999999999999999999"], ["--batch-size", "stored as int64"]),
+    (["train", "--chunk", "9223372036854775808"], ["--chunk", "stored as int64"]),
 ])
 def test_counts_past_what_is_stored_or_counted_exactly_are_refused_when_read(argv, words, capsys, tmp_path):
     _refused([*argv, *TINY, "--out", str(tmp_path / "x.h5")], capsys, *words)
