@@ -16,7 +16,7 @@ from test_full_disk import made  # noqa: F401 -- the fixture: files a command re
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     out = {}
-    for kind in ("branches", "phases", "scan"):
+    for kind in ("branches", "phases", "scan", "train"):
         path = tmp_path_factory.mktemp(kind) / "f.h5"
         for argv in KINDS[kind]:
             assert main([*argv, "--out", str(path)]) == 0
@@ -110,3 +110,11 @@ def test_a_full_disk_fuzzing_plot_watches_its_figures(tmp_path, env, made):
     prop = _full_disk_prop(tmp_path, env, made, count)
     prop.hypothesis.inner_test("plot", "enospc", [(0.0, 0.0)])
     assert count[0] == 1
+
+
+def test_a_trajectory_without_its_constrained_norm(files, tmp_path):
+    """Found (long profile): ``('train', 'remove', '/trajectories/wd0.1_init2_seed0/constrained_norm')``: plot
+    raised KeyError (the figures and the predictions read every trajectory's norm)."""
+    name = "/trajectories/wd0.1_init2_seed0/constrained_norm"
+    path = _damaged(files, "train", tmp_path, lambda f: f.__delitem__(name))
+    _refused_by_all(path, tmp_path, f"{name} is missing")

@@ -125,7 +125,7 @@ TRAJECTORY = Layout(  # /trajectories/NAME: the series are open-ended, named aft
             (_SERIES, Array(FLOAT, ("step",))),
             (f"{_SERIES}/[^/]+", Array(FLOAT, ("step",)))),
     groups=((_either(trajectories.CHECKPOINT_SLOTS), None), (_SERIES, None)),
-    required=("step", "train_loss", "test_loss"),
+    required=("step", "train_loss", "test_loss", "constrained_norm"),
     attrs=(*((k, NUMBER) for k in ("weight_decay", "init_scale", "lr", "train_frac")),
            *((k, WHOLE) for k in ("seed", "train_examples", "warmup", "steps", "batch_size", "checkpoint_step")),
            ("fix_norm", FLAG), ("classification", FLAG), ("betas", NUMBERS), ("status", STATUS_LABEL),
