@@ -118,3 +118,12 @@ def test_a_trajectory_without_its_constrained_norm(files, tmp_path):
     name = "/trajectories/wd0.1_init2_seed0/constrained_norm"
     path = _damaged(files, "train", tmp_path, lambda f: f.__delitem__(name))
     _refused_by_all(path, tmp_path, f"{name} is missing")
+
+
+def test_a_phase_grid_without_an_attribute_of_its_rule(files, tmp_path):
+    """Found (long profile): ``('phases', 'attribute', '/phases', 13)``, its ``test_loss`` attribute removed:
+    analyze raised KeyError rebuilding the classification rule."""
+    path = _damaged(files, "phases", tmp_path, lambda f: f["phases"].attrs.__delitem__("test_loss"))
+    results = _read_all(path, tmp_path)
+    _verdict(results)
+    assert any(code == 2 and "phases attribute test_loss is missing" in err for _, code, err in results), results

@@ -72,12 +72,19 @@ def write_phases(path: str | Path, d) -> None:
             g[key].attrs["units"] = "step"
 
 
+RULE_ATTRS = ("steps", "gap", "train_acc", "test_acc", "train_loss", "test_loss", "t_train_criterion",
+              "t_test_criterion")  # the classification rule, read back by phase_diagram.from_stored
+
+
 def read_phases(path: str | Path) -> dict[str, Any] | None:
     """``/phases`` as plain values (None when the file has none): axes, seeds, arrays and the rule."""
     with open_file(path, "r") as f, damaged_as_error(path):
         if GROUP not in f:
             return None
         g = f[GROUP]
+        missing = [k for k in RULE_ATTRS if k not in g.attrs]
+        if missing:
+            raise KeyError(f"{GROUP} attribute {missing[0]} is missing")
         out = {key: g[key][()] for key in ("x", "y", "seed", "phase", "t_train", "t_test")}
         out["trajectory"] = g["trajectory"].asstr()[()]
         out["x_axis"], out["y_axis"] = str(g["x"].attrs["axis"]), str(g["y"].attrs["axis"])

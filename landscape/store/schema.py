@@ -138,7 +138,10 @@ ANALYSIS = Layout(  # /analysis: the result is attributes; one row per trajector
 PHASES = Layout(arrays=(
     ("x", Array(FLOAT, ("x",))), ("y", Array(FLOAT, ("y",))), ("seed", Array(INT, ("seed",))),
     ("phase", Array(PHASE, ("x", "y", "seed"))), ("t_(?:train|test)", Array(FLOAT, ("x", "y", "seed"))),
-    ("trajectory", Array(STRING, ("x", "y", "seed")))), required=("x", "y", "seed", "phase"))
+    ("trajectory", Array(STRING, ("x", "y", "seed")))), required=("x", "y", "seed", "phase"),
+    attrs=(("steps", WHOLE), ("gap", WHOLE), *((k, NUMBER) for k in ("train_acc", "test_acc", "train_loss",
+                                                                     "test_loss")),
+           ("t_train_criterion", TEXT), ("t_test_criterion", TEXT)))
 ROOT = Layout(attrs=(("format", TEXT), ("format_version", WHOLE), ("task", TEXT), ("task_options", TEXT),
                      ("config", TEXT), ("data_fingerprint", TEXT)), groups=(
     (re.escape(scan.GROUPS["independent"]), scan_layout),
