@@ -127,3 +127,11 @@ def test_a_phase_grid_without_an_attribute_of_its_rule(files, tmp_path):
     results = _read_all(path, tmp_path)
     _verdict(results)
     assert any(code == 2 and "phases attribute test_loss is missing" in err for _, code, err in results), results
+
+
+def test_a_trajectory_without_an_attribute_the_readers_use(files, tmp_path):
+    """Found (long profile): ``('train', 'attribute', '/trajectories/wd0.1_init2_seed0', 15560798)``, its ``lr``
+    attribute removed: info and analyze raised KeyError, plot TypeError."""
+    name = "/trajectories/wd0.1_init2_seed0"
+    path = _damaged(files, "train", tmp_path, lambda f: f[name].attrs.__delitem__("lr"))
+    _refused_by_all(path, tmp_path, f"{name} attribute lr is missing")

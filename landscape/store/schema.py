@@ -66,6 +66,7 @@ class Layout:
     groups: tuple[tuple[str, Union["Layout", Callable, None]], ...] = ()
     required: tuple[str, ...] = ()  # datasets every such group holds (a reader may take them for granted)
     attrs: tuple[tuple[str, "Attr"], ...] = ()  # the group's attributes the readers use: each one's kind
+    needed: tuple[str, ...] = ()  # attributes every such group holds
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def scan_layout(g: h5py.Group) -> Layout:
     if g.name != "/" + scan.GROUPS["independent"]:
         arrays.append(("last_params", Array(FLOAT, ("restart", "parameter"))))
     return Layout(tuple((re.escape(name), spec) for name, spec in arrays), (("history", None),),
-                  ("status", "train_loss", "test_loss", *norms), SCAN_ATTRS)
+                  ("status", "train_loss", "test_loss", *norms), SCAN_ATTRS, ("config", "w0", "classification"))
 
 
 SCAN_ATTRS = (("config", TEXT), ("identity", TEXT), ("w0", NUMBERS), ("classification", FLAG), ("method", TEXT),
@@ -129,7 +130,8 @@ TRAJECTORY = Layout(  # /trajectories/NAME: the series are open-ended, named aft
     attrs=(*((k, NUMBER) for k in ("weight_decay", "init_scale", "lr", "train_frac")),
            *((k, WHOLE) for k in ("seed", "train_examples", "warmup", "steps", "batch_size", "checkpoint_step")),
            ("fix_norm", FLAG), ("classification", FLAG), ("betas", NUMBERS), ("status", STATUS_LABEL),
-           *((k, TEXT) for k in ("schedule", "config", "identity", "description"))))
+           *((k, TEXT) for k in ("schedule", "config", "identity", "description"))),
+    needed=("weight_decay", "init_scale", "seed", "lr", "status", "steps", "checkpoint_step", "config", "identity"))
 ANALYSIS = Layout(  # /analysis: the result is attributes; one row per trajectory
     arrays=tuple((f"trajectories/{pattern}", Array(kind, ("trajectory",))) for pattern, kind in (
         ("name", STRING), ("weight_decay", FLOAT), ("(?:memorization|grokking)_step", FLOAT),
@@ -143,7 +145,7 @@ PHASES = Layout(arrays=(
                                                                      "test_loss")),
            ("t_train_criterion", TEXT), ("t_test_criterion", TEXT)))
 ROOT = Layout(attrs=(("format", TEXT), ("format_version", WHOLE), ("task", TEXT), ("task_options", TEXT),
-                     ("config", TEXT), ("data_fingerprint", TEXT)), groups=(
+                     ("config", TEXT), ("data_fingerprint", TEXT)), needed=("task",), groups=(
     (re.escape(scan.GROUPS["independent"]), scan_layout),
     ("branches", None),
     (_either(g for k, g in scan.GROUPS.items() if k != "independent"), scan_layout),
@@ -234,6 +236,9 @@ def _walk(gid, where: str, layout: Layout, shapes: bool) -> None:
         if name in group.attrs and not attr.accepts(group.attrs[name]):
             value = group.attrs[name]
             raise _Refused(f"{where or '/'} attribute {name} is {_shown(value)}, not {attr.words}", damaged=True)
+    for name in layout.needed if shapes else ():
+        if name not in group.attrs:
+            raise _Refused(f"{where or '/'} attribute {name} is missing", damaged=True)
     visit(gid, "")
     if not shapes:  # (damage, which the --overwrite of the command that wrote it repairs, is not looked for)
         return
