@@ -145,7 +145,7 @@ PHASES = Layout(arrays=(
                                                                      "test_loss")),
            ("t_train_criterion", TEXT), ("t_test_criterion", TEXT)))
 ROOT = Layout(attrs=(("format", TEXT), ("format_version", WHOLE), ("task", TEXT), ("task_options", TEXT),
-                     ("config", TEXT), ("data_fingerprint", TEXT)), needed=("task",), groups=(
+                     ("config", TEXT), ("data_fingerprint", TEXT)), groups=(
     (re.escape(scan.GROUPS["independent"]), scan_layout),
     ("branches", None),
     (_either(g for k, g in scan.GROUPS.items() if k != "independent"), scan_layout),
