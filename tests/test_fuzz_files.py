@@ -67,14 +67,6 @@ def _objects(path: Path) -> tuple[list[str], list[str]]:
     return datasets, groups
 
 
-def _array(draw, shape: tuple) -> np.ndarray | tuple:
-    dtype = draw(st.sampled_from(DTYPES))
-    how = draw(st.sampled_from(["same", "fewer", "more", "empty", "scalar"]))
-    shape = {"same": shape, "fewer": shape[1:], "more": (*shape, 2), "empty": (0,) * max(1, len(shape)),
-             "scalar": ()}[how]
-    return dtype, shape
-
-
 @st.composite
 def structural(draw, files: dict[str, Path]):
     """A recipe for a damage made with h5py: ``(kind, action, path, details)``."""
