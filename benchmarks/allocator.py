@@ -1,4 +1,4 @@
-"""What keeping freed memory (``landscape.memory``) is worth: one gradient with and without it.
+"""What keeping freed memory (``landscape.engine.allocator``) is worth: one gradient with and without it.
 
     python benchmarks/allocator.py [--k 32] [--task teacher-student] [--calls 200]
 
@@ -20,9 +20,10 @@ import time
 def child(task_name: str, k: int, calls: int, keep: bool) -> dict:
     import torch
 
-    from landscape import memory
-    from landscape.ensemble import Ensemble, layout_of
-    from landscape.loop import init_params
+    from landscape.engine import allocator as memory
+    from landscape.engine.ensemble import Ensemble
+    from landscape.engine.layout import layout_of
+    from landscape.engine.worker import init_params
     from landscape.tasks import get_task
 
     if keep:

@@ -38,10 +38,10 @@ SETTINGS = {
 def step_times(argv: list[str], runs: int) -> tuple[float, float]:
     """Median seconds of the optimization steps alone: the independent scan's chunks, and both branches, each
     with the step ``landscape scan`` would use (``scan.stepper``: ``--compile`` in ``argv`` decides)."""
-    from landscape import scanner as scan_mod
+    from landscape.experiments import scan as scan_mod
     from landscape.cli import build_parser, config_of
-    from landscape.config import ScanConfig
-    from landscape.loop import chunks
+    from landscape.config.settings import ScanConfig
+    from landscape.engine.worker import chunks
     from landscape.tasks import get_task
 
     cfg = config_of(build_parser().parse_args(["scan", *argv]), ScanConfig)
@@ -55,7 +55,7 @@ def step_times(argv: list[str], runs: int) -> tuple[float, float]:
         for c in chunks(np.arange(plan.n_points), size):
             scan_mod.run_chunk(plan, c, step=step_i)
 
-    def both():  # down and up as one ensemble per norm, as landscape.branches runs them
+    def both():  # down and up as one ensemble per norm, as landscape.experiments.branches runs them
         warm = None
         for j in range(K):
             index = np.concatenate([(K - 1 - j) * R + np.arange(R), j * R + np.arange(R)])

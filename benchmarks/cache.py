@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from landscape import memory
+from landscape.engine import allocator as memory
 
 
 def timed(fn, before, calls: int) -> float:

@@ -2,17 +2,17 @@
 
     python benchmarks/compile_step.py [--k 32] [--steps 300] [--device cpu]
 
-1. The optimizer step alone on ``[K, P]`` (teacher-student's P): each method of ``landscape.fused``, eager
-   (``landscape.optim``, the reference) and compiled, in milliseconds and in *passes*, the time of one
+1. The optimizer step alone on ``[K, P]`` (teacher-student's P): each method of ``landscape.engine.fused``, eager
+   (``landscape.engine.optim``, the reference) and compiled, in milliseconds and in *passes*, the time of one
    elementwise pass over ``[K, P]`` (``theta * 2``, the unit of issue 16's target: a Riemannian Adam step in
    at most 10 passes' worth).
 2. A teacher-student scan of 4 and of K points, the optimization alone (``scan.run_chunk``), ``--compile off``
-   against ``on`` (the whole step compiled, ``landscape.whole``), the compilation's own time (first call of a
+   against ``on`` (the whole step compiled, ``landscape.engine.whole_step``), the compilation's own time (first call of a
    new shape in this process; inductor's on-disk cache makes it shorter in later processes), and the saving
    per step and per element-step fitted to the two sizes (``fused.SAVING``, the rule of ``--compile auto``).
 3. The mlp kernel's gradient alone (``mlp.Chain.grad``) of K members, eager against ``torch.compile``d, on
    teacher-student and digits (the tool compiles it only together with the optimizer step, section 2).
-4. The vmap engine's whole step (gradient and AdamW update, ``landscape.whole.WholeStep``) of an 8-member
+4. The vmap engine's whole step (gradient and AdamW update, ``landscape.engine.whole_step.WholeStep``) of an 8-member
    ensemble of Nanda's transformer (modular, p = 11, 23, 31 and 41, train fraction 0.3, full batch), eager
    against compiled whole, with the compilation's time, the gradient's flop (``whole.member_flop``),
    whether ``--compile`` compiles it whole there (``whole.pays``), and the same 8 members' steps one at a time
@@ -28,8 +28,9 @@ import time
 import numpy as np
 import torch
 
-from landscape import fused, memory, optim, scanner as scan, sphere
-from landscape.config import ScanConfig, resolve
+from landscape.engine import fused, allocator as memory, optim, sphere
+from landscape.experiments import scan
+from landscape.config.settings import ScanConfig, resolve
 from landscape.tasks import get_task
 
 
@@ -92,7 +93,7 @@ def scan_steps(k: int, steps: int, device: str, rounds: int = 5) -> tuple[float,
 
 
 def gradient(task: str, k: int, repeats: int, device: str) -> None:
-    from landscape import loop
+    from landscape.engine import worker as loop
 
     t = get_task(task)
     module, layout, _, _ = loop.model_of(t, "*", "mlp", 0)
@@ -108,7 +109,7 @@ def gradient(task: str, k: int, repeats: int, device: str) -> None:
 
 
 def whole_vmap(p: int, repeats: int, device: str) -> None:
-    from landscape import loop, whole
+    from landscape.engine import worker as loop, whole_step as whole
 
     t = get_task("modular", {"model": "transformer", "p": p, "train_fraction": 0.3})
     module, layout, _, _ = loop.model_of(t, "*", "vmap", 0)

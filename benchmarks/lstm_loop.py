@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
 import lstm_sentiment  # noqa: E402
 
 import landscape as ls  # noqa: E402
-from landscape.config import TrainConfig  # noqa: E402
-from landscape.trainer import log_steps  # noqa: E402
+from landscape.config.settings import TrainConfig  # noqa: E402
+from landscape.experiments.train import log_steps  # noqa: E402
 
 
 def landscape_run(task, steps: int, batch: int, members: int, lr: float, **extra) -> float:

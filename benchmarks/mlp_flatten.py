@@ -24,8 +24,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
 import mnist_mlp  # noqa: E402
 
-from landscape.ensemble import Ensemble, layout_of  # noqa: E402
-from landscape.loop import init_params  # noqa: E402
+from landscape.engine.ensemble import Ensemble  # noqa: E402
+from landscape.engine.layout import layout_of
+from landscape.engine.worker import init_params  # noqa: E402
 
 ENGINES = ("mlp", "vmap", "loop")
 

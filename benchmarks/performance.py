@@ -103,8 +103,10 @@ import time
 import numpy as np
 import torch
 
-from landscape import fused, loop, metrics, scanner as scan, trainer as train
-from landscape.config import ScanConfig, TrainConfig
+from landscape.engine import fused, worker as loop
+from landscape import metrics
+from landscape.experiments import scan, train
+from landscape.config.settings import ScanConfig, TrainConfig
 from landscape.tasks import get_task
 
 SECTIONS = ("peak", "scan", "flops", "sweep", "scaling", "memory", "breakdown", "targets", "wave2")
@@ -207,7 +209,7 @@ def case_scan(spec: dict) -> dict:
     points = scan_points(plan.n_points, spec.get("points"))
     chunk = scan.auto_chunk(plan) if spec.get("chunk") == "auto" else len(points)
     parts = loop.chunks(points, chunk)
-    step = fused.Step(cfg.method, bool(spec.get("compiled")))  # compiled: the whole step (landscape.whole)
+    step = fused.Step(cfg.method, bool(spec.get("compiled")))  # compiled: the whole step (landscape.engine.whole_step)
     warm = scan.make_plan(dataclasses.replace(cfg, steps=2), task)
     for part in {len(p): p for p in parts}.values():  # every shape compiles before the clock starts
         scan.run_chunk(warm, part, device=device, engine=spec["engine"], step=step)
@@ -269,12 +271,12 @@ def case_sweep(spec: dict) -> dict:
 def case_floor(spec: dict) -> dict:
     """Seconds of the batched matrix products alone of one full-batch gradient step of ``m`` members.
 
-    The same products, shapes and orientations as the mlp kernel (``landscape.mlp._bmm``):
+    The same products, shapes and orientations as the mlp kernel (``landscape.engine.mlp._bmm``):
     forward, weight gradients, and input gradients of every layer but the first,
     on random tensors; best of ``reps`` timed repetitions of ``inner`` steps.
     Nothing else (activations, loss, optimizer) is included: no engine can do a step faster.
     """
-    from landscape.mlp import _bmm
+    from landscape.engine.mlp import _bmm
 
     device, m, sizes, n = spec["device"], spec["m"], spec["sizes"], spec["n"]
     g = torch.Generator().manual_seed(0)
@@ -313,8 +315,8 @@ def case_breakdown(spec: dict) -> dict:
     ``kind="scan"``: teacher-student at K points with Riemannian Adam (the scan's
     step); ``kind="sweep"``: the sweep's 12 members with AdamW. Full batch, mlp kernel.
     """
-    from landscape import memory, optim
-    from landscape.ensemble import Ensemble
+    from landscape.engine import allocator as memory, optim
+    from landscape.engine.ensemble import Ensemble
 
     device = spec["device"]
     memory.keep_freed_memory()  # as scan.run_chunk and train.run do
@@ -372,7 +374,7 @@ class Runner:
         self.results: dict[str, dict] = {}
         self.ctx = multiprocessing.get_context("forkserver")
         # torch._dynamo: the first gradient under torch.func imports it (~2 s), once per process otherwise.
-        self.ctx.set_forkserver_preload(["torch", "torch._dynamo", "numpy", "landscape.scanner", "landscape.trainer",
+        self.ctx.set_forkserver_preload(["torch", "torch._dynamo", "numpy", "landscape.experiments.scan", "landscape.experiments.train",
                                          "sklearn.datasets"])
 
     def case(self, name: str, **spec) -> dict:
@@ -703,7 +705,7 @@ def section_wave2(run: Runner, report: dict) -> None:
     add("12-member sweep / 12 separate loop runs", sp, f"{sp:.1f}x", f">= {WAVE2['sweep']:g}x", sp >= WAVE2["sweep"],
         bound)
     why = fused.unavailable(a.device)
-    if why is None:  # the whole step compiled (landscape.whole): --compile on, or auto on long runs
+    if why is None:  # the whole step compiled (landscape.engine.whole_step): --compile on, or auto on long runs
         r = scan_pair(run, "teacher-student", k, compiled=True)
         add(f"  the same scan, whole step compiled / loop", r["ratio"], f"{r['ratio']:.1f}x", f">= {WAVE2['scan']:g}x",
             r["ratio"] >= WAVE2["scan"], scan_bound)

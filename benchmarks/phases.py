@@ -27,8 +27,9 @@ import time
 import numpy as np
 import torch
 
-from landscape import config, trainer as train
-from landscape.phases_config import PhasesConfig
+from landscape.config import settings as config
+from landscape.experiments import train
+from landscape.config.phases import PhasesConfig
 from landscape.tasks import get_task
 
 

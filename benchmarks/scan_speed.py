@@ -16,8 +16,8 @@ import time
 import numpy as np
 import torch
 
-from landscape import scanner as scan
-from landscape.config import ScanConfig
+from landscape.experiments import scan
+from landscape.config.settings import ScanConfig
 from landscape.tasks import get_task
 
 ENGINES = ("mlp", "vmap", "loop")

@@ -36,9 +36,10 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from landscape import optim, trainer as train
-from landscape.config import TrainConfig
-from landscape.loop import Worker
+from landscape.engine import optim
+from landscape.experiments import train
+from landscape.config.settings import TrainConfig
+from landscape.engine.worker import Worker
 from landscape.tasks import get_task
 
 SWEEP = {"weight_decay": [0.3, 1.0], "seeds": [0, 1, 2, 3]}  # 8 members

@@ -166,7 +166,7 @@ def make(p: int = 23, train_fraction: float = 0.5, d_model: int = 32, d_mlp: int
 def direct(task: Task, theta: np.ndarray) -> dict[str, float]:
     """Every logged order parameter, recomputed from the final weights with no help from the metrics' code
     paths that read the model: the embedding on its token axis, the logits and residuals from the model's hooks."""
-    from landscape.ensemble import flatten, layout_of, load_flat
+    from landscape.engine.layout import flatten, layout_of, load_flat
     from landscape.metrics.embedding import fourier, rqi
     from landscape.metrics.probe import ridge_r2
     from landscape.metrics.progress import progress

@@ -6,7 +6,7 @@ The public API (``import landscape as ls``): ``ls.scan``, ``ls.train``, ``ls.pha
 """
 
 from .api import Analysis, Terminated, analyze, merge, open, phases, plot, scan, train  # noqa: A004
-from .plain import BadInput
+from .errors import BadInput
 from .version import __version__
 
 __all__ = ["Analysis", "BadInput", "Task", "Terminated", "__version__", "analyze", "merge", "open", "phases", "plot",

@@ -6,7 +6,7 @@
 
 Keyword names are the command's flags with underscores (``--weight-decay 0.1,0.3`` is ``weight_decay=[0.1,
 0.3]`` or ``weight_decay="0.1,0.3"``); defaults, checks and messages come from the same declarations the command
-line reads (``landscape.config``). ``task`` is a built-in name, a ``package.module:function`` spec, or a
+line reads (``landscape.config.settings``). ``task`` is a built-in name, a ``package.module:function`` spec, or a
 ``landscape.tasks.Task`` made in the notebook. ``out=None`` computes into a temporary file and returns the results
 in memory; with a path, files, resume, crash safety, shards and ``overwrite`` behave exactly as the command's, and
 the file is the one the command would write. Bad input raises a ``ValueError`` subclass (``landscape.BadInput``)
@@ -23,9 +23,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import commands, config as config_mod, labelled, phases_run, readers, store
-from .config import ConfigError, ScanConfig, TrainConfig
-from .phases_config import PhasesConfig
+from .commands import write as commands, phases as phases_run, read as readers
+from .config import settings as config_mod
+from .store import labelled
+from . import store
+from .config.settings import ConfigError, ScanConfig, TrainConfig
+from .config.phases import PhasesConfig
 
 __all__ = ["scan", "train", "phases", "analyze", "merge", "open", "plot", "Analysis"]
 
@@ -207,7 +210,7 @@ def merge(shards, out, *, allow_partial=False, load=True):
 
 def open(path):  # noqa: A001 -- ``ls.open(path)``, as ``xarray.open_dataset``
     """Read a landscape file as an ``xarray.DataTree``: ``/scan``, ``/branches/down|up`` and ``/trajectories``
-    as labelled datasets (``landscape.labelled``), ``/phases`` where the file holds a phase diagram."""
+    as labelled datasets (``landscape.store.labelled``), ``/phases`` where the file holds a phase diagram."""
     if not Path(path).exists():
         raise store.StoreError(f"{path}: no such file")
     return labelled.open_file(path)

@@ -1,7 +1,7 @@
-"""The ``landscape`` command line: argument parsing and dispatch to ``landscape.commands``.
+"""The ``landscape`` command line: argument parsing and dispatch to ``landscape.commands.write``.
 
 Options of ``scan`` and ``train`` are built from the declarations in
-``landscape.config`` (type, range, default and help of each field), so a flag
+``landscape.config.settings`` (type, range, default and help of each field), so a flag
 and a TOML key always accept the same values. Bad input of any kind arrives
 here as ``BadInput`` and is printed as one line on stderr with exit code 2.
 """
@@ -15,11 +15,13 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import api, cluster, commands, config, phases_run, readers
+from . import api, cluster
+from .commands import write as commands, phases as phases_run, read as readers
+from .config import settings as config
 from .version import __version__
-from .config import ScanConfig, TrainConfig
-from .phases_config import PhasesConfig
-from .plain import BadInput, one_line
+from .config.settings import ScanConfig, TrainConfig
+from .config.phases import PhasesConfig
+from .errors import BadInput, one_line
 
 EXIT_USAGE = 2
 

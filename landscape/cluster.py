@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .plain import BadInput, bad_input, one_line
+from .errors import BadInput, bad_input, one_line
 
 SLURM_VARS = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT")
 MPI_VARS = (("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"), ("PMI_RANK", "PMI_SIZE"), ("PMIX_RANK", "PMIX_SIZE"),
@@ -179,7 +179,7 @@ def launch(what: str, args: list[str], out: str, tasks: int, throttle: int | Non
 def check_sharded(what: str, cfg, out: str) -> None:
     """Validate a sharded command's settings now, not on the cluster: its task, for a scan its grid, and the file
     the shards are merged into (:func:`check_merged`). ``BadInput`` with one line."""
-    from .grid import norm_groups, parse_norms
+    from .config.grid import norm_groups, parse_norms
     from .tasks import get_task
 
     with bad_input():

@@ -10,17 +10,10 @@ import math
 
 import numpy as np
 
+from .analysis.landscape import best_restart
 from .status import Status
 
 MAIN_SERIES = ("constrained_norm", "train_loss", "test_loss", "train_acc", "test_acc")  # trajectory table columns
-
-
-def best_restart(scan: dict) -> np.ndarray:
-    """Per norm, the index of the finished restart with the lowest train loss (-1 if none)."""
-    loss = np.where(scan["status"] == Status.DONE, scan["train_loss"], np.inf)
-    best = np.argmin(loss, axis=1)
-    best[~np.isfinite(loss.min(axis=1))] = -1
-    return best
 
 
 def summary_table(s: dict) -> str:

@@ -45,11 +45,11 @@ from pathlib import Path
 import h5py  # noqa: F401 -- imported before forking, like everything the commands use
 import torch  # noqa: F401
 
-import landscape.commands  # noqa: F401
-import landscape.figures  # noqa: F401
+import landscape.commands.write  # noqa: F401
+import landscape.figures.of_file  # noqa: F401
 import landscape.report  # noqa: F401
-import landscape.scanner  # noqa: F401
-import landscape.trainer  # noqa: F401
+import landscape.experiments.scan  # noqa: F401
+import landscape.experiments.train  # noqa: F401
 from landscape.cli import main
 
 

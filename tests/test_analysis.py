@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 
 from landscape import analysis as A
+from landscape.analysis.trajectory import _schedule
 
 
 def make_scan(norm, train, test, *, status=None, train_acc=None, classification=False, task="synthetic", w0=1.0):
@@ -457,7 +458,7 @@ def test_decay_under_a_schedule():
     closed = A.decay_steps(w_from, w_to, lr, wd)
     assert A.scheduled_decay_steps(w_from, w_to, np.full(100, lr), wd, lr) == pytest.approx(closed, rel=1e-9)
     assert A.scheduled_decay_steps(w_from, w_to, np.full(int(closed) + 10, lr), wd, 0.0) == pytest.approx(closed)
-    from landscape.optim import scheduled_lr
+    from landscape.config.schedule import scheduled_lr
     cosine = np.array([scheduled_lr(lr, s, 1000, 0, "cosine") for s in range(1000)])
     assert A.scheduled_decay_steps(w_from, w_to, cosine, wd, 0.0) is None  # 1000 cosine steps decay less than ln(5/3)
     assert A.scheduled_decay_steps(w_from, 19.0, cosine, wd, 0.0) > A.decay_steps(w_from, 19.0, lr, wd)
@@ -470,9 +471,9 @@ def test_prediction_of_a_cosine_run_follows_its_schedule():
     mem = A.Event("train loss", A.Estimate(1592.0), norm=20.02)
     target = A.Estimate(13.73, 11.89, 15.85)
     constant = A.predict(mem, "zone_high", target, 3e-3, 0.3)
-    cosine = A.predict(mem, "zone_high", target, 3e-3, 0.3, schedule=A._schedule(t, mem))
+    cosine = A.predict(mem, "zone_high", target, 3e-3, 0.3, schedule=_schedule(t, mem))
     assert cosine.step.value > constant.step.value + 100  # the cosine rate is below the peak after step 0
-    far = A.predict(mem, "w_c", A.Estimate(2.731), 3e-3, 0.3, schedule=A._schedule(t, mem))
+    far = A.predict(mem, "w_c", A.Estimate(2.731), 3e-3, 0.3, schedule=_schedule(t, mem))
     assert far.step.value is None and "schedule" in far.reason
 
 

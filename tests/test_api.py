@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import landscape as ls
-from landscape import api, cli, config
+from landscape import api, cli
+from landscape.config import settings as config
 from landscape.cli import main
 from test_faults import _datasets
 

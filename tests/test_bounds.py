@@ -6,7 +6,7 @@ import os
 import pytest
 
 import landscape as ls
-from landscape import holds
+from landscape.engine import footprint as holds
 from landscape.cli import main
 
 TINY = ["--task", "tasks_for_tests:tiny", "--quiet"]

@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import commands, hysteresis, loop, store
+from landscape.commands import write as commands
+from landscape.analysis import hysteresis
+from landscape.engine import worker as loop
+from landscape import store
 from landscape.cli import main
 from landscape.tasks import get_task
 
@@ -80,7 +83,7 @@ def test_a_branch_resumed_after_a_kill_equals_an_uninterrupted_one(tmp_path, mon
 
 def _config(branch):
     from landscape.cli import build_parser, config_of
-    from landscape.config import ScanConfig
+    from landscape.config.settings import ScanConfig
 
     args = build_parser().parse_args([*BRANCH, "--branch", branch])
     return config_of(args, ScanConfig)
@@ -172,7 +175,7 @@ def test_analyze_reports_hysteresis_and_plot_draws_the_branches(tmp_path, capsys
     assert main(["analyze", str(out), "--no-write"]) == 0
     assert "hysteresis down vs up" in capsys.readouterr().out
     assert main(["plot", str(out), "-o", str(tmp_path / "h.png")]) == 0
-    from landscape import landscape_plot as plot
+    from landscape.figures import landscape as plot
     fig = plot.scan_figure(store.read_scan(out), list(store.read_branches(out).values()))
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
     assert "train, down branch" in labels and "test, up branch" in labels

@@ -61,8 +61,9 @@ DATA = __import__("pathlib").Path(__file__).parent.parent / "data"
 @pytest.mark.parametrize("preset", sorted(p.name for p in DATA.glob("*.toml")))
 def test_shipped_presets_build_a_plan(preset):
     """Every preset parses, validates and resolves to a runnable plan (no computation)."""
-    from landscape import config, scanner as scan, trainer as train
-    from landscape.phases_config import PhasesConfig
+    from landscape.config import settings as config
+    from landscape.experiments import scan, train
+    from landscape.config.phases import PhasesConfig
 
     text = (DATA / preset).read_text()
     is_phases = "\nx = " in text
@@ -364,7 +365,7 @@ def test_plot_into_a_directory_or_a_read_only_one_is_one_line(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is a directory, not a file" in err
     import errno
-    from landscape import landscape_plot
+    from landscape.figures import landscape as landscape_plot
 
     def refuse(path, data, mode_of=None):
         raise OSError(errno.EROFS, "Read-only file system")

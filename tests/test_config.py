@@ -4,8 +4,9 @@ import argparse
 
 import pytest
 
-from landscape import cli, config
-from landscape.config import ConfigError, ScanConfig, TrainConfig
+from landscape import cli
+from landscape.config import settings as config
+from landscape.config.settings import ConfigError, ScanConfig, TrainConfig
 
 
 @pytest.mark.parametrize("cls, command", [(ScanConfig, "scan"), (TrainConfig, "train")])

@@ -12,8 +12,8 @@ import torch
 import landscape as ls
 from landscape import metrics, store
 from landscape.cli import main
-from landscape.ensemble import flatten, layout_of
-from landscape.loop import Worker
+from landscape.engine.layout import flatten, layout_of
+from landscape.engine.worker import Worker
 from landscape.tasks import Task, contract
 from landscape.tasks.transformer import Transformer as Builtin
 

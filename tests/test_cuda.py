@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import scanner as scan, sphere
-from landscape.config import ScanConfig
+from landscape.experiments import scan
+from landscape.engine import sphere
+from landscape.config.settings import ScanConfig
 from landscape.tasks import get_task
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")

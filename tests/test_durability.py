@@ -7,7 +7,8 @@ import h5py
 import numpy as np
 import pytest
 
-from landscape import scanner as scan, store
+from landscape.experiments import scan
+from landscape import store
 from landscape.cli import main
 
 TINY = ["--task", "tasks_for_tests:tiny", "--quiet"]
@@ -179,7 +180,7 @@ def test_two_processes_on_one_new_output(tmp_path, env):
 
 
 def test_train_overwrite_is_staged_and_never_publishes_a_stale_copy(tmp_path, monkeypatch, capsys):
-    from landscape import trainer as train
+    from landscape.experiments import train
 
     out = tmp_path / "t.h5"
     base = ["train", *TINY, "--steps", "40", "--checkpoint-every", "10", "--out", str(out)]

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import loop, scanner as scan
+from landscape.engine import worker as loop
+from landscape.experiments import scan
 from landscape.status import Status
-from landscape.config import ScanConfig
+from landscape.config.settings import ScanConfig
 from landscape.tasks import get_task
 
 FIELDS = ["train_loss", "test_loss", "train_acc", "test_acc"]
@@ -74,7 +75,7 @@ def test_the_loop_engine_logs_metrics_of_a_model_vmap_cannot_batch(tmp_path):
     included) are computed one member after the other, and equal vmap's where vmap works."""
     from landscape import store
     from landscape.cli import main
-    from landscape.ensemble import Ensemble, functional_forward
+    from landscape.engine.ensemble import Ensemble, functional_forward
     from landscape.tasks import get_task
     from landscape.tasks.contract import Probe
 

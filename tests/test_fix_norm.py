@@ -1,22 +1,22 @@
 """Norm-constrained training (--fix-norm), the learning-rate schedule and Adam's betas, and their bad input."""
 
-import h5py
 import numpy as np
 import pytest
 
-from landscape import optim, store
+from landscape.config import schedule
+from landscape import store
 from landscape.cli import main
-from landscape.config import TrainConfig
+from landscape.config.settings import TrainConfig
 from training import train_until
 
 TINY = ["--task", "tasks_for_tests:tiny", "--quiet"]
 
 
 def test_scheduled_lr_warms_up_linearly_then_holds_or_decays():
-    assert [optim.scheduled_lr(1.0, t, 10, 4) for t in range(6)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
-    cos = [optim.scheduled_lr(1.0, t, 10, 2, "cosine") for t in range(10)]
+    assert [schedule.scheduled_lr(1.0, t, 10, 4) for t in range(6)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    cos = [schedule.scheduled_lr(1.0, t, 10, 2, "cosine") for t in range(10)]
     assert cos[:3] == [0.0, 0.5, 1.0] and cos[2] > cos[5] > cos[9] > 0
-    assert optim.scheduled_lr(2.0, 5, 10) == 2.0
+    assert schedule.scheduled_lr(2.0, 5, 10) == 2.0
 
 
 @pytest.mark.parametrize("constrain", ["*", "0.*"])

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import fused, optim, sphere
+from landscape.config import schedule
+from landscape.engine import fused, optim, sphere
 from landscape.cli import main
 
 needs_compile = pytest.mark.skipif(fused.unavailable() is not None, reason=f"{fused.unavailable()}")
@@ -40,7 +41,7 @@ def test_constrained_steps_agree_with_the_reference_over_200_steps(kind, mask_ki
     target = torch.tensor([[1.0, 2.0], [0.5, 1.5], [3.0, 0.7]]) if mask_kind == "two groups" else \
         torch.tensor([1.0, 2.5, 0.4])
     theta = sphere.retract(theta, target, mask)
-    cosine = lambda t: optim.cosine_lr(0.05, t, 200)  # noqa: E731 -- a schedule that changes every step
+    cosine = lambda t: schedule.cosine_lr(0.05, t, 200)  # noqa: E731 -- a schedule that changes every step
     ref, ref_state = _run(fused.Step(kind, False), theta, grad_of, cosine, target=target, mask=mask)
     got, got_state = _run(fused.Step(kind, True), theta, grad_of, cosine, target=target, mask=mask)
     torch.testing.assert_close(got, ref, rtol=2e-5, atol=2e-6)
@@ -53,7 +54,7 @@ def test_constrained_steps_agree_with_the_reference_over_200_steps(kind, mask_ki
 def test_adamw_and_norm_fixed_adamw_agree_with_the_reference():
     theta, grad_of = _problem(M=4)
     wd = torch.tensor([[0.0], [0.1], [1.0], [3.0]])
-    warm = lambda t: optim.scheduled_lr(0.01, t, 200, warmup=20)  # noqa: E731
+    warm = lambda t: schedule.scheduled_lr(0.01, t, 200, warmup=20)  # noqa: E731
     ref, _ = _run(fused.Step("adamw", False, (0.9, 0.98)), theta, grad_of, warm, weight_decay=wd)
     got, _ = _run(fused.Step("adamw", True, (0.9, 0.98)), theta, grad_of, warm, weight_decay=wd)
     torch.testing.assert_close(got, ref, rtol=2e-5, atol=2e-6)

@@ -1,6 +1,6 @@
 """A property-based fuzzer (hypothesis): command lines generated from the config registry's own declarations.
 
-Every flag of ``scan``, ``train`` and ``phases`` comes from a declared field (``landscape.config``): its type,
+Every flag of ``scan``, ``train`` and ``phases`` comes from a declared field (``landscape.config.settings``): its type,
 bounds, choices and whether it is a list. Each example leaves most flags at their defaults and gives the others a
 value the rule accepts (kept tiny, so a run takes a moment) or one it should refuse (wrong type, past a bound, not
 a choice, malformed lists, control characters). The property: the command either runs, leaving a landscape file
@@ -22,9 +22,10 @@ from pathlib import Path
 import torch
 from hypothesis import given, seed, settings, strategies as st
 
-from landscape import config, store
+from landscape.config import settings as config
+from landscape import store
 from landscape.cli import main
-from landscape.phases_config import PhasesConfig
+from landscape.config.phases import PhasesConfig
 
 COMMANDS = {"scan": config.ScanConfig, "train": config.TrainConfig, "phases": PhasesConfig}
 CPUS = len(os.sched_getaffinity(0))

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from landscape.grid import DEFAULT_NUM, parse_norms
+from landscape.config.grid import DEFAULT_NUM, parse_norms
 
 pos = st.floats(min_value=1e-6, max_value=1e6, allow_nan=False, allow_infinity=False)
 
@@ -72,7 +72,7 @@ def test_malformed_specs_raise_one_line(spec, fragment):
 
 
 def test_value_axes_admit_zero_only_where_asked_and_never_on_a_log_scale():
-    from landscape.grid import parse_values
+    from landscape.config.grid import parse_values
 
     assert parse_values("0:10:3", "weight-decay", zero=True).tolist() == [0.0, 5.0, 10.0]
     with pytest.raises(ValueError, match="weight-decays must be positive"):
@@ -86,7 +86,8 @@ def test_value_axes_admit_zero_only_where_asked_and_never_on_a_log_scale():
 def test_doctests_of_the_pure_modules():
     import doctest
 
-    from landscape import grid, phase_rule
+    from landscape.config import grid
+    from landscape.analysis import phases
 
-    for module in (grid, phase_rule):
+    for module in (grid, phases):
         assert doctest.testmod(module).failed == 0, module.__name__

@@ -1,8 +1,8 @@
-"""``landscape.memory``: freed heap memory is handed back only when there is enough of it to matter."""
+"""``landscape.engine.allocator``: freed heap memory is handed back only when there is enough of it to matter."""
 
 import pytest
 
-from landscape import memory
+from landscape.engine import allocator as memory
 
 
 @pytest.mark.skipif(memory.free_heap_bytes() is None, reason="glibc's mallinfo2 is not available here")

@@ -4,9 +4,10 @@ import h5py
 import numpy as np
 import torch
 
-from landscape import metrics, store, trainer as train
+from landscape import metrics, store
+from landscape.experiments import train
 from landscape.cli import main
-from landscape.config import TrainConfig
+from landscape.config.settings import TrainConfig
 from landscape.tasks import get_task
 from training import train_until
 
@@ -113,7 +114,7 @@ def test_metric_context_evaluates_each_split_once():
 
 
 def test_on_the_vmap_engine_the_losses_come_from_the_shared_forward_pass():
-    from landscape import loop
+    from landscape.engine import worker as loop
     from landscape.tasks import contract, get_task
 
     task = get_task("modular", {"p": 11})

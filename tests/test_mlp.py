@@ -5,11 +5,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape import mlp, scanner as scan, store, trainer as train
+from landscape.engine import mlp
+from landscape.experiments import scan, train
+from landscape import store
 from landscape.cli import main
-from landscape.config import ScanConfig, TrainConfig
-from landscape.ensemble import Ensemble, engine_of, layout_of
-from landscape.loop import init_params
+from landscape.config.settings import ScanConfig, TrainConfig
+from landscape.engine.ensemble import Ensemble, engine_of
+from landscape.engine.layout import layout_of
+from landscape.engine.worker import init_params
 from landscape.tasks import Task, cross_entropy, get_task, label_accuracy, mse
 
 
@@ -240,7 +243,8 @@ def test_mlp_engine_refuses_other_models(tmp_path, capsys):
 
 
 def test_cli_engine_choices_are_the_kernels():
-    from landscape import config, ensemble
+    from landscape.config import settings as config
+    from landscape.engine import ensemble
 
     assert tuple(config.rule(config.ScanConfig, "engine").choices) == tuple(ensemble.ENGINES)
     assert tuple(config.rule(config.TrainConfig, "engine").choices) == tuple(ensemble.ENGINES)

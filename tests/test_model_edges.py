@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import loop, metrics, store
+from landscape.engine import worker as loop
+from landscape import metrics, store
 from landscape.cli import main
-from landscape.ensemble import Ensemble, flatten, layout_of
+from landscape.engine.ensemble import Ensemble
+from landscape.engine.layout import flatten, layout_of
 from landscape.tasks import Task, TaskError, contract, mse
 
 

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 import landscape as ls
-from landscape import optim
-from landscape.config import TrainConfig, resolve
+from landscape.config import schedule
+from landscape.config.settings import TrainConfig, resolve
 from landscape.tasks import get_task
 from landscape.tasks.transformer import Transformer
 
@@ -105,7 +105,7 @@ def test_the_warm_up_starts_from_zero_as_their_lambda_lr():
         theirs_lr.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    assert [optim.scheduled_lr(1e-3, t, 100, warmup=10) for t in range(13)] == pytest.approx(theirs_lr)
+    assert [schedule.scheduled_lr(1e-3, t, 100, warmup=10) for t in range(13)] == pytest.approx(theirs_lr)
     assert theirs_lr[0] == 0.0
 
 

@@ -4,7 +4,8 @@ against the norm over the scan's L/U."""
 import numpy as np
 import pytest
 
-from landscape import store, training_plot as plot
+from landscape import store
+from landscape.figures import training as plot
 from landscape.cli import main
 
 STEPS = np.unique(np.round(np.geomspace(1, 5000, 60))).astype(float)

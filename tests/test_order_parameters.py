@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import metrics, store, trainer as train
+from landscape import metrics, store
+from landscape.experiments import train
 from landscape.cli import main
-from landscape.config import TrainConfig
+from landscape.config.settings import TrainConfig
 from landscape.metrics.embedding import fourier, rqi
 from landscape.tasks import get_task
 
@@ -141,8 +142,8 @@ def test_a_linearly_decodable_representation_has_probe_r2_near_one():
 
 
 def test_the_probe_reads_the_input_of_the_last_linear_layer():
-    from landscape.ensemble import layout_of, flatten
-    from landscape.ensemble import Ensemble, functional_forward
+    from landscape.engine.layout import layout_of, flatten
+    from landscape.engine.ensemble import Ensemble, functional_forward
     from landscape.tasks.contract import Probe, probe_of
 
     torch.manual_seed(0)

@@ -7,9 +7,9 @@ import h5py
 import numpy as np
 import pytest
 
-from landscape import trainer as train
+from landscape.experiments import train
 from landscape.cli import main
-from landscape.config import TrainConfig
+from landscape.config.settings import TrainConfig
 from landscape.tasks import get_task
 
 MODULAR = {"p": 11, "train_fraction": 0.6, "embed": 8, "width": 16}

@@ -7,11 +7,13 @@ import h5py
 import numpy as np
 import pytest
 
-from landscape import phase_diagram as phases, store
+from landscape.analysis import phases
+from landscape import store
 from landscape.cli import main
-from landscape.config import Member
+from landscape.config.settings import Member
 from landscape.tasks import get_task
-from landscape.phase_rule import PHASES, Axis, PhaseRule, classify, default_gap, majority
+from landscape.analysis.phases import PHASES, classify, majority
+from landscape.config.phases import Axis, PhaseRule, default_gap
 
 # ---- the rule, on synthetic runs -------------------------------------------------------------------------------
 

@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import plane, scanner as scan_mod, sphere, store
+from landscape.analysis import plane
+from landscape.experiments import scan as scan_mod
+from landscape.engine import sphere
+from landscape import store
 from landscape.cli import main
-from landscape.config import ScanConfig, resolve
+from landscape.config.settings import ScanConfig, resolve
 from landscape.tasks import get_task
 
 TINY = ["--task", "tasks_for_tests:tiny", "--quiet"]
@@ -242,7 +245,7 @@ def test_a_plain_norms_flag_given_twice_keeps_the_last_as_every_flag_does():
 
 
 def test_no_prediction_figure_for_one_weight_decay_and_nothing_predicted():
-    from landscape import landscape_plot as plot
+    from landscape.figures import landscape as plot
 
     def traj(wd, grok, pred=None):
         return {"weight_decay": wd, "grokking": {"step": {"value": grok}},

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from landscape import scanner as scan
+from landscape.experiments import scan
 from landscape.status import Status
-from landscape.config import ScanConfig
+from landscape.config.settings import ScanConfig
 from landscape.tasks import get_task
 
 

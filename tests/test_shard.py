@@ -282,7 +282,7 @@ def test_merge_refuses_empty_inputs_and_missing_directories(tmp_path, capsys):
 
 def test_interrupted_checkpoint_write_leaves_the_previous_checkpoint_usable(tmp_path):
     """A kill while a checkpoint is being written must not corrupt the resume (two slots)."""
-    from landscape.config import TrainConfig
+    from landscape.config.settings import TrainConfig
     from training import train_until
 
     args = ["train", *TINY, "--weight-decay", "0.1,0.3", "--steps", "300", "--checkpoint-every", "100",

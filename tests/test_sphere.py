@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import optim, scanner as scan, sphere
-from landscape.config import ScanConfig
+from landscape.config import schedule
+from landscape.engine import optim, sphere
+from landscape.experiments import scan
+from landscape.config.settings import ScanConfig
 from landscape.tasks import get_task
 
 
@@ -81,6 +83,6 @@ def test_riemannian_moment_is_tangent():
 
 
 def test_cosine_schedule():
-    assert optim.cosine_lr(0.1, 0, 100) == pytest.approx(0.1)
-    assert optim.cosine_lr(0.1, 50, 100) == pytest.approx(0.05)
-    assert optim.cosine_lr(0.1, 100, 100) == pytest.approx(0.0)
+    assert schedule.cosine_lr(0.1, 0, 100) == pytest.approx(0.1)
+    assert schedule.cosine_lr(0.1, 50, 100) == pytest.approx(0.05)
+    assert schedule.cosine_lr(0.1, 100, 100) == pytest.approx(0.0)

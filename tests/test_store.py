@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from processes import watch
 
-from landscape import loop, scanner as scan, store
-from landscape.config import ScanConfig
+from landscape.engine import worker as loop
+from landscape.experiments import scan
+from landscape import store
+from landscape.config.settings import ScanConfig
 from landscape.tasks import get_task
 
 

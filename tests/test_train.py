@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from processes import watch
 
-from landscape import store, trainer as train
+from landscape import store
+from landscape.experiments import train
 from landscape.cli import main
-from landscape.config import TrainConfig
+from landscape.config.settings import TrainConfig
 from landscape.tasks import get_task
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import trainer as train
-from landscape.config import TrainConfig
+from landscape.experiments import train
+from landscape.config.settings import TrainConfig
 from landscape.tasks import get_task
 
 SMALL = {"model": "transformer", "p": 11, "d_model": 16, "heads": 2, "d_head": 8, "d_mlp": 32}

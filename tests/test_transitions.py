@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from landscape import metrics, transitions
-from landscape.transitions import Transition, find, forecast
+from landscape import metrics
+from landscape.analysis import transitions
+from landscape.analysis.transitions import Transition, find, forecast
 
 STEPS = np.unique(np.round(np.geomspace(1, 20000, 150))).astype(float)
 

@@ -5,10 +5,11 @@ import numpy as np
 import torch
 import pytest
 
-from landscape import fused, scanner as scan, trainer as train, whole
+from landscape.engine import fused, whole_step as whole
+from landscape.experiments import scan, train
 from landscape.cli import build_parser, config_of
-from landscape.config import ScanConfig, TrainConfig
-from landscape.loop import Worker
+from landscape.config.settings import ScanConfig, TrainConfig
+from landscape.engine.worker import Worker
 from landscape.tasks import get_task
 
 needs_compile = pytest.mark.skipif(fused.unavailable() is not None, reason=f"{fused.unavailable()}")
@@ -169,6 +170,6 @@ def test_large_steps_keep_the_eager_gradient():
     worker.grad = lambda th, idx: calls.append(th.shape) or (th * 0, th[:, 0])  # the eager path is taken
     step.fn = lambda *a: pytest.fail("compiled whole")
     big = theta.repeat(16, 1)  # 32 members: above MAX_FLOP
-    from landscape import optim
+    from landscape.engine import optim
     step(big, optim.AdamState.zeros_like(big), None, 0.01, torch.ones(32))
     assert calls == [big.shape]

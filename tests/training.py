@@ -1,6 +1,7 @@
 """Training driven through the API, stopped after a number of checkpoints (to leave a resumable file behind)."""
 
-from landscape import store, trainer as train
+from landscape import store
+from landscape.experiments import train
 from landscape.tasks import get_task
 
 

@@ -13,6 +13,8 @@ A metric returns a tensor ``[M]`` (one series, named like the metric) or, for
 a *family*, a dict ``{key: [M]}`` (one series per key, named ``name/key``);
 a family declares its keys for a layout with ``keys=``, and ``{key}`` in its
 description names each series' key.
+
+May import: ``engine``, ``store``, ``tasks`` and the base modules.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class Context:
     """
 
     theta: Any  # [M, P] on the worker's device
-    worker: Any  # landscape.loop.Worker
+    worker: Any  # landscape.engine.worker.Worker
     probe: Any = None  # the tasks.contract.Probe the forward pass captures (when a chosen metric reads it)
     _cache: dict = field(default_factory=dict)
 
@@ -87,7 +89,7 @@ class Context:
     def evaluate(self, split: str):
         if split not in self._cache:
             # the loss from the forward pass the metrics share (on every engine: one pass, not two)
-            from ..ensemble import member_metrics
+            from ..engine.ensemble import member_metrics
 
             out, y = self.forward(split)[0], self.worker.data[split][1]
             keep = self.worker.keep if split == "train" else None  # members training on part of the split

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import sphere
+from ..engine import sphere
 from . import metric
 
 

@@ -13,18 +13,26 @@
 Layout (format ``landscape``, version 2) in ``docs/format.md``. This package
 imports nothing from the computations that fill it (``scan``, ``train``): they
 hand it plans, results and states, and it reads their attributes.
+``labelled`` is the same file as labelled xarray data, ``train_state`` a checkpoint as training and the store
+exchange it.
+
+May import: ``config``, ``tasks`` and the base modules (``errors``, ``plain``, ``status``, ``version``).
 """
 
 from .analysis import read_analysis, write_analysis
-from .format import (FORMAT, FORMAT_VERSION, STATUS_ENUM, StoreError, data_fingerprint, describe,
-                     holds_task, open_file, root_configs, same_task, writer_lock)
+from .format import (
+    FORMAT, FORMAT_VERSION, STATUS_ENUM, StoreError, data_fingerprint, describe, holds_task, open_file, root_configs,
+    same_task, writer_lock
+)
 from .durable import commit, drop_groups, publish, write_durably, write_errors
 from .merge import Report, merge
 from .phases import read_phases, write_phases
 from .staging import publish_staging, stage, staged, stale_staging, staging
 from .scan import GROUPS, POINT_VALUES, branch_state, prepare_scan, read_branches, read_scan, write_chunk
-from .trajectories import (CHECKPOINT_SLOTS, drop_unfinished, final_params, prepare_trajectories, read_trajectories,
-                           series_meta, write_trajectories)
+from .trajectories import (
+    CHECKPOINT_SLOTS, drop_unfinished, final_params, prepare_trajectories, read_trajectories, series_meta,
+    write_trajectories
+)
 
 __all__ = [
     "CHECKPOINT_SLOTS", "GROUPS", "drop_groups", "FORMAT", "branch_state", "read_branches", "FORMAT_VERSION", "POINT_VALUES", "STATUS_ENUM", "Report", "StoreError",

@@ -24,7 +24,7 @@ from pathlib import Path
 import h5py
 from h5py import h5f, h5p
 
-from ..plain import one_line
+from ..errors import one_line
 from .format import StoreError, check_format, drop_analysis, real, temporary
 
 _names = itertools.count()  # in-memory files need names unique within the process

@@ -21,7 +21,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..plain import BadInput, one_line, to_json as _to_json
+from ..errors import BadInput, one_line
+from ..plain import to_json as _to_json
 from ..status import POINT
 
 FORMAT = "landscape"
@@ -114,7 +115,7 @@ def check_format(f: h5py.File, path, shapes: bool = True) -> None:
 
 
 def _check_format(f: h5py.File, path, shapes: bool) -> None:
-    from .schema import check_contents  # (schema reads the groups' declarations, which import this module)
+    from .schema import check_contents
 
     if f.attrs.get("format") != FORMAT and len(f.keys()) + len(f.attrs) > 0:
         f.close()

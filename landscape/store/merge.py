@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..config import TrainConfig, execution_fields
+from ..config.settings import TrainConfig, execution_fields
 from ..status import Status
 from . import scan as scan_group
 from . import trajectories as traj_group

@@ -29,7 +29,7 @@ def drop_phases(f: h5py.File) -> None:
 
 
 def write_phases(path: str | Path, d) -> None:
-    """Store a ``landscape.phase_diagram.Diagram`` as ``/phases`` (replacing an earlier one), in one commit: its axes
+    """Store a ``landscape.analysis.phases.Diagram`` as ``/phases`` (replacing an earlier one), in one commit: its axes
     (``name``, ``values``, ``log``, ``kind.description``), ``seeds``, ``rule``, ``phase_names`` and arrays."""
     with commit(path) as f:
         drop_phases(f)

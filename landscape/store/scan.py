@@ -3,7 +3,7 @@
 Every per-point dataset ``[K, R]`` is one entry of ``POINT_VALUES``; creating,
 writing, reading and merging a scan all loop over it, so a new per-point value
 is one declaration here plus the field of the same name in
-``landscape.scanner.ChunkResult`` (filled in ``scan._final``). ``status`` is written after everything else.
+``landscape.experiments.scan.ChunkResult`` (filled in ``scan._final``). ``status`` is written after everything else.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..grid import product
+from ..config.grid import product
 from ..status import Status
 from .durable import commit
 from .verify import incomplete_points
-from .format import (STATUS_DTYPE, STATUS_ENUM, StoreError, check_task, damaged_as_error, data_fingerprint,
-                     describe_difference, drop_analysis, open_file, reset_scales, set_root_config, to_json, write_root)
+from .format import (
+    STATUS_DTYPE, STATUS_ENUM, StoreError, check_task, damaged_as_error, data_fingerprint, describe_difference,
+    drop_analysis, open_file, reset_scales, set_root_config, to_json, write_root
+)
 
 
 @dataclass(frozen=True)
@@ -80,11 +82,11 @@ def _pending(g: h5py.Group, mine: np.ndarray, n_params: int, repaired: list | No
 def shard_points(plan, shard: tuple[int, int] | None, branch: str = "independent") -> np.ndarray:
     """The points a shard computes: ``i, i + n, ...`` of the scan; of a branch, every norm of the restarts
     ``r = i, i + n, ...`` (a branch is sequential in norm, so it is split by restart)."""
-    if shard is None:
-        return np.arange(plan.n_points)
-    if branch == "independent":
-        return np.arange(shard[0], plan.n_points, shard[1])
     R = plan.config.restarts
+    if shard is None:
+        return np.arange(len(plan.norm) * R)
+    if branch == "independent":
+        return np.arange(shard[0], len(plan.norm) * R, shard[1])
     return np.array([k * R + r for k in range(len(plan.norm)) for r in range(shard[0], R, shard[1])], dtype=np.int64)
 
 

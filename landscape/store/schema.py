@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 from h5py import h5d, h5g, h5l, h5o
 
-from ..plain import one_line
+from ..errors import one_line
 from ..status import Status
 from . import scan, trajectories
 from .format import StoreError

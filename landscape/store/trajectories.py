@@ -17,15 +17,16 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..state import TrainState
+from .train_state import TrainState
 from .phases import drop_phases
 from ..status import Status
-from ..plain import one_line
+from ..errors import one_line
 from .durable import commit
 from .verify import CHECKPOINT_ARRAYS, checkpoint_ok, logs_ok
-from .format import (StoreError, attrs_of, check_task, damaged_as_error, data_fingerprint,
-                     describe_difference, drop_analysis, open_file, reset_scales, root_or_check, set_root_config,
-                     to_json)
+from .format import (
+    StoreError, attrs_of, check_task, damaged_as_error, data_fingerprint, describe_difference, drop_analysis,
+    open_file, reset_scales, root_or_check, set_root_config, to_json
+)
 
 CHECKPOINT_SLOTS = ("checkpoint_a", "checkpoint_b")
 DESCRIPTION = "training runs (free AdamW, or norm-constrained with fix_norm), one group per trajectory"

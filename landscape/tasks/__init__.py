@@ -25,6 +25,8 @@ the last ``nn.Linear``).
 What the model must accept and return, and what ``structure`` declares for the
 order parameters, is :mod:`landscape.tasks.contract`; inputs that are not one
 tensor (dicts or tuples of tensors) are :mod:`landscape.tasks.inputs`.
+
+May import: ``landscape.errors`` and this folder; tasks know nothing of what runs them.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import vmap
 
-from ..plain import BadInput, user_frame
+from ..errors import BadInput, user_frame
 
 
 class TaskError(BadInput):

@@ -36,7 +36,7 @@ from typing import Any, Callable
 import torch
 
 from . import inputs
-from ..plain import one_line, user_frame
+from ..errors import one_line, user_frame
 
 KEYS = ("modulus", "op", "embedding", "embedding_axis", "logits", "operands", "probe_layer", "probe_at",
         "probe_map")
