@@ -1,4 +1,7 @@
-"""A small CNN on the bundled 8x8 digits as your own Task: its reduced landscape and a short run, on the vmap engine.
+"""A CNN on the bundled digits, on the vmap engine
+===============================================
+
+A small CNN on the bundled 8x8 digits as your own Task: its reduced landscape and a short run, on the vmap engine.
 
 The model is the usual first convolutional network (``Conv2d``, ``ReLU``, ``MaxPool2d``, ``Conv2d``, ``ReLU``,
 ``MaxPool2d``, ``Linear``) on scikit-learn's 8x8 handwritten digits, which landscape bundles as the ``digits`` task

@@ -1,4 +1,7 @@
-"""A message-passing graph network, like Omnigrok's QM9 model, on molecules packed by landscape.
+"""A graph network on molecules, on the vmap engine
+================================================
+
+A message-passing graph network, like Omnigrok's QM9 model, on molecules packed by landscape.
 
 Omnigrok's QM9 network is two edge-conditioned convolutions (``NNConv``: a small MLP of each bond's features gives
 the matrix that carries a message along it), a sum over each molecule's atoms, and two linear layers to one number
@@ -191,7 +194,7 @@ def main(figure: str, pyg: bool = False, qm9: str = "") -> None:
 if __name__ == "__main__":
     import argparse
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description='A graph network on molecules, on the vmap engine')
     ap.add_argument("figure", nargs="?", default="graph_network.png")
     ap.add_argument("--pyg", action="store_true", help="torch-geometric's NNConv (needs torch-geometric)")
     ap.add_argument("--qm9", default="", metavar="ROOT", help="QM9 already on disk (never downloaded)")

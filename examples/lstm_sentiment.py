@@ -1,4 +1,7 @@
-"""An LSTM sentiment classifier written as Omnigrok's IMDb notebook writes it, trained by landscape on the loop engine.
+"""An LSTM sentiment classifier on the loop engine
+===============================================
+
+An LSTM sentiment classifier written as Omnigrok's IMDb notebook writes it, trained by landscape on the loop engine.
 
 The model is Omnigrok's (Liu et al. 2022) IMDb ``SentimentRNN``: an ``nn.Embedding``, an ``nn.LSTM`` with
 ``batch_first=True``, an ``nn.Linear(hidden, 1)`` and an ``nn.Sigmoid``; ``forward(x, hidden=None)`` returns
@@ -199,7 +202,7 @@ def main(figure: str, imdb: str = "") -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description='An LSTM sentiment classifier on the loop engine')
     ap.add_argument("figure", nargs="?", default="lstm_sentiment.png")
     ap.add_argument("--imdb", default="", metavar="PATH", help="Kaggle's 'IMDB Dataset.csv' (never downloaded)")
     args = ap.parse_args()

@@ -1,4 +1,7 @@
-"""Omnigrok's MNIST MLP, leading ``nn.Flatten`` and all, on the hand-batched mlp engine.
+"""Omnigrok's MNIST MLP on the mlp engine
+======================================
+
+Omnigrok's MNIST MLP, leading ``nn.Flatten`` and all, on the hand-batched mlp engine.
 
 The model is Omnigrok's (Liu et al. 2022) MNIST network as its notebook builds it: ``nn.Sequential(nn.Flatten(),
 nn.Linear(784, 200), nn.ReLU(), nn.Linear(200, 200), nn.ReLU(), nn.Linear(200, 10))``, trained with MSE against
@@ -158,7 +161,7 @@ def main(figure: str, mnist: str = "") -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description="Omnigrok's MNIST MLP on the mlp engine")
     ap.add_argument("figure", nargs="?", default="mnist_mlp.png")
     ap.add_argument("--mnist", default="", metavar="DIR", help="MNIST's four IDX files (never downloaded)")
     args = ap.parse_args()

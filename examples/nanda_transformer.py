@@ -1,4 +1,7 @@
-"""Your own transformer, written as research code writes it, with every order parameter logged and right.
+"""Nanda et al.'s transformer as your own model, every order parameter checked
+===========================================================================
+
+Your own transformer, written as research code writes it, with every order parameter logged and right.
 
 The model below follows the style of Nanda et al. (2023)'s original one-layer transformer for modular addition:
 einsum attention with a causal mask, identity "hook point" modules around every activation, the token embedding

@@ -1,4 +1,7 @@
-"""A notebook session with landscape: your own model and data, the reduced landscape, a grokking run on top of it.
+"""A notebook session: your own model, its landscape, a run on it
+==============================================================
+
+A notebook session with landscape: your own model and data, the reduced landscape, a grokking run on top of it.
 
 Run it as a script (``python examples/notebook_scan.py [FIGURE.png]``) or paste the cells into Jupyter. It defines a
 small regression task inline, scans train and test loss against the weight norm, trains one run from a large

@@ -205,7 +205,8 @@ def test_threads_are_applied_and_stored(tmp_path, monkeypatch):
 def _documented_commands() -> list[str]:
     """Every ``landscape ...`` command line in a code block of the README and the docs."""
     found = []
-    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    pages = [p for p in sorted((ROOT / "docs").rglob("*.md")) if not {"_build", "auto_examples"} & set(p.parts)]
+    for doc in [ROOT / "README.md", *pages]:
         blocks, lang, lines = [], None, []
         for line in doc.read_text().splitlines():
             if line.startswith("```"):
