@@ -106,3 +106,41 @@ def test_the_link_checker_finds_a_broken_link_and_passes_a_sound_page(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "docs" / "check_links.py"), str(site)], capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stderr
+
+
+def _figures():
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        import figures
+    finally:
+        sys.path.remove(str(ROOT / "docs"))
+    return figures
+
+
+FIGURES = _figures()
+GUIDE_RECIPES = [r for r in FIGURES.RECIPES if not r.commands[0].startswith("python ")]  # examples: test_examples
+
+
+def test_every_figure_of_the_guide_has_a_recipe_and_every_recipe_a_figure():
+    shown = {p.name for p in (ROOT / "docs").glob("*.png")}
+    assert shown == set(FIGURES.BY_FIGURE)
+    pages = "\n".join(p.read_text() for p in _pages())
+    for figure in FIGURES.BY_FIGURE:
+        assert f"({figure})" in pages or f"(docs/{figure})" in pages, f"{figure} is shown on no page"
+
+
+@pytest.mark.parametrize("recipe", GUIDE_RECIPES, ids=[next(iter(r.made)) for r in GUIDE_RECIPES])
+def test_the_guides_figures_are_made_by_the_guides_commands(recipe, tmp_path, monkeypatch):
+    """Each recipe's commands are the guide's own (they parse as documented commands do) and, on tiny settings,
+    write the files that become the figures."""
+    from landscape import cli
+
+    pages = "\n".join(p.read_text() for p in _pages())
+    for command in recipe.commands:
+        assert " ".join(command.split()) in " ".join(pages.replace("\\\n", " ").split()), \
+            f"{command!r} is not a command the guide shows"
+        cli.build_parser().parse_args(FIGURES._argv(command, {})[1:])
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    written = FIGURES.make(recipe, tmp_path, tiny=True)
+    assert [p.name for p in written] == list(recipe.made)
+    assert all(p.stat().st_size > 10_000 for p in written)
