@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [f for f in args.figures if f not in BY_FIGURE]
     if unknown:
         ap.error(f"no recipe for {', '.join(unknown)}; known: {', '.join(BY_FIGURE)}")
-    recipes = list(dict.fromkeys(BY_FIGURE[f] for f in args.figures)) if args.figures else RECIPES
+    recipes = [r for r in RECIPES if not args.figures or set(r.made) & set(args.figures)]
     args.out.mkdir(parents=True, exist_ok=True)
     for recipe in recipes:
         for path in make(recipe, args.out, args.tiny):
