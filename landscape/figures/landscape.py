@@ -211,7 +211,7 @@ def annotate_analysis(fig: Figure, result: dict) -> None:
             if not any(lab.startswith("Goldilocks zone") for lab in labels):
                 handles.append(h)
                 rule = zone.get("criterion") or f"test loss < {zone.get('factor', 10):g} x min"
-                labels.append(f"Goldilocks zone ({rule})")
+                labels.append(f"Goldilocks zone\n({rule})")  # the criterion in numbers is long: its own line
         if w_c.get("value") is not None:
             if w_c.get("low") is not None and w_c.get("high") is not None:
                 ax.axvspan(w_c["low"], w_c["high"], color=TRAIN, alpha=0.12, lw=0)
