@@ -131,11 +131,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     unknown = [f for f in args.figures if f not in BY_FIGURE]
     if unknown:
-        ap.error(f"no recipe for {', '.join(unknown)}; known: {', '.join(BY_FIGURE)}")
+        print(f"figures: no recipe for {', '.join(unknown)}; known: {', '.join(BY_FIGURE)}", file=sys.stderr)
+        return 2
     recipes = [r for r in RECIPES if not args.figures or set(r.made) & set(args.figures)]
     args.out.mkdir(parents=True, exist_ok=True)
     for recipe in recipes:
-        for path in make(recipe, args.out, args.tiny):
+        try:
+            written = make(recipe, args.out, args.tiny)
+        except RuntimeError as e:  # a command of the recipe failed: its own one-line message
+            print(f"figures: {' '.join(str(e).split())}", file=sys.stderr)
+            return 1
+        for path in written:
             print(f"wrote {path}")
     return 0
 

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from doc_pages import code_blocks
+
 import landscape as ls
 from landscape import api, cli
 from landscape.config import settings as config
@@ -205,29 +207,16 @@ def test_threads_are_applied_and_stored(tmp_path, monkeypatch):
 def _documented_commands() -> list[str]:
     """Every ``landscape ...`` command line in a code block of the README and the docs."""
     found = []
-    pages = [p for p in sorted((ROOT / "docs").rglob("*.md")) if not {"_build", "auto_examples"} & set(p.parts)]
-    for doc in [ROOT / "README.md", *pages]:
-        blocks, lang, lines = [], None, []
-        for line in doc.read_text().splitlines():
-            if line.startswith("```"):
-                if lang is None:
-                    lang, lines = line[3:].strip(), []
-                else:
-                    if lang in ("", "bash", "sh", "console", "shell"):
-                        blocks.append("\n".join(lines))
-                    lang = None
-            elif lang is not None:
-                lines.append(line)
-        for block in blocks:
-            text = block.replace("\\\n", " ")
-            for line in text.splitlines():
-                line = line.split(" #", 1)[0].strip().removeprefix("$ ")
-                if "[" in line or "..." in line:
-                    continue  # a synopsis (landscape scan [--task NAME] ...), not a command
-                for part in re.split(r"&&|\|\||;|\|", line):
-                    part = part.strip()
-                    if part.startswith("landscape "):
-                        found.append(part)
+    for _, block in code_blocks(("", "bash", "sh", "console", "shell")):
+        text = block.replace("\\\n", " ")
+        for line in text.splitlines():
+            line = line.split(" #", 1)[0].strip().removeprefix("$ ")
+            if "[" in line or "..." in line:
+                continue  # a synopsis (landscape scan [--task NAME] ...), not a command
+            for part in re.split(r"&&|\|\||;|\|", line):
+                part = part.strip()
+                if part.startswith("landscape "):
+                    found.append(part)
     return found
 
 

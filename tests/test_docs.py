@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from doc_pages import code_blocks, pages
+
 import landscape as ls
 from landscape import api
 from landscape.config.phases import PhasesConfig
@@ -20,30 +22,7 @@ ROOT = Path(__file__).parent.parent
 CONFIGS = {"scan": ScanConfig, "train": TrainConfig, "phases": PhasesConfig}
 
 
-def _pages() -> list[Path]:
-    docs = [p for p in sorted((ROOT / "docs").rglob("*.md")) if not {"_build", "auto_examples"} & set(p.parts)]
-    return [ROOT / "README.md", *docs]
-
-
-def _python_blocks() -> list[tuple[str, str]]:
-    """``(where, code)`` of every fenced ``python`` block."""
-    found = []
-    for page in _pages():
-        lang, start, lines = None, 0, []
-        for i, line in enumerate(page.read_text().splitlines(), 1):
-            if line.lstrip().startswith("```"):
-                if lang is None:
-                    lang, start, lines = line.strip()[3:].strip(), i, []
-                else:
-                    if lang in ("python", "py", "{code-cell} python"):
-                        found.append((f"{page.relative_to(ROOT)}:{start}", "\n".join(lines)))
-                    lang = None
-            elif lang is not None:
-                lines.append(line)
-    return found
-
-
-BLOCKS = _python_blocks()
+BLOCKS = code_blocks(("python", "py", "{code-cell} python"))
 
 
 def _api_calls(tree: ast.AST) -> list[ast.Call]:
@@ -124,9 +103,9 @@ GUIDE_RECIPES = [r for r in FIGURES.RECIPES if not r.commands[0].startswith("pyt
 def test_every_figure_of_the_guide_has_a_recipe_and_every_recipe_a_figure():
     shown = {p.name for p in (ROOT / "docs").glob("*.png")}
     assert shown == set(FIGURES.BY_FIGURE)
-    pages = "\n".join(p.read_text() for p in _pages())
+    text = "\n".join(p.read_text() for p in pages())
     for figure in FIGURES.BY_FIGURE:
-        assert f"({figure})" in pages or f"(docs/{figure})" in pages, f"{figure} is shown on no page"
+        assert f"({figure})" in text or f"(docs/{figure})" in text, f"{figure} is shown on no page"
 
 
 @pytest.mark.parametrize("recipe", GUIDE_RECIPES, ids=[next(iter(r.made)) for r in GUIDE_RECIPES])
@@ -135,9 +114,9 @@ def test_the_guides_figures_are_made_by_the_guides_commands(recipe, tmp_path, mo
     write the files that become the figures."""
     from landscape import cli
 
-    pages = "\n".join(p.read_text() for p in _pages())
+    text = "\n".join(p.read_text() for p in pages())
     for command in recipe.commands:
-        assert " ".join(command.split()) in " ".join(pages.replace("\\\n", " ").split()), \
+        assert " ".join(command.split()) in " ".join(text.replace("\\\n", " ").split()), \
             f"{command!r} is not a command the guide shows"
         cli.build_parser().parse_args(FIGURES._argv(command, {})[1:])
     monkeypatch.setenv("MPLBACKEND", "Agg")
