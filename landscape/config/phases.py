@@ -17,8 +17,9 @@ class PhasesConfig(TrainConfig):
     hyperparameters (``landscape.config.phases.AXES``), and the thresholds that classify each run."""
 
     x: str = setting("lr=1e-4:1e-2:11:log", Rule(str, "the first axis, NAME=SPEC with NAME one of lr, weight-decay, "
-                                                      "init-scale, train-frac and SPEC as for --norms (0 allowed for "
-                                                      "weight-decay)", metavar="NAME=SPEC"))
+                                                      "init-scale, train-frac, group-lr, group-weight-decay and SPEC "
+                                                      "as for --norms (0 allowed for the weight decays)",
+                                                 metavar="NAME=SPEC"))
     y: str = setting("weight-decay=0:10:11", Rule(str, "the second axis, as --x", metavar="NAME=SPEC"))
     train_acc: float = setting(0.9, Rule(float, "t_train: the first logged step with train accuracy >= A",
                                          positive=True, metavar="A"))
@@ -99,6 +100,8 @@ AXES = {
     "weight-decay": AxisKind("weight_decay", "AdamW decoupled weight decay", zero=True),
     "init-scale": AxisKind("init_scale", "initialization scale (multiple of the default init)"),
     "train-frac": AxisKind("train_frac", "share of the training split trained on", at_most_one=True, log=False),
+    "group-lr": AxisKind("group_lr", "peak learning rate of --group's parameters"),
+    "group-weight-decay": AxisKind("group_weight_decay", "weight decay of --group's parameters", zero=True),
 }
 
 

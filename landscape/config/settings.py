@@ -230,14 +230,24 @@ class Member:
     lr: float = 0.001
     train_frac: float = 1.0
     named: tuple[str, ...] = ()
+    group_lr: float | None = None  # the learning rate of the TrainConfig's parameter group (None: lr)
+    group_weight_decay: float | None = None  # its weight decay (None: weight_decay)
 
     @property
     def name(self) -> str:
-        """``[lrLR_]wd..._init...[_fracF]_seedS``; norm-constrained trajectories start with ``fixnorm_``."""
+        """``[lrLR_][glrLR_]wd...[_gwdWD]_init...[_fracF]_seedS``; norm-constrained trajectories start with
+        ``fixnorm_``."""
         lr = f"lr{self.lr:g}_" if "lr" in self.named else ""
+        glr = f"glr{self.group_lr:g}_" if "glr" in self.named else ""
+        gwd = f"_gwd{self.group_weight_decay:g}" if "gwd" in self.named else ""
         frac = f"_frac{self.train_frac:g}" if "frac" in self.named else ""
-        return (f"{'fixnorm_' if self.fix_norm else ''}{lr}wd{self.weight_decay:g}_init{self.init_scale:g}"
+        return (f"{'fixnorm_' if self.fix_norm else ''}{lr}{glr}wd{self.weight_decay:g}{gwd}_init{self.init_scale:g}"
                 f"{frac}_seed{self.seed}")
+
+    def rates(self) -> tuple[float, float, float, float]:
+        """``(lr, weight decay, group lr, group weight decay)``: the group's own where set, else the member's."""
+        return (self.lr, self.weight_decay, self.lr if self.group_lr is None else self.group_lr,
+                self.weight_decay if self.group_weight_decay is None else self.group_weight_decay)
 
     def train_count(self, n: int) -> int:
         """How many of the ``n`` training examples this member trains on (at least one)."""
@@ -269,6 +279,17 @@ class TrainConfig:
                                                         "on, in (0, 1] (its first examples; the test split is "
                                                         "shared)", positive=True, listed=True, per_member=True,
                                                   metavar="F[,F...]"))
+    group: str | None = setting(None, Rule(str, "a parameter group (globs, comma-separated, as --constrain) trained "
+                                                "with its own --group-lr and --group-weight-decay, e.g. Liu et al.'s "
+                                                "representation and decoder learning rates", optional=True,
+                                           metavar="GLOB"))
+    group_lr: list[float] | None = setting(None, Rule(float, "peak learning rate of --group's parameters (default: "
+                                                             "--lr)", positive=True, listed=True, optional=True,
+                                                      per_member=True, metavar="LR[,LR...]"))
+    group_weight_decay: list[float] | None = setting(None, Rule(float, "weight decay of --group's parameters "
+                                                                       "(default: --weight-decay)",
+                                                                nonnegative=True, listed=True, optional=True,
+                                                                per_member=True, metavar="WD[,WD...]"))
     betas: list[float] = setting([0.9, 0.999], Rule(float, "Adam's beta1,beta2, each in [0, 1)", nonnegative=True,
                                                     listed=True, metavar="B1,B2"))
     warmup: int = setting(0, counted("steps of linear learning-rate warm-up from 0", 0))
@@ -302,12 +323,17 @@ class TrainConfig:
         return {k: v for k, v in d.items() if k not in skip}
 
     def members(self) -> list[Member]:
-        """The sweep: every (lr, weight decay, init scale, train fraction, seed) combination, in that order."""
+        """The sweep: every (lr, group lr, weight decay, group weight decay, init scale, train fraction, seed)
+        combination, in that order."""
         lrs, fracs = _listed(self.lr), _listed(self.train_frac)
-        named = tuple(k for k, values in (("lr", lrs), ("frac", fracs)) if len(values) > 1)
-        return [Member(float(wd), float(a), int(s), bool(self.fix_norm), float(lr), float(f), named)
-                for lr, wd, a, f, s in itertools.product(lrs, _listed(self.weight_decay), _listed(self.init_scale),
-                                                         fracs, _listed(self.seeds))]
+        glrs, gwds = _listed(self.group_lr), _listed(self.group_weight_decay)
+        named = tuple(k for k, values in (("lr", lrs), ("glr", glrs), ("gwd", gwds), ("frac", fracs))
+                      if len(values) > 1)
+        return [Member(float(wd), float(a), int(s), bool(self.fix_norm), float(lr), float(f), named,
+                       None if glr is None else float(glr), None if gwd is None else float(gwd))
+                for lr, glr, wd, gwd, a, f, s in itertools.product(lrs, glrs, _listed(self.weight_decay), gwds,
+                                                                   _listed(self.init_scale), fracs,
+                                                                   _listed(self.seeds))]
 
 
 def field_names(cls=ScanConfig) -> list[str]:
@@ -377,11 +403,16 @@ def validate(cfg):
             raise ConfigError(f"betas must be two numbers B1,B2 in [0, 1), got {cfg.betas!r}")
         if cfg.warmup > cfg.steps:
             raise ConfigError(f"warmup must be at most steps ({cfg.steps}), got {cfg.warmup}")
+        if cfg.group is None and (cfg.group_lr is not None or cfg.group_weight_decay is not None):
+            raise ConfigError("--group-lr and --group-weight-decay need --group GLOB: the parameters they apply to")
+        if cfg.group is not None and cfg.fix_norm:
+            raise ConfigError("--group with --fix-norm: per-group rates are for free training; drop one of them")
         if any(f > 1 for f in cfg.train_frac):
             raise ConfigError(f"train_frac values must be in (0, 1], got {cfg.train_frac!r}")
         names = [m.name for m in cfg.members()]
         if len(set(names)) != len(names):
-            raise ConfigError("the sweep lists the same (lr, weight decay, init scale, train fraction, seed) twice")
+            raise ConfigError("the sweep lists the same (lr, group lr, weight decay, group weight decay, init scale, "
+                              "train fraction, seed) twice")
     if isinstance(cfg, ScanConfig):
         from .grid import norm_groups
 

@@ -54,6 +54,17 @@ class Layout:
             return self.group_mask(device)
         return None if all(self.constrained) else self.mask(device)
 
+    def matching(self, globs: str) -> list[str]:
+        """The parameters whose names match ``globs`` (comma-separated)."""
+        patterns = [g.strip() for g in globs.split(",") if g.strip()]
+        return [n for n in self.names if any(fnmatch.fnmatchcase(n, g) for g in patterns)]
+
+    def names_mask(self, names, device=None, dtype=torch.float32) -> torch.Tensor:
+        """``[P]`` tensor: 1 on the coordinates of the parameters ``names``, 0 elsewhere."""
+        chosen = set(names)
+        parts = [torch.full((n,), float(name in chosen)) for n, name in zip(self.numels, self.names)]
+        return torch.cat(parts).to(device=device, dtype=dtype)
+
     def group_names(self, g: int) -> list[str]:
         """The parameters of norm group ``g`` (1-based)."""
         return [n for n, k in zip(self.names, self.group) if k == g]

@@ -28,6 +28,7 @@ import torch
 from ..config import schedule
 from ..engine import allocator, footprint, fused, optim, sphere
 from .. import metrics, store
+from ..metrics import effective
 from ..config.settings import Member, TrainConfig
 from ..engine.layout import Layout
 from ..engine.worker import Worker, chunk_size, derived_seed, init_params, model_of
@@ -59,6 +60,7 @@ class TrainPlan:
     metrics: list = field(default_factory=list)  # the metrics.Metric entries logged
     skipped: dict[str, str] = field(default_factory=dict)  # default metrics that do not apply: name -> why
     notes: tuple[str, ...] = ()  # one line each for the run's output (an engine that fell back, skipped metrics)
+    effective: dict[str, dict] = field(default_factory=dict)  # member name -> its effective theory's attributes
 
 
 def make_plan(config: TrainConfig, task: Task) -> TrainPlan:
@@ -67,6 +69,8 @@ def make_plan(config: TrainConfig, task: Task) -> TrainPlan:
     skipped = metrics.skipped(task) if config.metrics is None else {}
     notes = ([note] if note else []) + ([metrics.describe_skipped(skipped)] if skipped else [])
     series = metrics.series(layout, chosen)
+    if config.group is not None and not layout.matching(config.group):
+        raise ValueError(f"--group {config.group!r} matches no parameter; names are: {', '.join(layout.names)}")
     rows = footprint.FLOAT64 * (1 + len(series)) * _n_logged(config)
     footprint.check([(_logged_rows(config), rows)])
     members = config.members()
@@ -74,7 +78,12 @@ def make_plan(config: TrainConfig, task: Task) -> TrainPlan:
     footprint.check([(f"{len(members)} trajectories of {layout.size} parameters with {_logged_rows(config)}: the file, "
                   "held whole in memory at each commit with its read-back", footprint.FILE_COPIES * len(members)
                   * per_member)])
-    return TrainPlan(config, task, module, layout, members, log_steps(config), series, chosen, skipped, tuple(notes))
+    theory = {}
+    if effective.needs(task) is None:  # Liu et al.'s effective theory of each member's training examples
+        specs = effective.spectra(task, [m.train_count(task.n_train) for m in members])
+        theory = {m.name: effective.attributes(spec) for m, spec in zip(members, specs)}
+    return TrainPlan(config, task, module, layout, members, log_steps(config), series, chosen, skipped, tuple(notes),
+                     theory)
 
 
 def _n_logged(config: TrainConfig) -> int:
@@ -141,9 +150,7 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, en
     worker = Worker(plan.task, plan.module, plan.layout, engine or cfg.engine, device or cfg.device)
     dev = worker.device
     whole = WholeStep(step, worker)
-    wd = torch.tensor([m.weight_decay for m in group], dtype=torch.float32, device=dev)[:, None]
-    lrs = [m.lr for m in group]  # one number when shared: the step then runs exactly as it always has
-    base_lr = lrs[0] if len(set(lrs)) == 1 else torch.tensor(lrs, dtype=torch.float32, device=dev)[:, None]
+    base_lr, wd = rates(plan, group, dev)
     worker.train_on([m.train_count(plan.task.n_train) for m in group])
     if cfg.fix_norm:  # each member's initial norm, recomputed from its seed: a resumed run holds the same one
         target = sphere.constrained_norm(torch.stack([initial_theta(plan, m) for m in group]).to(dev), worker.mask)
@@ -153,9 +160,11 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, en
     logged = set(plan.log_steps.tolist())
     log = Log()
     probe = contract.probe_of(plan.module, plan.task.structure) if any(m.probe for m in plan.metrics) else None
+    dynamics = _dynamics(plan, group) if any(m.name == "effective_rqi" for m in plan.metrics) else None
 
     def record(step):
-        log.add(step, metrics.evaluate(metrics.Context(theta, worker, probe), plan.metrics))
+        ctx = metrics.Context(theta, worker, probe, step=step, effective=dynamics)
+        log.add(step, metrics.evaluate(ctx, plan.metrics))
         allocator.release_freed_memory()  # the evaluation's blocks, of other shapes than a step's: see allocator
 
     def checkpoint(step) -> TrainState:
@@ -185,6 +194,32 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, en
     if t in logged:
         record(t)
     return checkpoint(t)
+
+
+def rates(plan: TrainPlan, group: list[Member], device) -> tuple:
+    """The group's peak learning rates and weight decays: ``[M, 1]`` (a shared learning rate one number: the step
+    then runs exactly as it always has), or ``[M, P]`` with ``--group``, its parameters' coordinates holding the
+    group's own."""
+    wd = torch.tensor([m.weight_decay for m in group], dtype=torch.float32, device=device)[:, None]
+    lrs = [m.lr for m in group]
+    if plan.config.group is not None:
+        inside = plan.layout.names_mask(plan.layout.matching(plan.config.group), device) > 0
+        r = torch.tensor([m.rates() for m in group], dtype=torch.float32, device=device)
+        return torch.where(inside, r[:, 2:3], r[:, 0:1]), torch.where(inside, r[:, 3:4], r[:, 1:2])
+    return (lrs[0] if len(set(lrs)) == 1 else torch.tensor(lrs, dtype=torch.float32, device=device)[:, None]), wd
+
+
+def _dynamics(plan: TrainPlan, group: list[Member]) -> effective.Dynamics:
+    """The group's effective dynamics: from each member's initial embeddings, at its embedding's learning rate,
+    on the clock of the learning-rate schedule."""
+    cfg = plan.config
+    in_group = cfg.group is not None and plan.task.structure["embedding"] in plan.layout.matching(cfg.group)
+    eta = [m.rates()[2] if in_group else m.lr for m in group]
+    factors = [schedule.scheduled_lr(1.0, s, cfg.steps, cfg.warmup, cfg.schedule) for s in range(cfg.steps)]
+    clock = np.concatenate([[0.0], np.cumsum(factors)])
+    theta0 = torch.stack([initial_theta(plan, m) for m in group])
+    return effective.Dynamics.of(plan.task, plan.layout, theta0, [m.train_count(plan.task.n_train) for m in group],
+                                 eta, lambda step: float(clock[step]))
 
 
 def stepper(plan: TrainPlan, on_note: Callable[[str], None] | None = None,

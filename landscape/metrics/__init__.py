@@ -14,7 +14,7 @@ a *family*, a dict ``{key: [M]}`` (one series per key, named ``name/key``);
 a family declares its keys for a layout with ``keys=``, and ``{key}`` in its
 description names each series' key.
 
-May import: ``engine``, ``store``, ``tasks`` and the base modules.
+May import: ``engine``, ``store``, ``tasks``, ``analysis`` and the base modules.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ class Context:
     theta: Any  # [M, P] on the worker's device
     worker: Any  # landscape.engine.worker.Worker
     probe: Any = None  # the tasks.contract.Probe the forward pass captures (when a chosen metric reads it)
+    step: int = 0  # the optimizer step the parameters are at
+    effective: Any = None  # the runs' effective dynamics (metrics.effective.Dynamics), when effective_rqi is logged
     _cache: dict = field(default_factory=dict)
 
     @property

@@ -83,26 +83,43 @@ def rqi(E: torch.Tensor, tolerance: float = RQI_TOLERANCE) -> torch.Tensor:
     return held.to(E.dtype) / pairs.sum().clamp_min(1)
 
 
-def _needs_embedding(task) -> str | None:
+def _needs_tokens(task) -> str | None:
     s = task.structure
     if "embedding" in s and "modulus" in s:
         return None
     return "a modular task's token embeddings: structure['modulus'] and ['embedding'] (tasks.contract)"
 
 
+def _needs_embedding(task) -> str | None:
+    """The Fourier metrics: token embeddings of a task mod p (on integer addition the numbers are not a cycle)."""
+    return _needs_tokens(task) or (None if task.structure.get("modular", True) else
+                                   "a task mod p (structure['modular'] is False: integer arithmetic)")
+
+
 def _needs_addition(task) -> str | None:
+    """Nanda's progress measures: modular addition."""
     return _needs_embedding(task) or (None if task.structure.get("op") == "+" else "modular addition (op +)")
+
+
+def _needs_sums(task) -> str | None:
+    """RQI: addition, mod p or of integers (its parallelograms i + j = m + n are integer sums either way)."""
+    return _needs_tokens(task) or (None if task.structure.get("op") == "+" else "addition (op +)")
 
 
 def embedding(ctx) -> torch.Tensor:
     """Tokens 0..p-1 of the task's embedding parameter, along its token axis, for every member: ``[M, p, d]``
     (any other axes of the parameter flattened into d)."""
-    name, p = ctx.task.structure["embedding"], ctx.task.structure["modulus"]
+    return tokens(ctx.task, ctx.layout, ctx.theta)
+
+
+def tokens(task, layout, theta: torch.Tensor) -> torch.Tensor:
+    """:func:`embedding` of the flat parameters ``theta [M, P]`` of a model with ``layout``."""
+    name, p = task.structure["embedding"], task.structure["modulus"]
     start = 0
-    for n, size, shape in zip(ctx.layout.names, ctx.layout.numels, ctx.layout.shapes):
+    for n, size, shape in zip(layout.names, layout.numels, layout.shapes):
         if n == name:
-            axis = embedding_axis(ctx.task, shape)
-            E = ctx.theta[:, start:start + size].reshape(-1, *shape).movedim(axis + 1, 1)[:, :p]
+            axis = embedding_axis(task, shape)
+            E = theta[:, start:start + size].reshape(-1, *shape).movedim(axis + 1, 1)[:, :p]
             return E.reshape(E.shape[0], p, -1)
         start += size
     raise ValueError(f"the embedding {name!r} is not a trainable parameter of the model")
@@ -143,7 +160,7 @@ def key_frequency(ctx):
 
 
 @metric("rqi", f"representation quality index (Liu et al. 2022): share of parallelograms i+j=m+n whose "
-        f"standardized embedding defect is below {RQI_TOLERANCE}", "fraction", applies=_needs_addition,
-        tasks="modular addition (op +)")
+        f"standardized embedding defect is below {RQI_TOLERANCE}", "fraction", applies=_needs_sums,
+        tasks="addition (op +), modular or integer")
 def rqi_metric(ctx):
     return rqi(embedding(ctx).double())

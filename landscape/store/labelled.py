@@ -24,6 +24,7 @@ import numpy as np
 from .. import store
 
 HYPERPARAMETERS = ("lr", "weight_decay", "init_scale", "seed", "train_frac")
+GROUP_RATES = ("group_lr", "group_weight_decay")  # coordinates where a run has --group (NaN on the others)
 STATUS_ATTRS = {"flag_values": np.array(list(store.STATUS_ENUM.values()), dtype=np.int8),
                 "flag_meanings": " ".join(store.STATUS_ENUM),
                 "long_name": "point status", "description": "pending = not computed yet, done = finished, "
@@ -100,6 +101,9 @@ def trajectories_dataset(trajs: list[dict], meta: dict[str, tuple[str, str]]):
               "step": ("step", steps, {"units": "step", "long_name": "optimizer step"})}
     for key in HYPERPARAMETERS:
         coords[key] = ("trajectory", np.array([t.get(key, np.nan if key != "seed" else -1) for t in trajs]))
+    for key in GROUP_RATES:
+        if any(key in t for t in trajs):
+            coords[key] = ("trajectory", np.array([float(t.get(key, np.nan)) for t in trajs]))
     coords["fix_norm"] = ("trajectory", np.array([bool(t.get("fix_norm", False)) for t in trajs]))
     coords["status"] = ("trajectory", np.array([str(t.get("status", "")) for t in trajs]))
     return xr.Dataset(data, coords=coords, attrs={"description": "training trajectories, one row per run"})

@@ -99,7 +99,8 @@ def _first_difference(a: dict, b: dict) -> str:
 
 def _sweep_names(train: dict) -> list[str]:
     """The names of the sweep's trajectories (files from before per-member lr and training share: one of each)."""
-    axes = {k: train[k] for k in ("weight_decay", "init_scale", "seeds", "lr", "train_frac", "fix_norm") if k in train}
+    axes = {k: train[k] for k in ("weight_decay", "init_scale", "seeds", "lr", "train_frac", "fix_norm",
+                                "group_lr", "group_weight_decay") if k in train}
     return [m.name for m in TrainConfig(**axes).members()]
 
 

@@ -127,8 +127,11 @@ TRAJECTORY = Layout(  # /trajectories/NAME: the series are open-ended, named aft
             (f"{_SERIES}/[^/]+", Array(FLOAT, ("step",)))),
     groups=((_either(trajectories.CHECKPOINT_SLOTS), None), (_SERIES, None)),
     required=("step", "train_loss", "test_loss", "constrained_norm"),
-    attrs=(*((k, NUMBER) for k in ("weight_decay", "init_scale", "lr", "train_frac")),
-           *((k, WHOLE) for k in ("seed", "train_examples", "warmup", "steps", "batch_size", "checkpoint_step")),
+    attrs=(*((k, NUMBER) for k in ("weight_decay", "init_scale", "lr", "train_frac", "group_lr", "group_weight_decay")),
+           *((k, WHOLE) for k in ("seed", "train_examples", "warmup", "steps", "batch_size", "checkpoint_step",
+                                  "effective_lambda_index", "effective_null_dim", "effective_ideal_null_dim",
+                                  "effective_parallelograms")), ("effective_lambda", NUMBER),
+           ("effective_description", TEXT),
            ("fix_norm", FLAG), ("classification", FLAG), ("betas", NUMBERS), ("status", STATUS_LABEL),
            *((k, TEXT) for k in ("schedule", "config", "identity", "description"))),
     needed=("weight_decay", "init_scale", "seed", "lr", "status", "steps", "checkpoint_step", "config", "identity"))

@@ -30,7 +30,8 @@ from .format import (
 
 CHECKPOINT_SLOTS = ("checkpoint_a", "checkpoint_b")
 DESCRIPTION = "training runs (free AdamW, or norm-constrained with fix_norm), one group per trajectory"
-ATTRIBUTES = ("weight_decay", "init_scale", "seed", "lr", "train_frac", "train_examples", "betas", "warmup", "schedule", "fix_norm", "steps",
+ATTRIBUTES = ("weight_decay", "init_scale", "seed", "lr", "train_frac", "group_lr", "group_weight_decay",
+              "train_examples", "betas", "warmup", "schedule", "fix_norm", "steps",
               "batch_size", "batch_size_description", "config", "identity", "classification", "checkpoint_step",
               "status", "description")
 FREE = ("free training with AdamW (decoupled weight decay) from the default initialization multiplied by "
@@ -38,6 +39,7 @@ FREE = ("free training with AdamW (decoupled weight decay) from the default init
 FIXED = ("norm-constrained training (--fix-norm): Riemannian Adam on the sphere of the initial norm of the "
          "constrained parameters (the default initialization multiplied by init_scale); weight decay acts on the "
          "free parameters only")
+GROUP_RATES = ("group_lr", "group_weight_decay")  # per member, stored only where --group sets them
 RESERVED = {"name", "series", "step", *CHECKPOINT_SLOTS, *ATTRIBUTES}  # not usable as series names
 
 
@@ -81,14 +83,15 @@ def ident_defaults(config) -> dict[str, Any]:
 def member_identity(ident: dict[str, Any], member) -> dict[str, Any]:
     """A trajectory's identity: the sweep's shared settings and the member's own learning rate and training
     share (files written before these were per member hold the run's ``lr`` and no ``train_frac``: 1)."""
-    return {**ident, "lr": member.lr, "train_frac": member.train_frac}
+    groups = {k: getattr(member, k) for k in GROUP_RATES if getattr(member, k) is not None}
+    return {**ident, "lr": member.lr, "train_frac": member.train_frac, **groups}
 
 
 def _stored_identity(g: h5py.Group, config, ident: dict[str, Any]) -> dict[str, Any]:
     stored = {**ident_defaults(config), "train_frac": 1.0, **json.loads(g.attrs["identity"])}
     if isinstance(stored.get("lr"), list):  # the sweep's list, stored by a version that kept it shared
         stored["lr"] = float(g.attrs["lr"])
-    return {k: stored.get(k) for k in ident}
+    return {k: stored.get(k) for k in (*ident, *(k for k in GROUP_RATES if k in stored and k not in ident))}
 
 
 def prepare_trajectories(path: str | Path, config, plan, overwrite: bool = False,
@@ -153,6 +156,11 @@ def _create(top: h5py.Group, member, config, plan, ident: dict) -> None:
     g.attrs["seed"] = member.seed
     g.attrs["lr"] = member.lr
     g.attrs["train_frac"] = member.train_frac
+    for key, value in getattr(plan, "effective", {}).get(member.name, {}).items():  # the effective theory's
+        g.attrs[key] = value
+    for key in GROUP_RATES:  # --group's own rates, where set
+        if getattr(member, key) is not None:
+            g.attrs[key] = getattr(member, key)
     g.attrs["train_examples"] = member.train_count(plan.task.n_train)
     g.attrs["betas"] = np.asarray(config.betas, dtype=np.float64)
     g.attrs["warmup"] = config.warmup

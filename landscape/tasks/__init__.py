@@ -144,11 +144,12 @@ def mlp(sizes, activation: str = "relu") -> torch.nn.Sequential:
 
 
 def _registry() -> dict[str, Callable[..., Task]]:
-    from . import digits, file, modular, teacher_student
+    from . import addition, digits, file, modular, teacher_student
 
     return {
         "teacher-student": teacher_student.make,
         "modular": modular.make,
+        "addition": addition.make,
         "digits": digits.make,
         "file": file.make,
     }

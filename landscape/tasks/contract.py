@@ -5,9 +5,10 @@ The model is called as ``model(x)`` with the inputs alone (a tensor, or a dict o
 reads, e.g. ``output=lambda out: out[0]`` for a model that returns ``(logits, hidden)``. The output's first axis
 indexes the examples. The order parameters read what ``Task.structure`` declares (every key optional):
 
-``modulus``, ``op``
-    p and the operation (``+ - * /``) of a modular task: the embedding metrics need p, RQI and the progress
-    measures addition.
+``modulus``, ``op``, ``modular``
+    p and the operation (``+ - * /``) of an arithmetic task on the numbers 0..p-1: the embedding metrics need p,
+    RQI, the progress measures and the effective theory addition. ``modular`` (default True): the result is taken
+    mod p; False for integer addition (Liu et al.'s toy task), where the Fourier metrics do not apply.
 ``embedding``, ``embedding_axis``
     the parameter that holds the token embeddings and its axis that indexes tokens (entries 0..p-1 are the
     numbers). Without the axis, the one axis long enough for p tokens; a parameter with two such axes (a square
@@ -38,7 +39,7 @@ import torch
 from . import inputs
 from ..errors import one_line, user_frame
 
-KEYS = ("modulus", "op", "embedding", "embedding_axis", "logits", "operands", "probe_layer", "probe_at",
+KEYS = ("modulus", "op", "modular", "embedding", "embedding_axis", "logits", "operands", "probe_layer", "probe_at",
         "probe_map")
 ROWS = 2  # training examples the model is tried on
 _SAMPLES: dict[int, tuple[Any, "Sample"]] = {}  # id(task) -> (weak reference to the task, its sample)
@@ -211,6 +212,8 @@ def check_structure(task, found: Sample) -> None:
         raise _error(task, f"structure['modulus'] must be an integer >= 2, got {p!r}")
     if "op" in s and s["op"] not in ("+", "-", "*", "/"):
         raise _error(task, f"structure['op'] must be one of + - * /, got {s['op']!r}")
+    if not isinstance(s.get("modular", True), bool):
+        raise _error(task, f"structure['modular'] must be True or False, got {s['modular']!r}")
     if "embedding" in s:
         params = {n: q for n, q in found.module.named_parameters() if q.requires_grad}
         if s["embedding"] not in params:
