@@ -332,10 +332,40 @@ def analysis_report(analysis) -> str:
                          f"over wd {', '.join(f'{w:g}' for w in f.weight_decays)} (mechanism: -1"
                          + (f"; predicted for these runs: {pred})" if pred else ")"))
         lines += [f"  excluded {n}: {why}" for n, why in f.excluded.items()]
+    for sweep in getattr(analysis, "effective", ()):
+        lines += ["", *effective_lines(sweep)]
     if analysis.messages:
         lines.append("")
         lines += analysis.messages
     return "\n".join(lines).lstrip("\n")
+
+
+def effective_lines(sw) -> list[str]:
+    """Liu et al.'s effective theory against one sweep (``analysis.effective.Sweep``)."""
+    from .analysis.effective import MEASURES
+
+    lam = f"lambda_{sw.index}"
+    lines = [f"effective theory (Liu et al. 2022), {sw.key}: step = c / {lam}, c fitted leaving each run out",
+             f"  {'trajectory':<34} {'frac':>6} {lam:>10} {'ideal':>5} {'grok step':>9} {'predicted':>9} "
+             f"{'ratio':>6} {'rqi step':>9} {'predicted':>9} {'ratio':>6}"]
+    for r in sorted(sw.rows, key=lambda r: (r.train_frac, r.name)):
+        row = f"  {r.name:<34} {r.train_frac:6.3g} {_fmt(r.lam) if r.lam else 'below':>10} {_fmt(r.ideal_test_acc):>5}"
+        for m in MEASURES:
+            row += f" {_fmt(r.measured[m]):>9} {_fmt(r.predicted[m]):>9} {_fmt(r.ratio[m]):>6}"
+        lines.append(row)
+    for m, words in MEASURES.items():
+        f = sw.fits[m]
+        slope = (f"no slope (fewer than 3 runs reached it at two or more values of {lam})" if f.slope is None else
+                 f"d log(step) / d log({lam}) = {f.slope:.3f} +- {f.slope_se:.3f} (theory: -1)")
+        worst = "" if f.worst_ratio is None else f"; worst leave-one-out ratio x{f.worst_ratio:.2f}"
+        lines.append(f"  {words}: {slope}{worst} over {len(f.names)} runs")
+    crit = ("none: the largest share does not determine the structure" if sw.critical_fraction is None else
+            f"{sw.critical_fraction:g}")
+    grok = "none grokked" if sw.smallest_grokking_fraction is None else f"{sw.smallest_grokking_fraction:g}"
+    lines.append(f"  critical fraction from {lam}: {crit}; smallest share at which a run grokked: {grok}; "
+                 "'below': below the critical fraction, no prediction; ideal: the test accuracy a determined "
+                 "structure allows (test sums some training example has)")
+    return lines
 
 
 PHASE_LETTERS = {"comprehension": "C", "grokking": "G", "memorization": "M", "confusion": "x"}
@@ -371,4 +401,19 @@ def phases_report(summary, d) -> str:
             head = f"ln t_test against train fraction at {summary.frac_fit.other} {value:.3g}"
             lines.append(f"{head}: slope {slope:.3g} (r^2 {r2:.2f}, {n} cells)" if slope is not None
                          else f"{head}: fewer than two cells generalized")
+    if getattr(d, "lam", None) is not None:
+        lines.append(effective_row(d))
     return "\n".join(lines)
+
+
+def effective_row(d) -> str:
+    """The effective theory's lambda of each value of the diagram's train-frac axis (or of its one training set)."""
+    lam = d.lam
+    along = "x" if d.x.name == "train-frac" else "y" if d.y.name == "train-frac" else None
+    values = (lam[:, 0], d.x.values) if along == "x" else (lam[0, :], d.y.values) if along == "y" else (lam[:1, 0],
+                                                                                                      (None,))
+    shown = ", ".join((f"{v:g}: " if v is not None else "") + (f"{x:.4g}" if np.isfinite(x) and x > 0 else "below")
+                      for x, v in zip(*values))
+    return (f"effective theory (Liu et al. 2022), the smallest non-trivial eigenvalue of each training set"
+            f"{' by train-frac' if along else ''}: {shown} ('below': below the critical fraction); "
+            "`landscape analyze` fits the grokking step against it")

@@ -30,7 +30,7 @@ E, so ``Z_0`` is conserved and ``E(t) = sqrt(Z_0) exp(-eta H t / Z_0) E_0 / |exp
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -173,11 +173,93 @@ def loo_fit(names: list[str], lam, measured) -> Fit:
 
 
 def critical_fraction(fractions, lams) -> float | None:
-    """The smallest training fraction from which every larger one has a lambda (None when none has)."""
+    """The smallest training fraction from which every larger one has a positive lambda (None when the largest
+    has none)."""
     order = np.argsort(fractions)
-    f, ok = np.asarray(fractions, dtype=np.float64)[order], np.asarray([x is not None and x > 0 for x in
-                                                                         np.asarray(lams, dtype=object)[order]])
-    if not ok.any() or not ok[-1]:
+    f = np.asarray(fractions, dtype=np.float64)[order]
+    ok = np.array([lams[i] is not None and lams[i] > 0 for i in order], dtype=bool)
+    if not len(ok) or not ok[-1]:
         return None
-    last_bad = np.where(~ok)[0]
-    return float(f[last_bad[-1] + 1]) if len(last_bad) else float(f[0])
+    bad = np.where(~ok)[0]
+    return float(f[bad[-1] + 1]) if len(bad) else float(f[0])
+
+
+RQI_LEVEL = 0.95  # Liu et al.'s "steps to high RQI" (their Figure 4b)
+MEASURES = {"grokking": "grokking step (the analysis's criterion)",
+            "rqi": f"first logged step with RQI >= {RQI_LEVEL} (Liu et al.'s steps to high RQI)"}
+
+
+@dataclass
+class Row:
+    """One run of a sweep: its training share, its lambda (None below the critical fraction), its measured steps
+    (``MEASURES``: None when never reached) and each one's leave-one-out prediction ``c / lambda``, c from the sweep's
+    other runs, with the ratio predicted / measured."""
+
+    name: str
+    train_frac: float
+    seed: int | None
+    lam: float | None
+    measured: dict[str, float | None]
+    ideal_test_acc: float | None = None  # the test accuracy a determined structure allows
+    predicted: dict[str, float | None] = field(default_factory=dict)
+    ratio: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass
+class Sweep:
+    """The effective theory against one sweep (runs sharing every hyperparameter but training share and seed): per
+    measure, the fit (``Fit``: slope of log step against log lambda, its error, c, the worst ratio)."""
+
+    key: str  # the shared hyperparameters, in words
+    index: int  # lambda_3 (integer addition) or lambda_2 (mod p)
+    rows: list[Row]
+    fits: dict[str, Fit]
+    critical_fraction: float | None  # from lambda: every share from here up determines the structure
+    smallest_grokking_fraction: float | None  # the smallest share at which any run grokked
+
+
+_SHARED = ("lr", "group_lr", "weight_decay", "group_weight_decay", "init_scale", "fix_norm", "batch_size")
+
+
+def first_at(t: dict, series: str, level: float) -> float | None:
+    """The first logged step at which ``series`` reaches ``level`` (None when it never does or is not logged)."""
+    if series not in t:
+        return None
+    hit = np.nonzero(np.asarray(t[series], dtype=np.float64) >= level)[0]
+    return float(np.asarray(t["step"])[hit[0]]) if len(hit) else None
+
+
+def sweeps(trajectories: list[dict], grokking_steps: list[float | None]) -> list[Sweep]:
+    """The effective theory's prediction for every sweep of runs that store a spectrum (``landscape train`` on an
+    addition task): ``read_trajectories`` dicts and each one's measured grokking step (None: never grokked)."""
+    groups: dict[tuple, list[Row]] = {}
+    index = {}
+    for t, step in zip(trajectories, grokking_steps):
+        if "effective_lambda" not in t:
+            continue
+        key = tuple((k, t.get(k)) for k in _SHARED if t.get(k) is not None)
+        lam = float(t["effective_lambda"])
+        measured = {"grokking": step, "rqi": first_at(t, "rqi", RQI_LEVEL)}
+        groups.setdefault(key, []).append(Row(t["name"], float(t.get("train_frac", 1.0)), t.get("seed"),
+                                              lam if np.isfinite(lam) and lam > 0 else None, measured,
+                                              t.get("effective_ideal_test_acc")))
+        index[key] = int(t.get("effective_lambda_index", 3))
+    return [_sweep(key, rows, index[key]) for key, rows in groups.items()]
+
+
+def _sweep(key: tuple, rows: list[Row], index: int) -> Sweep:
+    fits = {}
+    for measure in MEASURES:
+        fit = loo_fit([r.name for r in rows], [np.nan if r.lam is None else r.lam for r in rows],
+                      [np.nan if r.measured[measure] is None else r.measured[measure] for r in rows])
+        fits[measure] = fit
+        predicted = dict(zip(fit.names, fit.predicted))
+        for r in rows:
+            value = predicted.get(r.name)
+            r.predicted[measure] = float(value) if value is not None and np.isfinite(value) else None
+            r.ratio[measure] = None if r.predicted[measure] is None else r.predicted[measure] / r.measured[measure]
+    fracs = sorted({r.train_frac for r in rows})
+    lam_at = [min((r.lam or 0.0) for r in rows if r.train_frac == f) for f in fracs]
+    grokked = [r.train_frac for r in rows if r.measured["grokking"] is not None]
+    words = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in key)
+    return Sweep(words, index, rows, fits, critical_fraction(fracs, lam_at), min(grokked) if grokked else None)

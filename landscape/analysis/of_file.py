@@ -11,7 +11,7 @@ import numpy as np
 
 from ..plain import plain
 from ..status import Status
-from . import hysteresis, plane
+from . import effective, hysteresis, plane
 from .landscape import Criteria, ScanAnalysis, analyze_scan
 from .sweeps import SweepFit, forecast_sweeps, weight_decay_sweeps
 from .trajectory import TARGETS, TrajectoryAnalysis, analyze_trajectory, incompatibility
@@ -29,6 +29,7 @@ class Analysis:
     down: ScanAnalysis | None = None  # the down branch's landscape, when the file has one
     hysteresis: list = field(default_factory=list)  # landscape.analysis.hysteresis.Gap of each pair of scans
     plane: Any = None  # landscape.analysis.plane.PlaneAnalysis of a two-norm scan
+    effective: list = field(default_factory=list)  # landscape.analysis.effective.Sweep of each sweep with spectra
 
 
 def analyze(scan: dict | None, trajectories: list[dict], criteria: Criteria = Criteria(),
@@ -75,7 +76,8 @@ def analyze(scan: dict | None, trajectories: list[dict], criteria: Criteria = Cr
     if results and not sweeps:
         messages.append("no weight-decay sweep (trajectories sharing init scale, seed, lr and batch size "
                         "at two or more weight decays): no slope")
-    return Analysis(criteria, s, results, sweeps, messages, down, gaps, surface)
+    theory = effective.sweeps(trajectories, [r.grokking.step.value for r in results])
+    return Analysis(criteria, s, results, sweeps, messages, down, gaps, surface, theory)
 
 
 def to_dict(analysis: Analysis) -> dict[str, Any]:

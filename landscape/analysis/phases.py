@@ -82,6 +82,8 @@ class Diagram:
     t_test: np.ndarray
     names: np.ndarray  # trajectory names (str)
     criteria: tuple[str, str] = ("", "")  # what t_train and t_test mean, in words
+    lam: np.ndarray | None = None  # [Kx, Ky] the effective theory's lambda of each cell's training set (NaN: below
+    # the critical fraction), where the runs store one (an addition task)
 
     phase_names = PHASES
 
@@ -114,10 +116,13 @@ def diagram(x: Axis, y: Axis, seeds, members, trajectories: list[dict], rule: Ph
     names = np.full(shape, "", dtype=object)
     by_name = {t["name"]: t for t in trajectories}
     criteria = ("", "")
+    lam = np.full(shape[:2], np.nan) if any("effective_lambda" in t for t in trajectories) else None
     for m in members:
         i, j, s = cell_of(m, x, y, seeds)
         names[i, j, s] = m.name
         t = by_name.get(m.name)
+        if lam is not None and t is not None and "effective_lambda" in t:
+            lam[i, j] = t["effective_lambda"]
         if t is None or t.get("status") not in FINISHED:
             continue
         result = analyze_trajectory(t, scan, criteria_of(rule))
@@ -126,7 +131,7 @@ def diagram(x: Axis, y: Axis, seeds, members, trajectories: list[dict], rule: Ph
         t_test[i, j, s] = np.nan if b is None else b
         phase[i, j, s] = PHASES.index(classify(a, b, rule.gap))
         criteria = (result.memorization.criterion, result.grokking.criterion)
-    return Diagram(x, y, tuple(seeds), rule, steps, phase, t_train, t_test, names, criteria)
+    return Diagram(x, y, tuple(seeds), rule, steps, phase, t_train, t_test, names, criteria, lam)
 
 
 @dataclass
@@ -210,4 +215,5 @@ def from_stored(s: dict) -> Diagram:
     return Diagram(Axis(s["x_axis"], tuple(map(float, s["x"]))), Axis(s["y_axis"], tuple(map(float, s["y"]))),
                    tuple(int(v) for v in s["seed"]), rule, int(s["steps"]), np.asarray(s["phase"]),
                    np.asarray(s["t_train"], float), np.asarray(s["t_test"], float), np.asarray(s["trajectory"]),
-                   (str(s["t_train_criterion"]), str(s["t_test_criterion"])))
+                   (str(s["t_train_criterion"]), str(s["t_test_criterion"])),
+                   None if "effective_lambda" not in s else np.asarray(s["effective_lambda"], float))

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ORDER_PARAMETERS = ("fourier_concentration", "circularity", "gini_fourier", "rqi", "probe_r2", "restricted_loss",
-                    "excluded_loss")
+ORDER_PARAMETERS = ("fourier_concentration", "circularity", "gini_fourier", "rqi", "effective_rqi", "probe_r2",
+                    "restricted_loss", "excluded_loss")
 LOG_SCALE = ("restricted_loss", "excluded_loss")  # positive series whose transitions are read in log space
 AFTER_MINIMUM = ("excluded_loss",)  # falls with the training loss (memorization) first: read from its minimum on
 PLATEAU = 0.1  # share of the logged points (from each end) whose median is a plateau

@@ -80,8 +80,10 @@ def make_plan(config: TrainConfig, task: Task) -> TrainPlan:
                   * per_member)])
     theory = {}
     if effective.needs(task) is None:  # Liu et al.'s effective theory of each member's training examples
-        specs = effective.spectra(task, [m.train_count(task.n_train) for m in members])
-        theory = {m.name: effective.attributes(spec) for m, spec in zip(members, specs)}
+        counts = [m.train_count(task.n_train) for m in members]
+        ideal = {n: effective.ideal_test_accuracy(task, n) for n in set(counts)}
+        theory = {m.name: effective.attributes(spec, ideal[n])
+                  for m, n, spec in zip(members, counts, effective.spectra(task, counts))}
     return TrainPlan(config, task, module, layout, members, log_steps(config), series, chosen, skipped, tuple(notes),
                      theory)
 

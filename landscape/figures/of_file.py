@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from .. import analysis
-from . import phases as phases_plot, plane as plane_plot, landscape as plot_mod, training as training_plot
+from . import effective as effective_plot, phases as phases_plot, plane as plane_plot, landscape as plot_mod, \
+    training as training_plot
 
 
 def draw(fig_path: Path, scan_data: dict | None, branches: list[dict], trajs: list[dict], result: dict | None,
@@ -58,6 +59,14 @@ def draw(fig_path: Path, scan_data: dict | None, branches: list[dict], trajs: li
         fig = training_plot.metrics_figure(trajs, meta)
         if fig is not None:
             save(fig, fig_path.with_name(f"{fig_path.stem}-metrics{fig_path.suffix}"))
+        theory = (result or {}).get("effective")
+        if theory is None:
+            theory = analysis.to_dict(analysis.analyze(scan_data, trajs))["effective"]
+        theory = [sw for sw in theory if len({r["train_frac"] for r in sw["rows"]}) >= 2]
+        for i, sweep in enumerate(theory):
+            suffix = "" if len(theory) == 1 else f"-{i + 1}"
+            save(effective_plot.effective_figure(sweep), fig_path.with_name(f"{fig_path.stem}-effective{suffix}"
+                                                                             f"{fig_path.suffix}"))
         matched = training_plot.pairs(trajs)
         if matched:
             save(training_plot.comparison_figure(matched), fig_path.with_name(f"{fig_path.stem}-fixnorm{fig_path.suffix}"))

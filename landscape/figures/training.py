@@ -18,7 +18,8 @@ from ..analysis.transitions import LOG_SCALE, ORDER_PARAMETERS
 
 # The order parameters' lines (the losses dashed, on a log axis of their own).
 ORDER_STYLE = {"fourier_concentration": ("#009E73", "-"), "circularity": ("#CC79A7", "-"),
-               "gini_fourier": ("#E69F00", "-"), "rqi": ("#56B4E9", "-"), "probe_r2": ("#000000", "-"),
+               "gini_fourier": ("#E69F00", "-"), "rqi": ("#56B4E9", "-"), "effective_rqi": ("#56B4E9", "--"),
+               "probe_r2": ("#000000", "-"),
                "restricted_loss": ("#000000", "--"), "excluded_loss": ("#888888", "-.")}
 
 

@@ -28,7 +28,9 @@ from .embedding import rqi, tokens
 DESCRIPTION = ("Liu et al. (2022)'s effective theory of the trajectory's training examples: effective_lambda is the "
                "smallest non-trivial eigenvalue of the effective loss's Hessian over their parallelograms "
                "(lambda_{effective_lambda_index}; NaN below the critical fraction, where D does not determine the "
-               "structure), effective_null_dim its zero eigenvalues against effective_ideal_null_dim")
+               "structure), effective_null_dim its zero eigenvalues against effective_ideal_null_dim; "
+               "effective_ideal_test_acc the share of test examples whose sum a training example shares (the test "
+               "accuracy a structure the training set determines allows)")
 
 
 def needs(task) -> str | None:
@@ -54,10 +56,10 @@ def _needs_path(task) -> str | None:
     return why
 
 
-def operands(task, count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The operands ``(a, b)`` of the first ``count`` training examples (default all) as integers in 0..p-1;
+def operands(task, count: int | None = None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """The operands ``(a, b)`` of the first ``count`` examples of ``split`` (default all) as integers in 0..p-1;
     ``ValueError`` with one line when the inputs are not such pairs."""
-    x = task.x_train
+    x = task.x_train if split == "train" else task.x_test
     fn = task.structure.get("operands")
     try:
         a, b = fn(x) if fn is not None else (x[:, 0], x[:, 1])
@@ -82,9 +84,19 @@ def spectra(task, counts: list[int]) -> list[effective.Spectrum]:
     return [done[n] for n in counts]
 
 
-def attributes(spec: effective.Spectrum) -> dict:
-    """What a trajectory stores of its spectrum."""
+def ideal_test_accuracy(task, count: int) -> float:
+    """The share of test examples whose sum (mod p on a modular task) one of the first ``count`` training examples
+    shares: the test accuracy a structure the training set determines allows (Liu et al.'s ideal accuracy, above
+    the critical fraction; a test sum no training example has cannot be decoded)."""
+    p, modular = task.structure["modulus"], bool(task.structure.get("modular", True))
+    sums = [(a + b) % p if modular else a + b for a, b in (operands(task, count), operands(task, None, "test"))]
+    return float(np.isin(sums[1], sums[0]).mean())
+
+
+def attributes(spec: effective.Spectrum, ideal: float) -> dict:
+    """What a trajectory stores of its spectrum and its ideal test accuracy."""
     return {"effective_lambda": float("nan") if spec.lam is None else spec.lam,
+            "effective_ideal_test_acc": ideal,
             "effective_lambda_index": spec.ideal_null_dim + 1, "effective_null_dim": spec.null_dim,
             "effective_ideal_null_dim": spec.ideal_null_dim, "effective_parallelograms": spec.parallelograms,
             "effective_description": DESCRIPTION}

@@ -66,6 +66,12 @@ def write_phases(path: str | Path, d) -> None:
             ds.attrs["description"] = desc
             for k, scale in enumerate(("x", "y", "seed")):
                 ds.dims[k].attach_scale(g[scale])
+        if d.lam is not None:  # the effective theory's lambda of each cell's training set
+            ds = g.create_dataset("effective_lambda", data=np.asarray(d.lam, dtype=np.float64))
+            ds.attrs["description"] = ("smallest non-trivial eigenvalue of Liu et al.'s effective loss over the "
+                                       "parallelograms of the cell's training set (NaN: below the critical fraction)")
+            for k, scale in enumerate(("x", "y")):
+                ds.dims[k].attach_scale(g[scale])
         g["phase"].attrs["flag_values"] = np.arange(len(d.phase_names), dtype=np.int8)
         g["phase"].attrs["flag_meanings"] = " ".join(d.phase_names)
         for key in ("t_train", "t_test"):
@@ -87,6 +93,8 @@ def read_phases(path: str | Path) -> dict[str, Any] | None:
             raise KeyError(f"{GROUP} attribute {missing[0]} is missing")
         out = {key: g[key][()] for key in ("x", "y", "seed", "phase", "t_train", "t_test")}
         out["trajectory"] = g["trajectory"].asstr()[()]
+        if "effective_lambda" in g:
+            out["effective_lambda"] = g["effective_lambda"][()]
         out["x_axis"], out["y_axis"] = str(g["x"].attrs["axis"]), str(g["y"].attrs["axis"])
         out["x_log"], out["y_log"] = bool(g["x"].attrs["log_scale"]), bool(g["y"].attrs["log_scale"])
         out["phases"] = str(g["phase"].attrs["flag_meanings"]).split()

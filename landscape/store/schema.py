@@ -130,7 +130,7 @@ TRAJECTORY = Layout(  # /trajectories/NAME: the series are open-ended, named aft
     attrs=(*((k, NUMBER) for k in ("weight_decay", "init_scale", "lr", "train_frac", "group_lr", "group_weight_decay")),
            *((k, WHOLE) for k in ("seed", "train_examples", "warmup", "steps", "batch_size", "checkpoint_step",
                                   "effective_lambda_index", "effective_null_dim", "effective_ideal_null_dim",
-                                  "effective_parallelograms")), ("effective_lambda", NUMBER),
+                                  "effective_parallelograms")), ("effective_lambda", NUMBER), ("effective_ideal_test_acc", NUMBER),
            ("effective_description", TEXT),
            ("fix_norm", FLAG), ("classification", FLAG), ("betas", NUMBERS), ("status", STATUS_LABEL),
            *((k, TEXT) for k in ("schedule", "config", "identity", "description"))),
@@ -143,7 +143,8 @@ ANALYSIS = Layout(  # /analysis: the result is attributes; one row per trajector
 PHASES = Layout(arrays=(
     ("x", Array(FLOAT, ("x",))), ("y", Array(FLOAT, ("y",))), ("seed", Array(INT, ("seed",))),
     ("phase", Array(PHASE, ("x", "y", "seed"))), ("t_(?:train|test)", Array(FLOAT, ("x", "y", "seed"))),
-    ("trajectory", Array(STRING, ("x", "y", "seed")))), required=("x", "y", "seed", "phase"),
+    ("trajectory", Array(STRING, ("x", "y", "seed"))), ("effective_lambda", Array(FLOAT, ("x", "y")))),
+    required=("x", "y", "seed", "phase"),
     attrs=(("steps", WHOLE), ("gap", WHOLE), *((k, NUMBER) for k in ("train_acc", "test_acc", "train_loss",
                                                                      "test_loss")),
            ("t_train_criterion", TEXT), ("t_test_criterion", TEXT)))
