@@ -71,6 +71,12 @@ RECIPES = [
            {"phases-frac.png": "phases-frac-phases.png"},
            {"landscape phases": "--x train-frac=0.3,0.6 --y weight-decay=0,1 --steps 30 --log-every 10"}),
     Recipe(("python examples/notebook_scan.py notebook-scan.png",), {"notebook-scan.png": "notebook-scan.png"}),
+    Recipe(("landscape train --config data/addition-train-size.toml --out addition.h5", "landscape analyze addition.h5",
+            "landscape plot addition.h5"), {"effective-theory.png": "addition-effective.png"},
+           {"landscape train": "--steps 40 --log-every 10"}),
+    Recipe(("landscape phases --config data/addition-phases.toml --out addition-phases.h5",),
+           {"addition-phases.png": "addition-phases-phases.png"},
+           {"landscape phases": "--x group-lr=1e-3,1e-2 --y lr=1e-4,1e-3 --steps 30 --log-every 10"}),
 ]
 BY_FIGURE = {figure: r for r in RECIPES for figure in r.made}
 
