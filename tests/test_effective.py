@@ -174,3 +174,35 @@ def test_effective_theory_end_to_end_and_refusals(tmp_path):
     assert r.returncode == 2 and "--group GLOB" in r.stderr
     r = _cli("train", "--task", "addition", "--group", "nothing*", "--steps", "3", "--out", "g.h5", cwd=tmp_path)
     assert r.returncode == 2 and "matches no parameter" in r.stderr
+
+
+def test_effective_rqi_starts_at_the_networks_rqi_and_the_ideal_accuracy_counts_unseen_sums(tmp_path):
+    import h5py
+
+    r = _cli("train", "--task", "addition", "--task-opt", "width=16", "--group", "embed", "--group-lr", "1e-2",
+             "--steps", "40", "--log-every", "10", "--out", "a.h5", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    with h5py.File(tmp_path / "a.h5") as f:
+        g = f["trajectories/wd0_init1_seed0"]
+        # step 0: the effective path is the standardized initial embedding; RQI ignores shift and scale (d = 1)
+        assert g["effective_rqi"][0] == g["rqi"][0]
+        ideal = float(g.attrs["effective_ideal_test_acc"])
+    task = get_task("addition")  # seed 0: two of the ten test sums occur in no training pair
+    train_sums = set((task.x_train.sum(1)).tolist())
+    assert ideal == np.mean([s in train_sums for s in task.x_test.sum(1).tolist()]) == 0.8
+
+
+def test_phase_diagram_over_the_group_rate_stores_lambda_per_cell(tmp_path):
+    from landscape import store
+
+    r = _cli("phases", "--task", "addition", "--task-opt", "width=16", "--group", "embed", "--x",
+             "group-lr=1e-3,1e-2", "--y", "train-frac=0.3,1", "--steps", "20", "--log-every", "10", "--out", "p.h5",
+             cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "effective theory (Liu et al. 2022)" in r.stdout and "0.3: below" in r.stdout
+    grid = store.read_phases(tmp_path / "p.h5")
+    lam = grid["effective_lambda"]
+    assert lam.shape == (2, 2) and np.isnan(lam[:, 0]).all() and (lam[:, 1] > 0).all()
+    assert grid["x_axis"] == "group-lr"
+    names = set(grid["trajectory"].ravel())
+    assert any("glr0.001" in n for n in names) and any("glr0.01" in n for n in names)
