@@ -186,7 +186,8 @@ def critical_fraction(fractions, lams) -> float | None:
 
 RQI_LEVEL = 0.95  # Liu et al.'s "steps to high RQI" (their Figure 4b)
 MEASURES = {"grokking": "grokking step (the analysis's criterion)",
-            "rqi": f"first logged step with RQI >= {RQI_LEVEL} (Liu et al.'s steps to high RQI)"}
+            "rqi": f"first logged step with RQI >= {RQI_LEVEL} (Liu et al.'s steps to high RQI)",
+            "effective_rqi": f"first logged step with effective RQI >= {RQI_LEVEL} (the effective dynamics themselves)"}
 
 
 @dataclass
@@ -239,7 +240,8 @@ def sweeps(trajectories: list[dict], grokking_steps: list[float | None]) -> list
             continue
         key = tuple((k, t.get(k)) for k in _SHARED if t.get(k) is not None)
         lam = float(t["effective_lambda"])
-        measured = {"grokking": step, "rqi": first_at(t, "rqi", RQI_LEVEL)}
+        measured = {"grokking": step, "rqi": first_at(t, "rqi", RQI_LEVEL),
+                    "effective_rqi": first_at(t, "effective_rqi", RQI_LEVEL)}
         groups.setdefault(key, []).append(Row(t["name"], float(t.get("train_frac", 1.0)), t.get("seed"),
                                               lam if np.isfinite(lam) and lam > 0 else None, measured,
                                               t.get("effective_ideal_test_acc")))
