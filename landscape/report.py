@@ -414,6 +414,6 @@ def effective_row(d) -> str:
                                                                                                       (None,))
     shown = ", ".join((f"{v:g}: " if v is not None else "") + (f"{x:.4g}" if np.isfinite(x) and x > 0 else "below")
                       for x, v in zip(*values))
-    return (f"effective theory (Liu et al. 2022), the smallest non-trivial eigenvalue of each training set"
-            f"{' by train-frac' if along else ''}: {shown} ('below': below the critical fraction); "
-            "`landscape analyze` fits the grokking step against it")
+    return (f"effective theory (Liu et al. 2022), the smallest non-trivial eigenvalue of "
+            + (f"each training set by train-frac: {shown} ('below': below the critical fraction); `landscape "
+               "analyze` fits the grokking step against it" if along else f"the training set: {shown}"))

@@ -232,7 +232,8 @@ def first_at(t: dict, series: str, level: float) -> float | None:
 
 def sweeps(trajectories: list[dict], grokking_steps: list[float | None]) -> list[Sweep]:
     """The effective theory's prediction for every sweep of runs that store a spectrum (``landscape train`` on an
-    addition task): ``read_trajectories`` dicts and each one's measured grokking step (None: never grokked)."""
+    addition task) over two or more training shares (a sweep of one share has one lambda: nothing to fit):
+    ``read_trajectories`` dicts and each one's measured grokking step (None: never grokked)."""
     groups: dict[tuple, list[Row]] = {}
     index = {}
     for t, step in zip(trajectories, grokking_steps):
@@ -246,7 +247,7 @@ def sweeps(trajectories: list[dict], grokking_steps: list[float | None]) -> list
                                               lam if np.isfinite(lam) and lam > 0 else None, measured,
                                               t.get("effective_ideal_test_acc")))
         index[key] = int(t.get("effective_lambda_index", 3))
-    return [_sweep(key, rows, index[key]) for key, rows in groups.items()]
+    return [_sweep(key, rows, index[key]) for key, rows in groups.items() if len({r.train_frac for r in rows}) > 1]
 
 
 def _sweep(key: tuple, rows: list[Row], index: int) -> Sweep:

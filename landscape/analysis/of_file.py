@@ -77,6 +77,9 @@ def analyze(scan: dict | None, trajectories: list[dict], criteria: Criteria = Cr
         messages.append("no weight-decay sweep (trajectories sharing init scale, seed, lr and batch size "
                         "at two or more weight decays): no slope")
     theory = effective.sweeps(trajectories, [r.grokking.step.value for r in results])
+    if not theory and any("effective_lambda" in t for t in trajectories):
+        messages.append("effective theory: no sweep over two or more training shares (--train-frac) with the other "
+                        "hyperparameters shared: no grokking step to fit against lambda")
     return Analysis(criteria, s, results, sweeps, messages, down, gaps, surface, theory)
 
 
