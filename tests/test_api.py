@@ -162,7 +162,7 @@ def test_bad_input_is_the_same_one_line_error_through_the_api(tmp_path, capsys, 
 
 
 LISTED = {"init_scale": "1,2", "weight_decay": "0.1,0.2", "seeds": "0,1", "lr": "0.001,0.01", "train_frac": "0.5,1",
-          "betas": "0.9,0.99", "metrics": "norm,probe_r2"}
+          "betas": "0.9,0.99", "metrics": "norm,probe_r2", "group_lr": "0.001,0.01", "group_weight_decay": "0,1"}
 
 
 @pytest.mark.parametrize("name", [f.name for f in config.dataclasses.fields(config.TrainConfig)
@@ -174,7 +174,8 @@ def test_every_listed_option_takes_a_comma_list_and_adds_up_when_repeated(name):
     together = getattr(parse(["train", flag, text]), name)
     apart = getattr(parse(["train", flag, first, flag, second]), name)
     assert together == apart and len(together) == 2
-    cfg = cli.config_of(parse(["train", flag, text]), config.TrainConfig)
+    group = ["--group", "embed*"] if name.startswith("group_") else []  # the group's rates need the group
+    cfg = cli.config_of(parse(["train", *group, flag, text]), config.TrainConfig)
     assert getattr(cfg, name) == together
 
 
