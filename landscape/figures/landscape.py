@@ -181,10 +181,16 @@ def fixed(t: dict) -> bool:
 
 
 def trajectory_label(t: dict) -> str:
+    """The run's hyperparameters in words: weight decay, init scale and seed, and where they are not the defaults
+    the training share and the rates of ``--group``."""
     diverged = " (diverged)" if t.get("status") == Status.DIVERGED.label else ""
+    extra = "".join(f", {label}={t[key]:g}" for key, label in (("group_lr", "group lr"), ("group_weight_decay",
+                                                                                            "group wd"))
+                    if key in t) + (f", frac={t['train_frac']:g}" if t.get("train_frac", 1.0) < 1 else "")
     if fixed(t):
-        return f"norm fixed at init scale {t['init_scale']:g}, wd={t['weight_decay']:g}, seed={t['seed']}{diverged}"
-    return f"wd={t['weight_decay']:g}, init scale={t['init_scale']:g}, seed={t['seed']}{diverged}"
+        return (f"norm fixed at init scale {t['init_scale']:g}, wd={t['weight_decay']:g}, seed={t['seed']}{extra}"
+                f"{diverged}")
+    return f"wd={t['weight_decay']:g}, init scale={t['init_scale']:g}, seed={t['seed']}{extra}{diverged}"
 
 
 def log_axis(ax, which: str, *values) -> bool:
