@@ -346,10 +346,12 @@ def effective_lines(sw) -> list[str]:
 
     lam = f"lambda_{sw.index}"
     lines = [f"effective theory (Liu et al. 2022), {sw.key}: step = c / {lam}, c fitted leaving each run out",
-             f"  {'trajectory':<34} {'frac':>6} {lam:>10} {'ideal':>5} {'grok step':>9} {'predicted':>9} "
+             f"  {'trajectory':<34} {'frac':>6} {'n':>5} {'null':>5} {lam:>10} {'ideal':>5} {'grok step':>9} {'predicted':>9} "
              f"{'ratio':>6} {'rqi step':>9} {'predicted':>9} {'ratio':>6}"]
     for r in sorted(sw.rows, key=lambda r: (r.train_frac, r.name)):
-        row = f"  {r.name:<34} {r.train_frac:6.3g} {_fmt(r.lam) if r.lam else 'below':>10} {_fmt(r.ideal_test_acc):>5}"
+        null = "-" if r.null is None else f"{r.null[0]}/{r.null[1]}"
+        row = (f"  {r.name:<34} {r.train_frac:6.3g} {r.examples if r.examples is not None else '-':>5} {null:>5} "
+               f"{_fmt(r.lam) if r.lam else 'below':>10} {_fmt(r.ideal_test_acc):>5}")
         for m in ("grokking", "rqi"):  # the network's steps (the effective dynamics' own: the summary line)
             row += f" {_fmt(r.measured[m]):>9} {_fmt(r.predicted[m]):>9} {_fmt(r.ratio[m]):>6}"
         lines.append(row)
@@ -357,14 +359,13 @@ def effective_lines(sw) -> list[str]:
         f = sw.fits[m]
         slope = (f"no slope (fewer than 3 runs reached it at two or more values of {lam})" if f.slope is None else
                  f"d log(step) / d log({lam}) = {f.slope:.3f} +- {f.slope_se:.3f} (theory: -1)")
-        worst = "" if f.worst_ratio is None else f"; worst leave-one-out ratio x{f.worst_ratio:.2f}"
-        lines.append(f"  {words}: {slope}{worst} over {len(f.names)} runs")
-    crit = ("none: the largest share does not determine the structure" if sw.critical_fraction is None else
-            f"{sw.critical_fraction:g}")
-    grok = "none grokked" if sw.smallest_grokking_fraction is None else f"{sw.smallest_grokking_fraction:g}"
+        lines.append(f"  {words}: {slope}" + ("" if f.worst_ratio is None else
+                                             f"; worst leave-one-out ratio x{f.worst_ratio:.2f}") + f" over {len(f.names)} runs")
+    crit, grok = (("none" if v is None else f"{v:g}") for v in (sw.critical_fraction, sw.smallest_grokking_fraction))
     lines.append(f"  critical fraction from {lam}: {crit}; smallest share at which a run grokked: {grok}; "
-                 "'below': below the critical fraction, no prediction; ideal: the test accuracy a determined "
-                 "structure allows (test sums some training example has)")
+                 "n: training examples; null: zero eigenvalues / the structure's; 'below': below the critical "
+                 "fraction, no prediction; ideal: the test accuracy a determined structure allows (test sums some "
+                 "training example has)")
     return lines
 
 

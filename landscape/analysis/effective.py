@@ -202,6 +202,8 @@ class Row:
     lam: float | None
     measured: dict[str, float | None]
     ideal_test_acc: float | None = None  # the test accuracy a determined structure allows
+    examples: int | None = None  # training examples (the run's share of the split)
+    null: tuple[int, int] | None = None  # (zero eigenvalues, the ideal number)
     predicted: dict[str, float | None] = field(default_factory=dict)
     ratio: dict[str, float | None] = field(default_factory=dict)
 
@@ -245,7 +247,9 @@ def sweeps(trajectories: list[dict], grokking_steps: list[float | None]) -> list
                     "effective_rqi": first_at(t, "effective_rqi", RQI_LEVEL)}
         groups.setdefault(key, []).append(Row(t["name"], float(t.get("train_frac", 1.0)), t.get("seed"),
                                               lam if np.isfinite(lam) and lam > 0 else None, measured,
-                                              t.get("effective_ideal_test_acc")))
+                                              t.get("effective_ideal_test_acc"), t.get("train_examples"),
+                                              (int(t.get("effective_null_dim", -1)),
+                                               int(t.get("effective_ideal_null_dim", -1)))))
         index[key] = int(t.get("effective_lambda_index", 3))
     return [_sweep(key, rows, index[key]) for key, rows in groups.items() if len({r.train_frac for r in rows}) > 1]
 
