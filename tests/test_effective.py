@@ -206,3 +206,19 @@ def test_phase_diagram_over_the_group_rate_stores_lambda_per_cell(tmp_path):
     assert grid["x_axis"] == "group-lr"
     names = set(grid["trajectory"].ravel())
     assert any("glr0.001" in n for n in names) and any("glr0.01" in n for n in names)
+
+
+def test_late_times_of_the_path_stay_finite_when_the_slowest_mode_is_absent():
+    p = 7
+    a, b = (g.ravel() for g in np.meshgrid(np.arange(p), np.arange(p)))
+    E = np.random.default_rng(0).standard_normal((p, 2))
+    late = ef.path(ef.hessian(a, b, p, True), E, 1e-3, np.array([1e7]))[0]  # centred E0 has no constant mode
+    assert np.isfinite(late).all() and np.isclose((late ** 2).sum(), ((E - E.mean(0)) ** 2).sum())
+
+
+def test_a_group_rate_axis_needs_the_group():
+    from landscape.config.phases import PhasesConfig
+    from landscape.config.settings import ConfigError
+
+    with pytest.raises(ConfigError, match="needs --group"):
+        resolve(PhasesConfig, flags={"task": "addition", "x": "group-lr=1e-3,1e-2", "y": "lr=1e-4,1e-3"})

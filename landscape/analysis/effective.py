@@ -122,9 +122,11 @@ def path(H: np.ndarray, E0: np.ndarray, eta: float, steps: np.ndarray) -> np.nda
     w, V = np.linalg.eigh(H)
     coef = V.T @ E  # [p, d]
     t = np.asarray(steps, dtype=np.float64)[:, None]
-    # scale each time's decays by the slowest one, so late times do not underflow to 0 / 0
-    rate = eta * np.clip(w, 0, None)[None, :] / Z
-    decay = np.exp(-(rate - rate.min(1, keepdims=True)) * t)  # [T, p]
+    # scale each time's decays by the slowest mode E0 holds, so late times do not underflow to 0 / 0
+    rate = eta * np.clip(w, 0, None) / Z
+    held = np.abs(coef).max(1) > 1e-12 * max(np.abs(coef).max(), 1e-300)
+    excess = np.where(held, rate - rate[held].min(), 0.0)
+    decay = np.where(held[None, :], np.exp(-excess[None, :] * t), 0.0)  # [T, p]; modes E0 lacks stay 0
     X = np.einsum("pk,tk,kd->tpd", V, decay, coef)
     norm = np.sqrt((X ** 2).sum((1, 2), keepdims=True))
     return math.sqrt(Z) * X / np.where(norm > 0, norm, 1.0)
@@ -221,7 +223,8 @@ class Sweep:
     smallest_grokking_fraction: float | None  # the smallest share at which any run grokked
 
 
-_SHARED = ("lr", "group_lr", "weight_decay", "group_weight_decay", "init_scale", "fix_norm", "batch_size")
+_SHARED = ("lr", "group_lr", "weight_decay", "group_weight_decay", "init_scale", "fix_norm", "batch_size", "steps",
+           "warmup", "schedule", "betas")
 
 
 def first_at(t: dict, series: str, level: float) -> float | None:
@@ -241,7 +244,8 @@ def sweeps(trajectories: list[dict], grokking_steps: list[float | None]) -> list
     for t, step in zip(trajectories, grokking_steps):
         if "effective_lambda" not in t:
             continue
-        key = tuple((k, t.get(k)) for k in _SHARED if t.get(k) is not None)
+        key = tuple((k, tuple(np.ravel(t[k]).tolist()) if k == "betas" else t[k]) for k in _SHARED
+                    if t.get(k) is not None)
         lam = float(t["effective_lambda"])
         measured = {"grokking": step, "rqi": first_at(t, "rqi", RQI_LEVEL),
                     "effective_rqi": first_at(t, "effective_rqi", RQI_LEVEL)}
@@ -268,5 +272,6 @@ def _sweep(key: tuple, rows: list[Row], index: int) -> Sweep:
     fracs = sorted({r.train_frac for r in rows})
     lam_at = [min((r.lam or 0.0) for r in rows if r.train_frac == f) for f in fracs]
     grokked = [r.train_frac for r in rows if r.measured["grokking"] is not None]
-    words = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in key)
+    words = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in key
+                      if k in ("lr", "group_lr", "weight_decay", "group_weight_decay", "init_scale"))
     return Sweep(words, index, rows, fits, critical_fraction(fracs, lam_at), min(grokked) if grokked else None)

@@ -87,11 +87,11 @@ def _fit(group, members: list[TrajectoryAnalysis], excluded: dict[str, str], poo
 def forecast_sweeps(results: list[TrajectoryAnalysis]) -> None:
     """Leave-one-out grokking forecasts from each order parameter's transition, within each sweep (in place).
 
-    A sweep here is the trajectories that share lr, batch size and kind (free or norm-fixed).
+    A sweep here is the trajectories that share lr (and ``--group`` rates), batch size and kind (free or norm-fixed).
     """
     groups: dict[tuple, list[TrajectoryAnalysis]] = {}
     for r in results:
-        groups.setdefault((r.lr, r.batch_size, r.fix_norm), []).append(r)
+        groups.setdefault((r.lr, r.group_lr, r.group_weight_decay, r.batch_size, r.fix_norm), []).append(r)
     for members in groups.values():
         names = dict.fromkeys(tr.series for r in members for tr in r.transitions)
         for name in names:
@@ -112,9 +112,9 @@ def weight_decay_sweeps(results: list[TrajectoryAnalysis]) -> list[SweepFit]:
     groups: dict[tuple, list[TrajectoryAnalysis]] = {}
     for r in results:
         if not r.fix_norm:  # a fixed norm is not shrunk by weight decay: no slope to fit
-            groups.setdefault((r.init_scale, r.seed, r.lr, r.batch_size), []).append(r)
+            groups.setdefault((r.init_scale, r.seed, r.lr, r.batch_size, r.group_lr), []).append(r)
     fits, pooled, pooled_excluded, labels = [], [], {}, []
-    for (init, seed, lr, bs), members in groups.items():
+    for (init, seed, lr, bs, _), members in groups.items():
         if len({m.weight_decay for m in members}) < 2:
             continue  # not a sweep
         usable, excluded = [], {}

@@ -78,6 +78,8 @@ class TrajectoryAnalysis:
     notes: list[str] = field(default_factory=list)
     fix_norm: bool = False  # trained with its norm held fixed: no decay to predict
     transitions: list = field(default_factory=list)  # landscape.analysis.transitions.Transition of each order parameter
+    group_lr: float | None = None  # the rates of the run's --group parameters, where it has them
+    group_weight_decay: float | None = None
 
 
 def incompatibility(scan: dict, trajectory: dict) -> str | None:
@@ -301,9 +303,14 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
             delay.note = "generalizes no later than it memorizes: no grokking delay"
     preds = []
     fix_norm = bool(t.get("fix_norm", False))
+    glr, gwd = _num(t.get("group_lr")), _num(t.get("group_weight_decay"))
     if fix_norm:
         preds = [Prediction(k, None, Estimate(), Estimate(), reason="the norm was held fixed (--fix-norm): "
                             "weight decay does not move it, nothing to predict") for k in TARGETS]
+    elif (glr is not None and glr != lr) or (gwd is not None and gwd != wd):
+        preds = [Prediction(k, None, Estimate(), Estimate(), reason="the run's --group parameters decay at other "
+                            "rates than the rest (per-group lr and weight decay): one decay law does not apply")
+                 for k in TARGETS]
     else:
         schedule = _schedule(t, mem)  # once per trajectory: a Python loop over the run's steps
         pace = _pace_words(t, mem, grok, lr, wd)
@@ -329,7 +336,7 @@ def analyze_trajectory(trajectory: dict, scan: ScanAnalysis | None = None,
         lr=lr, batch_size=_num(t.get("batch_size"), int), last_step=last,
         status=t.get("status"), memorization=mem, grokking=grok, delay=delay, predictions=preds, notes=notes,
         fix_norm=fix_norm, transitions=[transitions.find(k, t["step"], t[k]) for k in transitions.ORDER_PARAMETERS
-                                        if k in t.get("series", ())])
+                                        if k in t.get("series", ())], group_lr=glr, group_weight_decay=gwd)
 
 
 def _unconfirmed(step: float, grok: Event, last: int, running: bool) -> tuple[str, float | None]:

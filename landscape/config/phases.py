@@ -46,6 +46,9 @@ class PhasesConfig(TrainConfig):
             if getattr(self, a.kind.field) != default:
                 raise ConfigError(f"--{a.kind.field.replace('_', '-')} is given but {a.name} is an axis of the "
                                   "diagram; drop one of them")
+        for a in (x, y):
+            if a.kind.field.startswith("group_") and self.group is None:
+                raise ConfigError(f"the {a.name} axis needs --group GLOB: the parameters whose rate it varies")
         for name in ("train_acc", "test_acc"):
             if getattr(self, name) > 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be in (0, 1], got {getattr(self, name)!r}")

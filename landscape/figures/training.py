@@ -219,7 +219,8 @@ def sweeps(trajs: list[dict]) -> list[list[dict]]:
     size and kind (free or norm-fixed); file order kept."""
     groups: dict[tuple, list[dict]] = {}
     for t in trajs:
-        groups.setdefault((t.get("lr"), t.get("batch_size"), fixed(t)), []).append(t)
+        groups.setdefault((t.get("lr"), t.get("group_lr"), t.get("group_weight_decay"), t.get("batch_size"), fixed(t)),
+                          []).append(t)
     return list(groups.values())
 
 
