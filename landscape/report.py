@@ -343,7 +343,6 @@ def analysis_report(analysis) -> str:
 def effective_lines(sw) -> list[str]:
     """Liu et al.'s effective theory against one sweep (``analysis.effective.Sweep``)."""
     from .analysis.effective import MEASURES
-
     lam = f"lambda_{sw.index}"
     lines = [f"effective theory (Liu et al. 2022), {sw.key}: step = c / {lam}, c fitted leaving each run out",
              f"  {'trajectory':<34} {'frac':>6} {'n':>5} {'null':>5} {lam:>10} {'ideal':>5} {'grok step':>9} {'predicted':>9} "
@@ -361,7 +360,8 @@ def effective_lines(sw) -> list[str]:
                  f"d log(step) / d log({lam}) = {f.slope:.3f} +- {f.slope_se:.3f} (theory: -1)")
         lines.append(f"  {words}: {slope}" + ("" if f.worst_ratio is None else
                                              f"; worst leave-one-out ratio x{f.worst_ratio:.2f}") + f" over {len(f.names)} runs")
-    crit, grok = (("none" if v is None else f"{v:g}") for v in (sw.critical_fraction, sw.smallest_grokking_fraction))
+    crit, grok = (("none" if v is None else f"{'<= ' * all(r.lam for r in sw.rows)}{v:g}" if k == 0 else f"{v:g}")
+                  for k, v in enumerate((sw.critical_fraction, sw.smallest_grokking_fraction)))
     lines.append(f"  critical fraction from {lam}: {crit}; smallest share at which a run grokked: {grok}; "
                  "n: training examples; null: zero eigenvalues / the structure's; 'below': below the critical "
                  "fraction, no prediction; ideal: the test accuracy a determined structure allows (test sums some "
