@@ -38,6 +38,7 @@ TINY = {
     "device": st.just("cpu"),
     "compile": st.sampled_from(["auto", "off"]),  # on: a trial compilation of seconds
     "constrain": st.sampled_from(["*", "0.*"]),
+    "group": st.sampled_from(["*", "0.*"]),
     "metrics": st.sampled_from(["norm", "norm,probe_r2"]),
     "from_trajectory": st.just("wd0_init1_seed0"),
     "x": st.sampled_from(["lr=0.003,0.03", "weight-decay=0:1:2"]),
@@ -53,7 +54,7 @@ TINY = {
     "gap": st.integers(0, 5),
     "betas": st.sampled_from(["0.9,0.98", "0.5,0.999", "0,0"]),
 }
-TEXT = {"task", "norms", "device", "compile", "constrain", "metrics", "from_trajectory", "x", "y", "betas"}
+TEXT = {"task", "norms", "device", "compile", "constrain", "group", "metrics", "from_trajectory", "x", "y", "betas"}
 BAD_TEXT = ["", " ", "abc", "-1", "-0", "0", "1.5", "nan", "inf", "-inf", "1e400", "1e-400", "0x10", "9" * 25,
             "-" + "9" * 25, ",", "1,,2", ",1", "1,", "1;2", "a=b", "*=1", "lr=", "=1", ":", "1:2:3:4:5", "\t\n",
             "é", "1_000", "NaN,1", "1e18", "9223372036854775808", "cuda:99", "../x", "%s", "{}"]
