@@ -114,7 +114,7 @@ def test_metrics_selection_and_listing(tmp_path, capsys):
 @pytest.mark.parametrize("argv, fragment", [
     (["--task", "modular", "--metrics", "nonsense"], "unknown metric nonsense; known:"),
     (["--task", "teacher-student", "--metrics", "circularity"], "needs a modular task"),
-    (["--task", "modular", "--task-opt", "op=*", "--metrics", "rqi"], "needs modular addition"),
+    (["--task", "modular", "--task-opt", "op=*", "--metrics", "rqi"], "needs addition (op +)"),
 ])
 def test_bad_metrics_are_one_line_before_any_step(argv, fragment, tmp_path, capsys):
     assert main(["train", "--steps", "5", *argv, "--out", str(tmp_path / "x.h5")]) == 2
