@@ -345,8 +345,8 @@ def effective_lines(sw) -> list[str]:
     from .analysis.effective import MEASURES
     lam = f"lambda_{sw.index}"
     lines = [f"effective theory (Liu et al. 2022), {sw.key}: step = c / {lam}, c fitted leaving each run out",
-             f"  {'trajectory':<34} {'frac':>6} {'n':>5} {'null':>5} {lam:>10} {'ideal':>5} {'grok step':>9} {'predicted':>9} "
-             f"{'ratio':>6} {'rqi step':>9} {'predicted':>9} {'ratio':>6}"]
+             f"  {'trajectory':<34} {'frac':>6} {'n':>5} {'null':>5} {lam:>10} {'ideal':>5}"
+             + "".join(f" {head:>9} {'predicted':>9} {'ratio':>6}" for head in ("grok step", "rqi step"))]
     for r in sorted(sw.rows, key=lambda r: (r.train_frac, r.name)):
         null = "-" if r.null is None else f"{r.null[0]}/{r.null[1]}"
         row = (f"  {r.name:<34} {r.train_frac:6.3g} {r.examples if r.examples is not None else '-':>5} {null:>5} "
@@ -358,10 +358,10 @@ def effective_lines(sw) -> list[str]:
         f = sw.fits[m]
         slope = (f"no slope (fewer than 3 runs reached it at two or more values of {lam})" if f.slope is None else
                  f"d log(step) / d log({lam}) = {f.slope:.3f} +- {f.slope_se:.3f} (theory: -1)")
-        lines.append(f"  {words}: {slope}" + ("" if f.worst_ratio is None else
-                                             f"; worst leave-one-out ratio x{f.worst_ratio:.2f}") + f" over {len(f.names)} runs")
-    crit, grok = (("none" if v is None else f"{'<= ' * all(r.lam for r in sw.rows)}{v:g}" if k == 0 else f"{v:g}")
-                  for k, v in enumerate((sw.critical_fraction, sw.smallest_grokking_fraction)))
+        worst = "" if f.worst_ratio is None else f"; worst leave-one-out ratio x{f.worst_ratio:.2f}"
+        lines.append(f"  {words}: {slope}{worst} over {len(f.names)} runs")
+    crit = "none" if sw.critical_fraction is None else f"{'<= ' * all(r.lam for r in sw.rows)}{sw.critical_fraction:g}"
+    grok = "none" if sw.smallest_grokking_fraction is None else f"{sw.smallest_grokking_fraction:g}"
     lines.append(f"  critical fraction from {lam}: {crit}; smallest share at which a run grokked: {grok}; "
                  "n: training examples; null: zero eigenvalues / the structure's; 'below': below the critical "
                  "fraction, no prediction; ideal: the test accuracy a determined structure allows (test sums some "

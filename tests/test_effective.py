@@ -222,3 +222,18 @@ def test_a_group_rate_axis_needs_the_group():
 
     with pytest.raises(ConfigError, match="needs --group"):
         resolve(PhasesConfig, flags={"task": "addition", "x": "group-lr=1e-3,1e-2", "y": "lr=1e-4,1e-3"})
+
+
+def test_a_task_whose_targets_its_sums_do_not_decide_gets_no_spectrum():
+    from landscape.metrics import effective as theory
+    from landscape.tasks import Task, mse
+
+    task = get_task("addition")
+    assert theory.needs(task) is None
+    y = torch.randn(len(task.y_train), 30, generator=torch.Generator().manual_seed(0))  # not a function of a + b
+    other = Task("shuffled", task.model, task.x_train, y, task.x_test, task.y_test, loss=mse,
+                 structure=task.structure)
+    why = theory.needs(other)
+    assert why is not None and "different targets" in why
+    cfg = _addition()
+    assert train.make_plan(cfg, other).effective == {}  # nothing stored, rather than a lambda of another task

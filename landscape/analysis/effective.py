@@ -110,16 +110,16 @@ def spectrum(a, b, p: int, modular: bool) -> Spectrum:
     return Spectrum(w, int(zero.sum()), ideal_null(modular), parallelograms(a, b, p, modular), modular)
 
 
-def path(H: np.ndarray, E0: np.ndarray, eta: float, steps: np.ndarray) -> np.ndarray:
+def path(H: np.ndarray, E0: np.ndarray, eta: float, steps: np.ndarray, eig=None) -> np.ndarray:
     """The effective dynamics from ``E0 [p, d]`` (centred over the tokens first) at times ``eta * steps``:
     ``[len(steps), p, d]``. Exact for the continuous flow (module docstring); Euler steps of size eta agree to
-    O(eta lambda_max / Z_0)."""
+    O(eta lambda_max / Z_0). ``eig``: ``np.linalg.eigh(H)`` when the caller already has it."""
     E = np.asarray(E0, dtype=np.float64)
     E = E - E.mean(0, keepdims=True)
     Z = float((E ** 2).sum())
     if Z == 0:
         raise ValueError("path: the initial embeddings are all equal: the effective loss is undefined")
-    w, V = np.linalg.eigh(H)
+    w, V = np.linalg.eigh(H) if eig is None else eig
     coef = V.T @ E  # [p, d]
     t = np.asarray(steps, dtype=np.float64)[:, None]
     # scale each time's decays by the slowest mode E0 holds, so late times do not underflow to 0 / 0

@@ -7,10 +7,11 @@ critical fraction. ``landscape train`` stores it with each trajectory (:func:`at
 
 The metric ``effective_rqi`` follows the effective dynamics ``dE/dt = -eta dl_eff/dE`` from the run's own initial
 embeddings, standardized over the tokens as Liu et al.'s code does (zero mean and unit variance in each dimension,
-so ``Z_0 = (p - 1) d`` and the clock does not depend on the initialization's scale), with eta its embedding's learning rate (``--group-lr`` when ``--group`` holds the embedding) and time
-the learning rate summed over the steps taken (warm-up and schedule included), and logs their RQI beside the
-network's ``rqi``: on integer addition only (mod p the linear flow collapses to the mean; the structure there is
-circles of the phases, ``landscape.analysis.effective``).
+so ``Z_0 = (p - 1) d`` and the clock does not depend on the initialization's scale), with eta its embedding's
+learning rate (``--group-lr`` when ``--group`` holds the embedding) and time the learning rate summed over the
+steps taken (warm-up and schedule included), and logs their RQI beside the network's ``rqi``: on integer
+addition only (mod p the linear flow collapses to the mean; the structure there is circles of the phases,
+``landscape.analysis.effective``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 
 from . import metric
 from ..analysis import effective
+from . import progress
 from .embedding import rqi, tokens
 
 DESCRIPTION = ("Liu et al. (2022)'s effective theory of the trajectory's training examples: effective_lambda is the "
@@ -44,6 +46,20 @@ def needs(task) -> str | None:
         a, b = operands(task)
     except ValueError as e:
         return str(e)
+    return _sums_decide_targets(task, a, b)
+
+
+def _sums_decide_targets(task, a: np.ndarray, b: np.ndarray) -> str | None:
+    """None when training examples with the same sum (mod p on a modular task) have the same target: the
+    parallelograms the theory counts are the task's; else what it needs."""
+    p, modular = task.structure["modulus"], bool(task.structure.get("modular", True))
+    sums = (a + b) % p if modular else a + b
+    y = task.y_train.detach().cpu().reshape(len(task.y_train), -1).double().numpy()
+    first = {}
+    for s, row in zip(sums.tolist(), y):
+        if not np.array_equal(first.setdefault(s, row), row):
+            return (f"targets decided by the sum a + b{' mod p' if modular else ''}: two training examples with "
+                    f"the sum {s} have different targets; declare structure['operands'] (or 'op')")
     return None
 
 
@@ -60,10 +76,8 @@ def operands(task, count: int | None = None, split: str = "train") -> tuple[np.n
     """The operands ``(a, b)`` of the first ``count`` examples of ``split`` (default all) as integers in 0..p-1;
     ``ValueError`` with one line when the inputs are not such pairs."""
     x = task.x_train if split == "train" else task.x_test
-    fn = task.structure.get("operands")
     try:
-        a, b = fn(x) if fn is not None else (x[:, 0], x[:, 1])
-        a, b = (torch.as_tensor(t).detach().cpu().double().numpy()[:count] for t in (a, b))
+        a, b = (torch.as_tensor(t).detach().cpu().double().numpy()[:count] for t in progress.operands(task, x))
     except (IndexError, TypeError, AttributeError, RuntimeError, ValueError):
         raise ValueError("operands (a, b) of each example: the inputs' first two columns, or "
                          "structure['operands']") from None
@@ -108,6 +122,7 @@ class Dynamics:
     rate, and ``clock(step)``: the learning-rate multiplier summed over the steps before ``step``."""
 
     hessians: list[np.ndarray]
+    eig: list[tuple[np.ndarray, np.ndarray]]  # np.linalg.eigh of each Hessian, once per training set
     start: list[np.ndarray]  # [p, d] each
     eta: list[float]
     clock: Callable[[int], float]
@@ -119,13 +134,14 @@ class Dynamics:
         E0 = tokens(task, layout, theta0).detach().cpu().double().numpy()
         E0 = (E0 - E0.mean(1, keepdims=True)) / E0.std(1, ddof=1, keepdims=True).clip(1e-300)  # as Liu et al.
         H = {n: effective.hessian(*operands(task, n), p, modular) for n in set(counts)}
-        return cls([H[n] for n in counts], list(E0), list(eta), clock)
+        eig = {n: np.linalg.eigh(h) for n, h in H.items()}
+        return cls([H[n] for n in counts], [eig[n] for n in counts], list(E0), list(eta), clock)
 
     def embeddings(self, step: int) -> np.ndarray:
         """``[M, p, d]``: each run's effective embeddings after ``step`` steps."""
         t = self.clock(step)
-        return np.stack([effective.path(H, E, eta, np.array([t]))[0]
-                         for H, E, eta in zip(self.hessians, self.start, self.eta)])
+        return np.stack([effective.path(H, E, eta, np.array([t]), eig)[0]
+                         for H, eig, E, eta in zip(self.hessians, self.eig, self.start, self.eta)])
 
 
 @metric("effective_rqi", "RQI of the effective theory's embeddings (Liu et al. 2022): dE/dt = -eta dl_eff/dE from "

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import store
+from .trajectories import GROUP_RATES
 
 HYPERPARAMETERS = ("lr", "weight_decay", "init_scale", "seed", "train_frac")
-GROUP_RATES = ("group_lr", "group_weight_decay")  # coordinates where a run has --group (NaN on the others)
 EFFECTIVE = ("effective_lambda", "effective_ideal_test_acc")  # the effective theory's, on an addition task
 STATUS_ATTRS = {"flag_values": np.array(list(store.STATUS_ENUM.values()), dtype=np.int8),
                 "flag_meanings": " ".join(store.STATUS_ENUM),
@@ -102,7 +102,7 @@ def trajectories_dataset(trajs: list[dict], meta: dict[str, tuple[str, str]]):
               "step": ("step", steps, {"units": "step", "long_name": "optimizer step"})}
     for key in HYPERPARAMETERS:
         coords[key] = ("trajectory", np.array([t.get(key, np.nan if key != "seed" else -1) for t in trajs]))
-    for key in (*GROUP_RATES, *EFFECTIVE):
+    for key in (*GROUP_RATES, *EFFECTIVE):  # coordinates where a run has them (NaN on the others)
         if any(key in t for t in trajs):
             coords[key] = ("trajectory", np.array([float(t.get(key, np.nan)) for t in trajs]))
     coords["fix_norm"] = ("trajectory", np.array([bool(t.get("fix_norm", False)) for t in trajs]))
