@@ -107,8 +107,9 @@ def _field(p: argparse.ArgumentParser, cls, name: str) -> None:
         p.add_argument(flag, type=rule.parse(flag), action=_Accumulate, metavar=rule.metavar or "NAME",
                        help=help_text + " (repeatable: the lists add up)")
     else:
+        extra = {} if rule.const is None else {"nargs": "?", "const": rule.const}
         p.add_argument(flag, type=rule.parse(flag), choices=rule.choices, metavar=rule.metavar or "NAME",
-                       help=help_text)
+                       help=help_text, **extra)
 
 
 def _run_options(p: argparse.ArgumentParser, cls, shard_help: str) -> None:

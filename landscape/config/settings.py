@@ -76,6 +76,7 @@ class Rule:
     per_member: bool = False
     repeatable: bool = False  # the flag may be given more than once: a list of values (one given: the value)
     metavar: str | None = None  # the value's name in --help
+    const: Any = None  # the value of the flag given without one (``--curvature`` alone), where it may be
 
     def check(self, name: str, value: Any) -> Any:
         """``value`` if accepted (lists normalized), else ``ConfigError`` naming ``name``."""
@@ -201,6 +202,15 @@ class ScanConfig:
                                                      metavar="NAME"))
     history: int = setting(0, counted("also record train and test loss every N steps", 0))
     save_params: bool = setting(False, Rule(bool, "store the constrained minimizers"))
+    curvature: int = setting(0, Rule(int, "at every minimizer, the K largest eigenvalues of the Riemannian Hessian "
+                                          "of the training loss, its smallest (negative: a saddle on the sphere) "
+                                          "and its trace (--curvature alone: K = 5; 0: none)", minimum=0,
+                                     metavar="K", const=5))
+    curvature_samples: int | None = setting(None, Rule(int, "Hutchinson probes of the trace with --curvature "
+                                                            "(default 10)", minimum=1, optional=True, metavar="S"))
+    lanczos: int | None = setting(None, Rule(int, "Lanczos iterations with --curvature (default max(30, 3K); at "
+                                                  "most the tangent space's dimension)", minimum=1, optional=True,
+                                             metavar="N"))
     chunk: int | None = setting(None, Rule(int, "points per batched computation (default: from memory)",
                                            minimum=1, optional=True, execution=True, metavar="C"))
     engine: str = setting("auto", Rule(str, "how the batch is computed", choices=ENGINES, execution=True))
@@ -382,6 +392,13 @@ def validate(cfg):
             raise ConfigError(str(e)) from None
         if groups is None and isinstance(cfg.norms, list):
             cfg.norms = cfg.norms[-1]  # a plain --norms given twice: the last wins
+        if not cfg.curvature and (cfg.curvature_samples is not None or cfg.lanczos is not None):
+            raise ConfigError("--curvature-samples and --lanczos set up --curvature K, which is not given")
+        if cfg.curvature and cfg.lanczos is not None and cfg.lanczos < cfg.curvature:
+            raise ConfigError(f"--lanczos {cfg.lanczos} is fewer iterations than --curvature {cfg.curvature} "
+                              "eigenvalues; give at least K")
+        if cfg.curvature and cfg.curvature_samples is None:
+            cfg.curvature_samples = 10
         if groups and cfg.branch != "independent":
             raise ConfigError(f"--branch {cfg.branch}: continuation branches follow one norm; a two-norm grid "
                               "(--norms GLOB=SPEC twice) is scanned independently")

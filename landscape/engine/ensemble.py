@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import warnings
 import torch
-from torch.func import functional_call, grad_and_value, vmap
+from torch.func import functional_call, grad, grad_and_value, jvp, vmap
 
 from . import mlp
 from .layout import Layout, flatten
@@ -101,6 +101,36 @@ class _Vmap:
         return self._metrics(theta, x, y) if keep is None else self._masked_metrics(theta, x, y, keep)
 
 
+class _Hvp:
+    """Hessian-vector products of every member's loss, ``vmap`` over the members and over each member's vectors:
+    forward-over-reverse (``jvp`` of ``grad``), or reverse-over-reverse (``grad`` of ``<grad, v>``) for a model
+    whose backward pass forward-mode AD cannot differentiate (tried on the first call)."""
+
+    def __init__(self, task: Task, module: torch.nn.Module, layout: Layout):
+        def loss(flat, x, y, keep=None):
+            return task.member_loss(adapted(task, functional_call(module, layout.unflatten(flat), (x,))), y, keep)
+
+        def forward_over_reverse(flat, vs, x, y, keep=None):
+            g = lambda f: grad(loss)(f, x, y, keep)  # noqa: E731
+            return vmap(lambda v: jvp(g, (flat,), (v,))[1])(vs)
+
+        def reverse_over_reverse(flat, vs, x, y, keep=None):
+            along = lambda f, v: torch.vdot(grad(loss)(f, x, y, keep), v)  # noqa: E731
+            return vmap(lambda v: grad(along)(flat, v))(vs)
+
+        self.modes = [{keep: vmap(fn, in_dims=(0, 0, None, None, 0) if keep else (0, 0, None, None))
+                       for keep in (False, True)} for fn in (forward_over_reverse, reverse_over_reverse)]
+
+    def __call__(self, theta, vs, x, y, keep=None):
+        args = (theta, vs, x, y) if keep is None else (theta, vs, x, y, keep)
+        while len(self.modes) > 1:
+            try:
+                return self.modes[0][keep is not None](*args)
+            except (RuntimeError, NotImplementedError):  # forward-mode AD has no rule for an op of the backward
+                self.modes.pop(0)
+        return self.modes[0][keep is not None](*args)
+
+
 class _Loop:
     """The reference: one member at a time, ordinary autograd on the ``nn.Module`` (each member's parameters
     copied into the module's own, whatever storage a module such as ``nn.LSTM`` gave them)."""
@@ -150,6 +180,27 @@ class _Loop:
     def metrics(self, theta, x, y, keep=None):
         out, _ = self.forward(theta, x)
         return member_metrics(self.task, out, y, keep, batched=False)
+
+    def hvp(self, theta, vs, x, y, keep=None):
+        """Hessian-vector products ``[M, S, P]``, member after member, by double backward on the module."""
+        rows = []
+        for j in range(theta.shape[0]):
+            self.load(theta[j])
+            with torch.enable_grad():
+                loss = self.task.member_loss(adapted(self.task, self.module(x)), y, None if keep is None else keep[j])
+                parts = torch.autograd.grad(loss, self.ordered, create_graph=True, allow_unused=True)
+                g = torch.cat([(d if d is not None else torch.zeros_like(p)).reshape(-1)
+                               for d, p in zip(parts, self.ordered)])
+                out = []
+                for v in vs[j]:
+                    if not g.requires_grad:  # a loss linear in every parameter: a zero Hessian
+                        out.append(torch.zeros_like(v))
+                        continue
+                    hv = torch.autograd.grad(g, self.ordered, v, retain_graph=True, allow_unused=True)
+                    out.append(torch.cat([(d if d is not None else torch.zeros_like(p)).reshape(-1)
+                                          for d, p in zip(hv, self.ordered)]))
+            rows.append(torch.stack(out))
+        return torch.stack(rows)
 
 
 def member_metrics(task: Task, out: torch.Tensor, y: torch.Tensor, keep: torch.Tensor | None = None,
@@ -237,6 +288,17 @@ class Ensemble:
             self._impl = _Loop(task, module, layout)
         else:
             self._impl = _Vmap(task, module, layout)
+        self._hvp: _Hvp | None = None
+
+    def hvp(self, theta: torch.Tensor, vs: torch.Tensor, x, y: torch.Tensor, keep: torch.Tensor | None = None):
+        """``[M, S, P]``: the Hessian of member j's loss on ``x``, ``y`` (over its ``keep[j]`` examples) times each
+        of its vectors ``vs[j]`` (``vs: [M, S, P]``); batched on every engine but ``loop``, where it is member
+        after member by double backward (the ``mlp`` engine's models run through ``torch.func`` here)."""
+        if self.engine == "loop":
+            return self._impl.hvp(theta, vs, x, y, keep)
+        if self._hvp is None:
+            self._hvp = _Hvp(self.task, self.module, self.layout)
+        return self._hvp(theta, vs, x, y, keep)
 
     @property
     def chain(self) -> mlp.Chain | None:

@@ -175,13 +175,17 @@ class Worker:
         return self.ensemble.metrics(theta, *self.data[split], keep=self.keep if split == "train" else None)
 
 
-def chunk_size(task: Task, layout: Layout, batch_size: int | None, budget: int = MEMORY_BUDGET) -> int:
-    """How many members fit in ``budget`` bytes: parameters, gradients, Adam moments and activations."""
+def per_point(task: Task, layout: Layout, batch_size: int | None) -> int:
+    """Bytes one member needs: parameters, gradients, Adam moments and the activations of a batch."""
     n = max(batch_size or task.n_train, task.n_test)
     out_dim = task.y_train.reshape(len(task.y_train), -1).shape[1]
     widths = sum(s[0] for s in layout.shapes if len(s) == 2) + out_dim
-    per_member = 4 * (10 * layout.size + 4 * n * widths)
-    return int(max(1, budget // per_member))
+    return 4 * (10 * layout.size + 4 * n * widths)
+
+
+def chunk_size(task: Task, layout: Layout, batch_size: int | None, budget: int = MEMORY_BUDGET, extra: int = 0) -> int:
+    """How many members fit in ``budget`` bytes: :func:`per_point`, and ``extra`` bytes each."""
+    return int(max(1, budget // (per_point(task, layout, batch_size) + extra)))
 
 
 def chunks(items, size: int) -> list:

@@ -32,11 +32,11 @@ import numpy as np
 import torch
 
 from ..config import schedule
-from ..engine import footprint, fused, optim, sphere
+from ..engine import curvature, footprint, fused, optim, sphere
 from ..config.settings import ScanConfig
 from ..engine.layout import Layout
 from ..config.grid import norm_groups, parse_norms, product
-from ..engine.worker import MEMORY_BUDGET, Worker, chunk_size, derived_seed, init_params, model_of
+from ..engine.worker import MEMORY_BUDGET, Worker, chunk_size, derived_seed, init_params, model_of, per_point
 from ..status import Status
 from ..tasks import Task
 from ..engine.whole_step import WholeStep, planned
@@ -57,6 +57,7 @@ class Plan:
     groups: list[str] | None = None  # a two-norm grid's globs
     shape: tuple[int, ...] = ()  # a two-norm grid's (K1, K2); the point's k = k1 * K2 + k2
     notes: tuple[str, ...] = ()  # one line each for the run's output (an engine that fell back)
+    lanczos: int = 0  # Lanczos iterations per point with --curvature (0: none)
     # derived, plain values the store reads (it calls nothing of this module)
     method_label: str = field(init=False)
     history_steps: np.ndarray = field(init=False)
@@ -88,7 +89,8 @@ def make_plan(config: ScanConfig, task: Task) -> Plan:
         values = product(axes)
     else:
         values = parse_norms(config.norms)
-    footprint.check(_holds(config, len(values), layout.size))
+    lanczos = _lanczos(config, layout)
+    footprint.check(_holds(config, len(values), layout.size, lanczos))
     dirs = torch.stack([init_params(task, layout, derived_seed(config.seed, 1, r))[1] for r in range(config.restarts)])
     w0 = sphere.constrained_norm(dirs[:1], layout.sphere_mask())[0].double().numpy()
     if not groups:
@@ -100,27 +102,47 @@ def make_plan(config: ScanConfig, task: Task) -> Plan:
     if norm.min() < 1e-30 or norm.max() > 1e30:
         raise ValueError(f"norms must lie between 1e-30 and 1e30 in absolute terms (float32), got "
                          f"{norm.min():.3g} to {norm.max():.3g} (w0 = {np.round(w0, 4)})")
-    return Plan(config, task, module, layout, alpha, norm, w0, dirs, globs, shape, (note,) if note else ())
+    return Plan(config, task, module, layout, alpha, norm, w0, dirs, globs, shape, (note,) if note else (), lanczos)
 
 
-def _holds(config: ScanConfig, n_norms: int, n_params: int) -> list[tuple[str, float]]:
+def _lanczos(config: ScanConfig, layout: Layout) -> int:
+    """The Lanczos iterations of ``--curvature K`` (0 without it); ``ValueError`` for a K or ``--lanczos`` beyond
+    the tangent space's dimension."""
+    if not config.curvature:
+        return 0
+    dim = curvature.dimension(layout)
+    if config.curvature > dim:
+        raise ValueError(f"--curvature {config.curvature}: the tangent space has only {dim} dimensions (the model's "
+                         f"{layout.size} parameters less one per sphere); ask for at most {dim} eigenvalues")
+    if config.lanczos is not None and config.lanczos > dim:
+        raise ValueError(f"--lanczos {config.lanczos}: at most the tangent space's dimension, {dim}")
+    return config.lanczos or curvature.default_steps(config.curvature, dim)
+
+
+def _holds(config: ScanConfig, n_norms: int, n_params: int, lanczos: int = 0) -> list[tuple[str, float]]:
     """What a scan holds at once (``landscape.engine.footprint``): its restarts' initializations, and each point's results
     (losses, accuracies, step count, status; the saved parameters and loss history where asked for)."""
     r, points = config.restarts, n_norms * config.restarts
     history = (config.steps // config.history + 2) * 2 * footprint.FLOAT64 if config.history else 0
     per_point = 6 * footprint.FLOAT64 + history + (n_params * footprint.FLOAT32 if config.save_params else 0)
+    per_point += (config.curvature + 4 + 2 * lanczos) * footprint.FLOAT64 if config.curvature else 0
     return [(f"--restarts {r} ({r} initializations of {n_params} parameters)", r * n_params * footprint.FLOAT32),
             (f"{points} point{'s' if points > 1 else ''} ({n_norms} norm{'s' if n_norms > 1 else ''} x {r} restart"
              f"{'s' if r > 1 else ''}) with --steps {config.steps}"
              + (f", --history {config.history}" if config.history else "")
              + (", --save-params" if config.save_params else "")
+             + (f", --curvature {config.curvature}" if config.curvature else "")
              + ": the results, held whole in memory at each commit with its read-back",
              footprint.FILE_COPIES * points * per_point)]
 
 
 def auto_chunk(plan: Plan, budget: int = MEMORY_BUDGET) -> int:
-    """Points per batched computation so that working memory stays near ``budget`` bytes."""
-    return min(plan.n_points, chunk_size(plan.task, plan.layout, plan.config.batch_size, budget))
+    """Points per batched computation so that working memory stays near ``budget`` bytes (with ``--curvature``,
+    each point's Lanczos basis and a second full-data pass for the Hessian-vector products counted too)."""
+    extra = 0
+    if plan.config.curvature:
+        extra = 4 * (plan.lanczos + 2) * plan.layout.size + per_point(plan.task, plan.layout, None)
+    return min(plan.n_points, chunk_size(plan.task, plan.layout, plan.config.batch_size, budget, extra))
 
 
 @dataclass
@@ -137,6 +159,7 @@ class ChunkResult:
     status: np.ndarray
     history: tuple[np.ndarray, np.ndarray] | None = None  # train, test: [M, T]
     params: np.ndarray | None = None  # [M, P]
+    curvature: tuple[np.ndarray, ...] | None = None  # with --curvature: store.CURVATURE's values, in its order
 
 
 def history_steps(config: ScanConfig) -> np.ndarray:
@@ -258,8 +281,8 @@ def _final(plan: Plan, worker: Worker, index, theta, first_bad, hist, keep_param
     cfg = plan.config
     tr_loss, tr_acc = worker.evaluate(theta, "train")
     te_loss, te_acc = worker.evaluate(theta, "test")
-    g = sphere.tangent(theta, worker.grad(theta)[0], worker.mask)
-    gnorm = torch.linalg.vector_norm(g, dim=-1)
+    grad = worker.grad(theta)[0]
+    gnorm = torch.linalg.vector_norm(sphere.tangent(theta, grad, worker.mask), dim=-1)
     bad = (first_bad >= 0) | ~torch.isfinite(tr_loss) | ~torch.isfinite(theta).all(-1)
     steps = torch.where(first_bad >= 0, first_bad, torch.full_like(first_bad, cfg.steps))
     status = torch.where(bad, int(Status.DIVERGED), int(Status.DONE))
@@ -275,7 +298,29 @@ def _final(plan: Plan, worker: Worker, index, theta, first_bad, hist, keep_param
         grad_norm=_to_np(gnorm), steps=steps.cpu().numpy(), status=status.cpu().numpy().astype(np.int8),
         history=history,
         params=theta.detach().cpu().numpy() if cfg.save_params or keep_params else None,
+        curvature=_curvature(plan, worker, index, theta, grad, ~bad) if cfg.curvature else None,
     )
+
+
+def _curvature(plan: Plan, worker: Worker, index: np.ndarray, theta: torch.Tensor, grad: torch.Tensor,
+               finite: torch.Tensor) -> tuple[np.ndarray, ...]:
+    """``--curvature``: the Riemannian Hessian's spectrum at the points ``index`` (``landscape.engine.curvature``),
+    NaN where a point diverged; each point's random vectors from its own seed."""
+    cfg = plan.config
+    x, y = worker.data["train"]
+    rows = torch.nonzero(finite).flatten().cpu()
+    ks, rs = index // cfg.restarts, index % cfg.restarts
+    out = [np.full((len(index), *shape), np.nan) for shape in ((cfg.curvature,), (), (), (), (), (plan.lanczos,),
+                                                               (plan.lanczos,))]
+    if len(rows):
+        seeds = [derived_seed(cfg.seed, 4, ks[j], rs[j]) for j in rows.tolist()]
+        th, g = theta[rows.to(theta.device)], grad[rows.to(theta.device)]
+        s = curvature.measure(lambda t, v: worker.ensemble.hvp(t, v, x, y), th, g, worker.mask, seeds,
+                              cfg.curvature, cfg.curvature_samples, plan.lanczos)
+        for arr, values in zip(out, (s.top, s.smallest, s.residual, s.trace, s.trace_se, s.ritz_values,
+                                     s.ritz_weights)):
+            arr[rows.numpy()] = values
+    return tuple(out)
 
 
 def concat(results: list[ChunkResult]) -> ChunkResult:

@@ -28,14 +28,14 @@ from .durable import commit, drop_groups, publish, write_durably, write_errors
 from .merge import Report, merge
 from .phases import read_phases, write_phases
 from .staging import publish_staging, stage, staged, stale_staging, staging
-from .scan import GROUPS, POINT_VALUES, branch_state, prepare_scan, read_branches, read_scan, write_chunk
+from .scan import CURVATURE, CURVATURE_AXES, GROUPS, POINT_VALUES, branch_state, prepare_scan, read_branches, read_scan, write_chunk
 from .trajectories import (
     CHECKPOINT_SLOTS, drop_unfinished, final_params, prepare_trajectories, read_trajectories, series_meta,
     write_trajectories
 )
 
 __all__ = [
-    "CHECKPOINT_SLOTS", "GROUPS", "drop_groups", "FORMAT", "branch_state", "read_branches", "FORMAT_VERSION", "POINT_VALUES", "STATUS_ENUM", "Report", "StoreError",
+    "CHECKPOINT_SLOTS", "CURVATURE", "CURVATURE_AXES", "GROUPS", "drop_groups", "FORMAT", "branch_state", "read_branches", "FORMAT_VERSION", "POINT_VALUES", "STATUS_ENUM", "Report", "StoreError",
     "data_fingerprint", "describe", "drop_unfinished", "final_params", "merge", "open_file", "prepare_scan", "prepare_trajectories", "publish", "publish_staging", "root_configs", "stale_staging", "same_task", "staged", "holds_task",
     "read_analysis", "read_phases", "read_scan", "write_phases", "read_trajectories", "series_meta", "stage", "staging", "write_analysis",
     "write_chunk", "write_durably", "write_errors", "write_trajectories", "writer_lock", "commit",

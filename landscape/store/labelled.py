@@ -74,6 +74,14 @@ def scan_dataset(scan: dict):
             data[f"history_{k}"] = ((*grid, "history_step"), on_grid(h[k]),
                                     {"description": f"full-data {k.replace('_', ' ')} during the constrained "
                                                     "optimization"})
+    if "curvature" in scan:
+        c = scan["curvature"]
+        coords["eigenvalue"] = ("eigenvalue", np.arange(1, c["top"].shape[-1] + 1),
+                                {"long_name": store.CURVATURE_AXES["eigenvalue"]})
+        coords["ritz"] = ("ritz", np.arange(c["ritz_values"].shape[-1]), {"long_name": store.CURVATURE_AXES["ritz"]})
+        for name, value in store.CURVATURE.items():
+            data[f"curvature_{name}"] = ((*grid, *((value.axis,) if value.axis else ())), on_grid(c[name]),
+                                         {"description": value.description})
     if "params" in scan:
         data["params"] = ((*grid, "parameter"), on_grid(scan["params"]),
                           {"description": "constrained minimizers, flattened in the model's parameter order"})

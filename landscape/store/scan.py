@@ -49,10 +49,36 @@ POINT_VALUES = {
                         "optimizer steps run (up to divergence for diverged points; -1 = not computed)"),
 }
 HISTORY = ("train_loss", "test_loss")  # /scan/history/NAME [K, R, T] with --history
+
+
+@dataclass(frozen=True)
+class CurvatureValue:
+    """A ``/scan/curvature`` dataset: ``[K, R]``, or ``[K, R, axis]`` along one of ``CURVATURE_AXES``."""
+
+    axis: str | None
+    description: str
+
+
+RIEMANNIAN = "the Riemannian Hessian of the training loss at the minimizer (on its sphere's tangent space)"
+CURVATURE = {  # /scan/curvature/NAME with --curvature K; the field ChunkResult.curvature holds them in this order
+    "top": CurvatureValue("eigenvalue", f"the K largest eigenvalues of {RIEMANNIAN}, descending (Lanczos)"),
+    "smallest": CurvatureValue(None, f"the smallest eigenvalue of {RIEMANNIAN} (Lanczos): a second-order "
+                                     "certificate, negative at a saddle on the sphere"),
+    "residual": CurvatureValue(None, "the largest Lanczos residual bound |beta_m s_m| of top and smallest: each "
+                                     "lies within it of an eigenvalue"),
+    "trace": CurvatureValue(None, f"the trace of {RIEMANNIAN}, by Hutchinson's estimator with Rademacher probes"),
+    "trace_se": CurvatureValue(None, "the standard error of trace (NaN with one probe)"),
+    "ritz_values": CurvatureValue("ritz", "the Lanczos run's Ritz values, ascending: the nodes of a one-probe "
+                                          "stochastic Lanczos quadrature of the Hessian's spectral density"),
+    "ritz_weights": CurvatureValue("ritz", "the weights of ritz_values (squared first components of the Ritz "
+                                           "vectors; they sum to 1)"),
+}
+CURVATURE_AXES = {"eigenvalue": "rank of the eigenvalue, 1 = the largest", "ritz": "index of the Ritz value"}
 # Where each kind of scan lives: the independent scan at /scan, the continuation branches beside it, each laid
 # out like /scan (plus ``last_params``, the minimizer each restart reached at its branch's last finished norm).
 GROUPS = {"independent": "scan", "down": "branches/down", "up": "branches/up"}
-EXTRAS = ("history/train_loss", "history/test_loss", "params")  # optional per-point datasets, [K, R, ...]
+EXTRAS = ("history/train_loss", "history/test_loss", "params",  # optional per-point datasets, [K, R, ...]
+          *(f"curvature/{name}" for name in CURVATURE))
 
 
 def scan_identity(config, plan, branch: str = "independent") -> dict:
@@ -208,6 +234,19 @@ def _create(f: h5py.File, config, plan, ident: dict, shard=None, branch: str = "
         ds.attrs["names"] = to_json(list(plan.layout.names))
         ds.attrs["shapes"] = to_json([list(s) for s in plan.layout.shapes])
         g.create_dataset("constrained", data=plan.layout.mask().numpy().astype(np.int8))
+    if config.curvature:
+        c = g.create_group("curvature")
+        c.attrs["description"] = (f"curvature at every minimizer: {RIEMANNIAN}, Hess f = P (grad^2 f) P - "
+                                  "(<grad f, theta_c> / w^2) P_c, by batched Lanczos and Hutchinson's estimator")
+        sizes = {"eigenvalue": config.curvature, "ritz": plan.lanczos}
+        c.create_dataset("eigenvalue", data=np.arange(1, config.curvature + 1, dtype=np.int64))
+        c.create_dataset("ritz", data=np.arange(plan.lanczos, dtype=np.int64))
+        for axis, what in CURVATURE_AXES.items():
+            c[axis].attrs["long_name"] = what
+        for name, value in CURVATURE.items():
+            ds = c.create_dataset(name, shape=(*grid, *([sizes[value.axis]] if value.axis else [])),
+                                  dtype=np.float64, fillvalue=np.nan)
+            ds.attrs["description"] = value.description
     attach_scales(g)
 
 
@@ -248,6 +287,13 @@ def attach_scales(g: h5py.Group) -> None:
     targets = [g[n] for n in (*POINT_VALUES, "status", "params") if n in g]
     if step is not None:
         targets += [g["history"][n] for n in HISTORY]
+    if "curvature" in g:
+        targets += [g["curvature"][n] for n in CURVATURE]
+        for axis in CURVATURE_AXES:
+            g["curvature"][axis].make_scale(axis)
+        for name, value in CURVATURE.items():
+            if value.axis:
+                g["curvature"][name].dims[len(axes) + 1].attach_scale(g["curvature"][value.axis])
     if "params" in g:  # the flattened parameter axis has a scale too: netCDF readers need every axis labelled
         if "parameter" not in g:
             g.create_dataset("parameter", data=np.arange(g["params"].shape[-1], dtype=np.int64)).attrs[
@@ -293,6 +339,11 @@ def write_chunk(path: str | Path, result, restarts: int, branch: str = "independ
             for name, values in zip(HISTORY, result.history):
                 for j, (k, r) in enumerate(zip(ks, rs)):
                     g["history"][name][(*at(k), r)] = values[j]
+        if result.curvature is not None and "curvature" in g:
+            for name, values in zip(CURVATURE, result.curvature):
+                arr = g["curvature"][name][()]
+                points(arr, n_axes)[ks, rs] = values
+                g["curvature"][name][...] = arr
         if result.params is not None and "params" in g:
             for j, (k, r) in enumerate(zip(ks, rs)):
                 g["params"][(*at(k), r)] = result.params[j]
@@ -340,6 +391,8 @@ def read_scan(path: str | Path, branch: str = "independent") -> dict[str, Any] |
                               **{k: points(g["history"][k][()], n_axes) for k in HISTORY}}
         if "params" in g:
             out["params"] = points(g["params"][()], n_axes)
+        if "curvature" in g:
+            out["curvature"] = {name: points(g["curvature"][name][()], n_axes) for name in CURVATURE}
         out["branch"] = branch
         return out
 

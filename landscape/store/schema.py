@@ -108,10 +108,13 @@ def scan_layout(g: h5py.Group) -> Layout:
                 for name, v in scan.POINT_VALUES.items()],
               *[(f"history/{name}", Array(FLOAT, (*grid, "step"))) for name in scan.HISTORY],
               ("params", Array(FLOAT, (*grid, "parameter"))),
+              *[(f"curvature/{axis}", Array(INT, (axis,))) for axis in scan.CURVATURE_AXES],
+              *[(f"curvature/{name}", Array(FLOAT, (*grid, *((v.axis,) if v.axis else ()))))
+                for name, v in scan.CURVATURE.items()],
               ("constrained", Array(FLAGS, ("parameter",)))]
     if g.name != "/" + scan.GROUPS["independent"]:
         arrays.append(("last_params", Array(FLOAT, ("restart", "parameter"))))
-    return Layout(tuple((re.escape(name), spec) for name, spec in arrays), (("history", None),),
+    return Layout(tuple((re.escape(name), spec) for name, spec in arrays), (("history", None), ("curvature", None)),
                   ("status", "train_loss", "test_loss", *norms), SCAN_ATTRS, ("config", "w0", "classification"))
 
 

@@ -1,7 +1,7 @@
 """What a finished result must hold, checked (not trusted) when a run resumes.
 
 A scan point marked ``done`` holds finite losses, a step count, and, where the
-group stores them, finite saved parameters and a finite training-loss history.
+group stores them, finite saved parameters, a finite training-loss history and a finite curvature spectrum.
 A trajectory's checkpoint holds parameters and AdamW moments of the model's
 size, finite unless the trajectory diverged, and its logged rows run in
 increasing steps up to the checkpoint with finite losses. Whatever fails these
@@ -40,6 +40,10 @@ def incomplete_points(g: h5py.Group, n_axes: int, n_params: int) -> np.ndarray:
     if "history" in g:
         T = g["history/step"].shape[0]
         ok &= _rows_finite(g["history/train_loss"], n, f"{g.name}/history/train_loss", (*grid, T))
+    if "curvature" in g:  # a finished point's spectrum and trace (their standard error is NaN from one probe)
+        K, m = g["curvature/eigenvalue"].shape[0], g["curvature/ritz"].shape[0]
+        for name, shape in (("top", (*grid, K)), ("smallest", grid), ("trace", grid), ("ritz_values", (*grid, m))):
+            ok &= _rows_finite(g["curvature"][name], n, f"{g.name}/curvature/{name}", shape)
     return (status == Status.DONE) & ~ok
 
 

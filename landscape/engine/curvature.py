@@ -1,0 +1,166 @@
+"""Curvature on the sphere: the Riemannian Hessian of the training loss at every member, batched.
+
+On the sphere ``||theta_c|| = w`` (``landscape.engine.sphere``) the second-order object is the Riemannian Hessian
+
+    Hess f(theta)[u] = P (grad^2 f(theta) P u) - (<grad f(theta), theta_c> / w^2) P_c u,
+
+``P`` the projection onto the tangent space and ``P_c u`` its constrained part (free coordinates keep their
+Euclidean Hessian; a product of spheres has one curvature term per group). It maps the tangent space to itself,
+and its quadratic form is the second derivative of ``f`` along the great circles through ``theta``: at a
+constrained minimizer every eigenvalue is >= 0, and a negative one marks a saddle on the sphere.
+
+:func:`measure` computes, for every member of ``theta: [M, P]`` at once (one batched Hessian-vector product per
+iteration, ``Ensemble.hvp``):
+
+* Lanczos (:func:`lanczos`, full reorthogonalization) from a random tangent vector: the top-k eigenvalues, the
+  smallest, a residual bound ``|beta_m s_m|`` on each, and the Ritz values with their weights (the squared first
+  components), a one-probe stochastic Lanczos quadrature of the spectral density;
+* Hutchinson's estimator (:func:`hutchinson`) of the trace with Rademacher probes, and its standard error.
+
+Random vectors come from each member's own seed, so a point's numbers do not depend on the chunk it is in.
+``sphere=False`` gives the Euclidean Hessian (free training).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import sphere as sphere_mod
+
+Operator = Callable[[torch.Tensor], torch.Tensor]  # [M, S, P] -> [M, S, P]
+
+
+@dataclass
+class Spectrum:
+    """What :func:`measure` returns, every array ``[M, ...]`` on the CPU in float64."""
+
+    top: np.ndarray  # [M, k] the largest eigenvalues, descending
+    smallest: np.ndarray  # [M]
+    residual: np.ndarray  # [M] the largest Lanczos residual bound of the values above
+    trace: np.ndarray  # [M]
+    trace_se: np.ndarray  # [M] its standard error (NaN from one sample)
+    ritz_values: np.ndarray  # [M, m] ascending
+    ritz_weights: np.ndarray  # [M, m] summing to 1
+
+
+def dimension(layout, on_sphere: bool = True) -> int:
+    """The dimension of the space the Hessian acts on: the parameters less one per sphere."""
+    return layout.size - (layout.n_groups if on_sphere else 0)
+
+
+def default_steps(k: int, dim: int) -> int:
+    """Lanczos iterations when none are given: max(30, 3k), at most the dimension."""
+    return min(dim, max(30, 3 * k))
+
+
+def radial(theta: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``[M, P]``: ``<grad, theta_g> / ||theta_g||^2`` of each member on the coordinates of its sphere g (0 on the
+    free ones), the factor of the curvature term."""
+    if mask is not None and mask.dim() == 2:
+        return (((grad * theta) @ mask.T) / (theta.square() @ mask.T)) @ mask
+    tc = theta if mask is None else theta * mask
+    c = torch.linalg.vecdot(grad, tc) / tc.square().sum(-1)
+    return c[:, None] * (torch.ones_like(theta) if mask is None else mask.expand_as(theta))
+
+
+def riemannian(hvp: Operator, theta: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor | None) -> Operator:
+    """The Riemannian Hessian at ``theta`` as an operator on ``[M, S, P]``, from the Euclidean ``hvp`` and the
+    gradient ``grad [M, P]``."""
+    at, c = theta[:, None], radial(theta, grad, mask)[:, None]
+
+    def op(v: torch.Tensor) -> torch.Tensor:
+        u = sphere_mod.tangent(at, v, mask)
+        return sphere_mod.tangent(at, hvp(u), mask) - c * u
+    return op
+
+
+def lanczos(op: Operator, start: torch.Tensor, steps: int, fresh: Callable[[int], torch.Tensor]):
+    """``steps`` Lanczos iterations of ``op`` from ``start [M, P]`` for every member at once, with full
+    reorthogonalization; ``(alpha [M, m], beta [M, m])`` of the tridiagonal matrix, ``beta[:, -1]`` the norm of
+    the last residual. Where a member's Krylov space closes (an invariant subspace), it goes on from a fresh
+    vector (``fresh(j)``, member j's, in the operator's space) with a zero coupling."""
+    M, P = start.shape
+    Q = start.new_zeros(M, steps, P)
+    Q[:, 0] = start / torch.linalg.vector_norm(start, dim=-1, keepdim=True)
+    alpha, beta = start.new_zeros(M, steps), start.new_zeros(M, steps)
+    tiny = 10 * torch.finfo(start.dtype).eps * P ** 0.5
+
+    def orthogonalize(w, j):
+        for _ in range(2):  # twice is enough (Kahan, Parlett)
+            w = w - torch.einsum("mjp,mj->mp", Q[:, :j + 1], torch.einsum("mjp,mp->mj", Q[:, :j + 1], w))
+        return w
+
+    for j in range(steps):
+        w = op(Q[:, j:j + 1])[:, 0]
+        alpha[:, j] = torch.linalg.vecdot(w, Q[:, j])
+        w = orthogonalize(w, j)
+        beta[:, j] = torch.linalg.vector_norm(w, dim=-1)
+        if j + 1 == steps:
+            break
+        scale = alpha[:, :j + 1].abs().amax(-1) + beta[:, :j + 1].amax(-1)
+        for i in torch.nonzero(beta[:, j] <= tiny * scale).flatten().tolist():
+            v, B = fresh(i).to(w), Q[i, :j + 1]
+            for _ in range(2):
+                v = v - B.T @ (B @ v)
+            w[i] = v
+            beta[i, j] = 0.0
+        Q[:, j + 1] = w / torch.linalg.vector_norm(w, dim=-1, keepdim=True)
+    return alpha, beta
+
+
+def ritz(alpha: torch.Tensor, beta: torch.Tensor):
+    """``(values [M, m] ascending, first components [M, m], residual bounds [M, m])`` of the tridiagonal
+    ``(alpha, beta)``, in float64."""
+    a, b = alpha.double().cpu(), beta.double().cpu()
+    T = torch.diag_embed(a) + torch.diag_embed(b[:, :-1], 1) + torch.diag_embed(b[:, :-1], -1)
+    values, vectors = torch.linalg.eigh(T)
+    return values, vectors[:, 0], (b[:, -1:] * vectors[:, -1]).abs()
+
+
+def hutchinson(op: Operator, probes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(trace [M], standard error [M])`` from the probes ``[M, S, P]`` (Rademacher), one batched product per
+    probe; the standard error is NaN for one probe."""
+    samples = torch.stack([torch.linalg.vecdot(z, op(z[:, None])[:, 0]) for z in probes.unbind(1)], 1).double()
+    S = samples.shape[1]
+    se = samples.std(1) / S ** 0.5 if S > 1 else torch.full_like(samples[:, 0], float("nan"))
+    return samples.mean(1), se
+
+
+def rademacher(seed: int, rows: int, size: int) -> torch.Tensor:
+    """``[rows, size]`` random signs from ``seed`` alone."""
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.randint(0, 2, (rows, size), generator=g).float().mul_(2).sub_(1)
+
+
+def measure(hvp: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], theta: torch.Tensor, grad: torch.Tensor,
+            mask: torch.Tensor | None, seeds: list[int], k: int, samples: int, steps: int,
+            on_sphere: bool = True) -> Spectrum:
+    """The Hessian's top-``k`` eigenvalues, smallest eigenvalue, trace (``samples`` probes) and Ritz spectrum
+    (``steps`` Lanczos iterations) at every member of ``theta [M, P]``: Riemannian on the sphere of ``mask``
+    (``on_sphere``), else Euclidean. ``hvp(theta, v [M, S, P])``: the training loss's Hessian-vector products;
+    ``grad [M, P]`` its gradient; ``seeds`` one per member."""
+    M, P = theta.shape
+    draws = [rademacher(s, samples + 1, P) for s in seeds]  # row 0 starts Lanczos, the rest are probes
+    probes = torch.stack([d[1:] for d in draws]).to(theta)
+    base = (lambda v: hvp(theta, v))
+    op = riemannian(base, theta, grad, mask) if on_sphere else base
+    start = torch.stack([d[0] for d in draws]).to(theta)
+    if on_sphere:
+        start = sphere_mod.tangent(theta, start, mask)
+    gens = [torch.Generator().manual_seed(int(s) ^ 0x5EED) for s in seeds]
+
+    def fresh(i: int) -> torch.Tensor:
+        v = torch.randn(P, generator=gens[i]).to(theta)
+        return sphere_mod.tangent(theta[i:i + 1], v[None], mask)[0] if on_sphere else v
+
+    alpha, beta = lanczos(op, start, steps, fresh)
+    values, first, resid = ritz(alpha, beta)
+    trace, se = hutchinson(op, probes)
+    top = values[:, -k:].flip(-1)
+    resid_top = torch.cat([resid[:, -k:], resid[:, :1]], 1).amax(1)
+    return Spectrum(top.numpy(), values[:, 0].numpy(), resid_top.numpy(), trace.cpu().numpy(), se.cpu().numpy(),
+                    values.numpy(), first.square().numpy())
