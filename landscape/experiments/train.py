@@ -165,7 +165,8 @@ def run(plan: TrainPlan, group: list[Member], state: TrainState, device=None, en
     dynamics = _dynamics(plan, group) if any(m.name == "effective_rqi" for m in plan.metrics) else None
 
     def record(step):
-        ctx = metrics.Context(theta, worker, probe, step=step, effective=dynamics)
+        ctx = metrics.Context(theta, worker, probe, step=step, effective=dynamics, seeds=[m.seed for m in group],
+                              on_sphere=cfg.fix_norm)
         log.add(step, metrics.evaluate(ctx, plan.metrics))
         allocator.release_freed_memory()  # the evaluation's blocks, of other shapes than a step's: see allocator
 

@@ -74,6 +74,8 @@ class Context:
     probe: Any = None  # the tasks.contract.Probe the forward pass captures (when a chosen metric reads it)
     step: int = 0  # the optimizer step the parameters are at
     effective: Any = None  # the runs' effective dynamics (metrics.effective.Dynamics), when effective_rqi is logged
+    seeds: Any = None  # each member's seed (random vectors of a metric are drawn from it)
+    on_sphere: bool = False  # the members are held on the sphere of their constrained norm (--fix-norm)
     _cache: dict = field(default_factory=dict)
 
     @property
