@@ -19,7 +19,7 @@ LEVELS = {
     "commands": 6,                                         # what each command does with validated settings
     "api": 7, "cli": 8, "landscape": 9, "__main__": 10,    # the Python API, the command line, the package's face
 }
-FOLDERS = {"config", "tasks", "store", "engine", "analysis", "metrics", "figures", "experiments", "commands"}
+FOLDERS = {"config", "tasks", "store", "engine", "analysis", "metrics", "report", "figures", "experiments", "commands"}
 
 
 def _module(path: Path) -> str:

@@ -11,8 +11,8 @@ import numpy as np
 
 from ..plain import plain
 from ..status import Status
-from . import effective, hysteresis, plane
-from .landscape import Criteria, ScanAnalysis, analyze_scan
+from . import curvature, effective, hysteresis, plane
+from .landscape import Criteria, ScanAnalysis, analyze_scan, best_restart
 from .sweeps import SweepFit, forecast_sweeps, weight_decay_sweeps
 from .trajectory import TARGETS, TrajectoryAnalysis, analyze_trajectory, incompatibility
 
@@ -30,6 +30,8 @@ class Analysis:
     hysteresis: list = field(default_factory=list)  # landscape.analysis.hysteresis.Gap of each pair of scans
     plane: Any = None  # landscape.analysis.plane.PlaneAnalysis of a two-norm scan
     effective: list = field(default_factory=list)  # landscape.analysis.effective.Sweep of each sweep with spectra
+    stationarity: Any = None  # landscape.analysis.curvature.Stationarity of the scan's finished points
+    sharpness: Any = None  # landscape.analysis.curvature.Sharpness along the norm (a scan with --curvature)
 
 
 def analyze(scan: dict | None, trajectories: list[dict], criteria: Criteria = Criteria(),
@@ -43,6 +45,8 @@ def analyze(scan: dict | None, trajectories: list[dict], criteria: Criteria = Cr
     """
     messages = []
     s = surface = None
+    certified = curvature.stationarity(scan) if scan is not None else None
+    sharp = curvature.sharpness(scan, best_restart(scan)) if scan is not None else None
     if scan is not None and "plane" in scan:
         surface = plane.analyze(scan, criteria.goldilocks)
         messages.append("the scan is a two-norm grid: w_c, w*, the Goldilocks zone along one norm and the "
@@ -80,7 +84,7 @@ def analyze(scan: dict | None, trajectories: list[dict], criteria: Criteria = Cr
     if not theory and any("effective_lambda" in t for t in trajectories):
         messages.append("effective theory: no sweep over two or more training shares (--train-frac) with the other "
                         "hyperparameters shared: no grokking step to fit against lambda")
-    return Analysis(criteria, s, results, sweeps, messages, down, gaps, surface, theory)
+    return Analysis(criteria, s, results, sweeps, messages, down, gaps, surface, theory, certified, sharp)
 
 
 def to_dict(analysis: Analysis) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 from ..analysis.landscape import best_restart
 from ..store import write_durably, write_errors
 from ..status import Status
+from .curvature import sharpness_panel
 
 # Okabe-Ito palette: distinguishable with the common forms of colour blindness.
 TRAIN, TEST, MARK = "#0072B2", "#D55E00", "#555555"
@@ -50,8 +51,11 @@ def scan_figure(scan: dict, branches: list[dict] = ()) -> Figure:
     w, w0 = scan["norm"], scan["w0"]
     best = best_restart(scan)
     panels = 2 if scan["classification"] else 1
-    fig = Figure(figsize=(5.2 * panels + 1.6, 4.2), layout="constrained")
-    axes = fig.subplots(1, panels, squeeze=False)[0]
+    curved = "curvature" in scan
+    fig = Figure(figsize=(5.2 * panels + 1.6, 6.6 if curved else 4.2), layout="constrained")
+    grid = fig.subplots(2 if curved else 1, panels, squeeze=False, sharex=curved,
+                        gridspec_kw={"height_ratios": [3, 2]} if curved else None)
+    axes = grid[0]
     logx = w.max() / w.min() >= 10
     series = [("train_loss", "test_loss", "loss", True)]
     if panels == 2:
@@ -78,13 +82,18 @@ def scan_figure(scan: dict, branches: list[dict] = ()) -> Figure:
             logy = log_axis(ax, "y", scan[tr], scan[te], *(b[k] for b in branches for k in (tr, te)))
         if logx:
             ax.set_xscale("log")
-        ax.set_xlabel("weight norm $w$ = $\\|\\theta\\|_2$ of the constrained parameters")
+        (grid[1][0] if curved else ax).set_xlabel("weight norm $w$ = $\\|\\theta\\|_2$ of the constrained "
+                                                  "parameters")
         ax.set_ylabel(label)
         top = ax.secondary_xaxis("top", functions=(lambda x: x / w0, lambda a: a * w0))
         top.set_xlabel("$\\alpha = w / w_0$")
         if logx:
             plain_log_ticks(ax.xaxis, top.xaxis)
         ax.grid(alpha=0.3, which="both" if logy else "major", lw=0.5)
+    if curved:
+        sharpness_panel(grid[1][0], scan, best)
+        for ax in grid[1][1:]:
+            ax.set_visible(False)
     cfg = scan["config"]
     fig.suptitle(f"Reduced landscape: {scan['task']} ({scan['method_label']}, {cfg['steps']} steps, "
                  f"{cfg['restarts']} restart{'s' if cfg['restarts'] > 1 else ''})", fontsize=10)

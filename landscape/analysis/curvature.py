@@ -1,0 +1,113 @@
+"""What a scan's certificates say: first order (the tangent gradient) and, with ``--curvature``, second order.
+
+At a constrained minimizer the gradient's tangent part vanishes and the Riemannian Hessian (``scan --curvature``)
+has no negative eigenvalue. :func:`stationarity` reads both over the finished points of a scan: the largest
+tangent-gradient norm, and the points whose smallest eigenvalue lies below zero by more than its numerical
+uncertainty (the Lanczos residual bound, and a relative 1e-6 of the top eigenvalue for float rounding): saddles on
+their spheres, where the optimizer stopped short of a minimum. Along the norm axis (the best restart per norm, as
+the curves are read), :func:`sharpness` follows the top eigenvalue and says where it changes fastest: the
+largest |d log lambda_max / d log w| between neighbouring norms where lambda_max > 0 throughout, else the largest
+|d lambda_max / d w|.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..status import Status
+
+ROUNDING = 1e-6  # relative to the top eigenvalue: what float32 Hessian-vector products cannot resolve
+
+
+@dataclass
+class Saddle:
+    """A finished point with a negative eigenvalue beyond its uncertainty."""
+
+    norm: float | list[float]  # [2] on a two-norm grid
+    alpha: float | list[float]
+    restart: int
+    smallest: float
+    bound: float  # the uncertainty it exceeds
+
+
+@dataclass
+class Stationarity:
+    """The certificates over a scan's finished points."""
+
+    points: int
+    grad_norm_max: float | None
+    grad_norm_median: float | None
+    grad_norm_at: float | list[float] | None  # alpha of the largest
+    second_order: bool  # the scan holds the curvature
+    minima: int = 0  # points whose smallest eigenvalue is >= -bound
+    saddles: list[Saddle] = field(default_factory=list)
+
+
+@dataclass
+class Sharpness:
+    """The top eigenvalue and the trace along the norm axis (best restart per norm)."""
+
+    norm: list[float]
+    top: list[float]
+    trace: list[float]
+    trace_se: list[float]
+    fastest_between: tuple[float, float] | None  # the neighbouring norms where lambda_max changes fastest
+    fastest_rate: float | None
+    rate_kind: str  # "d log lambda / d log w" or "d lambda / d w"
+
+
+def _done(scan: dict) -> np.ndarray:
+    return (np.asarray(scan["status"]) == Status.DONE) & np.isfinite(scan["train_loss"])
+
+
+def _at(scan: dict, k: int, key: str):
+    v = np.asarray(scan[key][k], dtype=float)
+    return v.tolist() if v.ndim else float(v)
+
+
+def bound(c: dict) -> np.ndarray:
+    """``[K, R]``: how far below zero a smallest eigenvalue may lie from numerics alone."""
+    return np.maximum(c["residual"], ROUNDING * np.abs(c["top"][..., 0]))
+
+
+def stationarity(scan: dict) -> Stationarity:
+    """The first- and (where stored) second-order certificates of the scan's finished points."""
+    done = _done(scan)
+    g = np.where(done, scan["grad_norm"], np.nan)
+    n = int(done.sum())
+    if not n:
+        return Stationarity(0, None, None, None, "curvature" in scan)
+    k_max = int(np.unravel_index(np.nanargmax(g), g.shape)[0])
+    out = Stationarity(n, float(np.nanmax(g)), float(np.nanmedian(g)), _at(scan, k_max, "alpha"), "curvature" in scan)
+    if "curvature" in scan:
+        c = scan["curvature"]
+        low = done & np.isfinite(c["smallest"]) & (c["smallest"] < -bound(c))
+        out.minima = int((done & np.isfinite(c["smallest"]) & ~low).sum())
+        out.saddles = [Saddle(_at(scan, k, "norm"), _at(scan, k, "alpha"), int(r), float(c["smallest"][k, r]),
+                              float(bound(c)[k, r])) for k, r in zip(*np.nonzero(low))]
+    return out
+
+
+def sharpness(scan: dict, best: np.ndarray) -> Sharpness | None:
+    """The top eigenvalue and trace against the norm at the restarts ``best`` (per norm, -1: none), and where
+    the top eigenvalue changes fastest; None without curvature or on a two-norm grid."""
+    if "curvature" not in scan or "plane" in scan:
+        return None
+    c = scan["curvature"]
+    ks = np.nonzero(best >= 0)[0]
+    w = np.asarray(scan["norm"], float)[ks]
+    pick = (ks, best[ks])
+    top, trace, se = c["top"][pick][:, 0], c["trace"][pick], c["trace_se"][pick]
+    ok = np.isfinite(top)
+    w, top, trace, se = w[ok], top[ok], trace[ok], se[ok]
+    between, rate, kind = None, None, "d log lambda / d log w"
+    if len(w) >= 2:
+        if (top > 0).all():
+            rates = np.diff(np.log(top)) / np.diff(np.log(w))
+        else:
+            rates, kind = np.diff(top) / np.diff(w), "d lambda / d w"
+        i = int(np.argmax(np.abs(rates)))
+        between, rate = (float(w[i]), float(w[i + 1])), float(rates[i])
+    return Sharpness(w.tolist(), top.tolist(), trace.tolist(), se.tolist(), between, rate, kind)

@@ -1,0 +1,45 @@
+"""The certificates of a scan's points and the sharpness along its norm, as text (``analysis.curvature``)."""
+
+from __future__ import annotations
+
+
+def _where(alpha) -> str:
+    return (f"alpha {alpha:.4g}" if not isinstance(alpha, list) else
+            "alpha " + ", ".join(f"{a:.4g}" for a in alpha))
+
+
+def stationarity_lines(st) -> list[str]:
+    """First order (the tangent-gradient norm) and, with curvature, second order, over the finished points."""
+    if st is None or not st.points:
+        return []
+    lines = [f"stationarity ({st.points} finished points): tangent-gradient norm at most {st.grad_norm_max:.3g} "
+             f"({_where(st.grad_norm_at)}), median {st.grad_norm_median:.3g}"]
+    if not st.second_order:
+        lines.append("  second order: not computed (scan --curvature K computes the Riemannian Hessian)")
+    elif not st.saddles:
+        lines.append(f"  second order: {st.minima} of {st.points} points have no negative eigenvalue of the "
+                     "Riemannian Hessian beyond its Lanczos bound: minima on their spheres")
+    else:
+        lines.append(f"  second order: {len(st.saddles)} of {st.points} points are saddles on their spheres "
+                     "(a negative eigenvalue of the Riemannian Hessian beyond its Lanczos bound); "
+                     f"{st.minima} minima")
+        for s in st.saddles[:8]:
+            lines.append(f"    {_where(s.alpha)}, restart {s.restart}: smallest eigenvalue {s.smallest:.4g} "
+                         f"(bound {s.bound:.2g})")
+        if len(st.saddles) > 8:
+            lines.append(f"    ... and {len(st.saddles) - 8} more")
+    return lines
+
+
+def sharpness_lines(sh) -> list[str]:
+    """The top eigenvalue and the trace along the norm, and where the top eigenvalue changes fastest."""
+    if sh is None or not sh.norm:
+        return []
+    k_max, k_min = max(range(len(sh.top)), key=sh.top.__getitem__), min(range(len(sh.top)), key=sh.top.__getitem__)
+    lines = [f"sharpness (best restart per norm): top eigenvalue {sh.top[k_min]:.4g} at w {sh.norm[k_min]:.4g} to "
+             f"{sh.top[k_max]:.4g} at w {sh.norm[k_max]:.4g}; trace {min(sh.trace):.4g} to {max(sh.trace):.4g}"]
+    if sh.fastest_between is not None:
+        a, b = sh.fastest_between
+        lines.append(f"  the top eigenvalue changes fastest between w {a:.4g} and {b:.4g} "
+                     f"({sh.rate_kind} = {sh.fastest_rate:.3g})")
+    return lines
