@@ -77,6 +77,9 @@ RECIPES = [
     Recipe(("landscape phases --config data/addition-phases.toml --out addition-phases.h5",),
            {"addition-phases.png": "addition-phases-phases.png"},
            {"landscape phases": "--x group-lr=1e-3,1e-2 --y lr=1e-4,1e-3 --steps 30 --log-every 10"}),
+    Recipe(("landscape scan --config data/modular.toml --curvature --out curvature.h5",
+            "landscape analyze curvature.h5", "landscape plot curvature.h5"), {"curvature.png": "curvature.png"},
+           {"landscape scan": _SCAN_TINY}),
 ]
 BY_FIGURE = {figure: r for r in RECIPES for figure in r.made}
 

@@ -2,12 +2,14 @@
 
 At a constrained minimizer the gradient's tangent part vanishes and the Riemannian Hessian (``scan --curvature``)
 has no negative eigenvalue. :func:`stationarity` reads both over the finished points of a scan: the largest
-tangent-gradient norm, and the points whose smallest eigenvalue lies below zero by more than its numerical
-uncertainty (the Lanczos residual bound, and a relative 1e-6 of the top eigenvalue for float rounding): saddles on
-their spheres, where the optimizer stopped short of a minimum. Along the norm axis (the best restart per norm, as
-the curves are read), :func:`sharpness` follows the top eigenvalue and says where it changes fastest: the
-largest |d log lambda_max / d log w| between neighbouring norms where lambda_max > 0 throughout, else the largest
-|d lambda_max / d w|.
+tangent-gradient norm, and the points with negative curvature. A Ritz value is a Rayleigh quotient, so the
+Hessian has an eigenvalue at or below the smallest one: a smallest Ritz value below zero (by more than
+``ROUNDING`` of the top eigenvalue, what float32 products cannot resolve) proves a saddle on the sphere, where the
+optimizer stopped short of a minimum. The converse is evidence, not proof: a smallest Ritz value >= 0 means
+Lanczos found no negative curvature, and its residual bound says how far from converged it was.
+Along the norm axis (the best restart per norm, as the curves are read), :func:`sharpness` follows the top
+eigenvalue and says where it changes fastest: the largest |d log lambda_max / d log w| between neighbouring norms
+where lambda_max > 0 throughout, else the largest |d lambda_max / d w|.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from ..status import Status
 
-ROUNDING = 1e-6  # relative to the top eigenvalue: what float32 Hessian-vector products cannot resolve
+ROUNDING = 1e-4  # relative to the top eigenvalue: below what float32 Hessian-vector products resolve
 
 
 @dataclass
@@ -41,8 +43,9 @@ class Stationarity:
     grad_norm_median: float | None
     grad_norm_at: float | list[float] | None  # alpha of the largest
     second_order: bool  # the scan holds the curvature
-    minima: int = 0  # points whose smallest eigenvalue is >= -bound
+    minima: int = 0  # points with no negative curvature found (smallest Ritz value >= -bound)
     saddles: list[Saddle] = field(default_factory=list)
+    residual_max: float | None = None  # the largest Lanczos residual bound of those points' extreme Ritz values
 
 
 @dataclass
@@ -68,8 +71,8 @@ def _at(scan: dict, k: int, key: str):
 
 
 def bound(c: dict) -> np.ndarray:
-    """``[K, R]``: how far below zero a smallest eigenvalue may lie from numerics alone."""
-    return np.maximum(c["residual"], ROUNDING * np.abs(c["top"][..., 0]))
+    """``[K, R]``: how far below zero a smallest Ritz value may lie from rounding alone."""
+    return ROUNDING * np.abs(c["top"][..., 0])
 
 
 def stationarity(scan: dict) -> Stationarity:
@@ -84,7 +87,9 @@ def stationarity(scan: dict) -> Stationarity:
     if "curvature" in scan:
         c = scan["curvature"]
         low = done & np.isfinite(c["smallest"]) & (c["smallest"] < -bound(c))
-        out.minima = int((done & np.isfinite(c["smallest"]) & ~low).sum())
+        calm = done & np.isfinite(c["smallest"]) & ~low
+        out.minima = int(calm.sum())
+        out.residual_max = float(c["residual"][calm].max()) if out.minima else None
         out.saddles = [Saddle(_at(scan, k, "norm"), _at(scan, k, "alpha"), int(r), float(c["smallest"][k, r]),
                               float(bound(c)[k, r])) for k, r in zip(*np.nonzero(low))]
     return out

@@ -16,18 +16,18 @@ def stationarity_lines(st) -> list[str]:
              f"({_where(st.grad_norm_at)}), median {st.grad_norm_median:.3g}"]
     if not st.second_order:
         lines.append("  second order: not computed (scan --curvature K computes the Riemannian Hessian)")
-    elif not st.saddles:
-        lines.append(f"  second order: {st.minima} of {st.points} points have no negative eigenvalue of the "
-                     "Riemannian Hessian beyond its Lanczos bound: minima on their spheres")
     else:
-        lines.append(f"  second order: {len(st.saddles)} of {st.points} points are saddles on their spheres "
-                     "(a negative eigenvalue of the Riemannian Hessian beyond its Lanczos bound); "
-                     f"{st.minima} minima")
+        if st.saddles:
+            lines.append(f"  second order: {len(st.saddles)} of {st.points} points are saddles on their spheres (the "
+                         "Riemannian Hessian has an eigenvalue at or below a negative Ritz value):")
         for s in st.saddles[:8]:
-            lines.append(f"    {_where(s.alpha)}, restart {s.restart}: smallest eigenvalue {s.smallest:.4g} "
-                         f"(bound {s.bound:.2g})")
+            lines.append(f"    {_where(s.alpha)}, restart {s.restart}: smallest Ritz value {s.smallest:.4g}")
         if len(st.saddles) > 8:
             lines.append(f"    ... and {len(st.saddles) - 8} more")
+        if st.minima:
+            lines.append(f"  second order: no negative curvature found at {'the other ' if st.saddles else ''}"
+                         f"{st.minima} points (smallest Ritz value >= -1e-4 x the top eigenvalue; Lanczos residual "
+                         f"bound at most {st.residual_max:.2g})")
     return lines
 
 
