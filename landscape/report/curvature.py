@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..analysis.curvature import ROUNDING
+
 
 def _where(alpha) -> str:
     return (f"alpha {alpha:.4g}" if not isinstance(alpha, list) else
@@ -25,9 +27,11 @@ def stationarity_lines(st) -> list[str]:
         if len(st.saddles) > 8:
             lines.append(f"    ... and {len(st.saddles) - 8} more")
         if st.minima:
-            lines.append(f"  second order: no negative curvature found at {'the other ' if st.saddles else ''}"
-                         f"{st.minima} points (smallest Ritz value >= -1e-4 x the top eigenvalue; Lanczos residual "
-                         f"bound at most {st.residual_max:.2g})")
+            unseen = ("the Lanczos runs spanned the whole tangent space" if st.residual_max == 0 else
+                      f"negative curvature smaller than the Lanczos residual bound, at most {st.residual_max:.2g}, "
+                      "may go unseen (raise --lanczos)")
+            lines.append(f"  second order: no negative curvature beyond rounding at {'the other ' if st.saddles else ''}"
+                         f"{st.minima} points (smallest Ritz value >= -{ROUNDING:g} x the top eigenvalue); {unseen}")
     return lines
 
 
