@@ -299,3 +299,70 @@ def test_shards_merge_with_their_spectra(tmp_path, capsys):
     a, b = store.read_scan(tmp_path / "m.h5"), store.read_scan(whole)
     for name in store.CURVATURE:
         np.testing.assert_allclose(a["curvature"][name], b["curvature"][name], rtol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("fix_norm", [False, True])
+def test_train_logs_the_sharpness_of_each_run(tmp_path, fix_norm):
+    """train --metrics sharpness: at the last logged step, each run's sharpness/top and /trace are those of the
+    explicitly formed Hessian at its stored parameters: Euclidean for a free run, Riemannian on the sphere of a
+    --fix-norm run."""
+    import landscape as ls
+
+    out = tmp_path / "t.h5"
+    flags = ["--fix-norm"] if fix_norm else []
+    assert main(["train", "--task", "tasks_for_tests:tiny", "--steps", "30", "--init-scale", "1,2",
+                 "--log-every", "10", "--metrics", "sharpness", "--quiet", "--out", str(out), *flags]) == 0
+    runs = ls.open(out)["trajectories"].to_dataset()
+    task, module, layout, loss, x, y = _model()
+    for name in runs.trajectory.values:
+        theta = torch.tensor(store.final_params(out, str(name))[0], dtype=torch.float64)
+        H = hessian(loss)(theta)
+        if fix_norm:
+            (ev, trace), = _explicit(loss, theta[None], None)
+        else:
+            ev, trace = torch.linalg.eigvalsh(H).numpy(), float(torch.trace(H))
+        row = runs.sel(trajectory=name).isel(step=-1)
+        assert float(row.sharpness_top) == pytest.approx(ev[-1], rel=1e-4)
+        assert float(row.sharpness_smallest) >= ev[0] - 1e-4 * abs(ev[-1])  # a Ritz value: never below the spectrum
+        assert abs(float(row.sharpness_trace) - trace) <= 4 * float(row.sharpness_trace_se)
+
+
+def test_analysis_names_saddles_and_where_sharpness_changes_fastest():
+    """On a scan dict with a known spectrum: the point with a negative Ritz value beyond rounding is a saddle,
+    one within it is not, and the top eigenvalue's steepest log-log change lies where it was put."""
+    from landscape.analysis import curvature as acurv
+    from landscape.analysis.landscape import best_restart
+    from landscape.report import sharpness_lines, stationarity_lines
+
+    norm = np.array([1.0, 2.0, 4.0, 8.0])
+    top = np.array([1.0, 1.2, 10.0, 11.0])  # the jump: between w 2 and 4
+    K = len(norm)
+    scan_dict = {"status": np.ones((K, 1), np.int8), "train_loss": np.full((K, 1), 0.1), "norm": norm,
+                 "alpha": norm / 2, "grad_norm": np.array([[1e-4], [2e-4], [3e-3], [1e-4]]),
+                 "curvature": {"top": np.stack([top, top / 2], -1)[:, None], "residual": np.full((K, 1), 1e-3),
+                               "smallest": np.array([[0.01], [-1e-6], [-0.5], [0.2]]),
+                               "trace": (3 * top)[:, None], "trace_se": np.full((K, 1), 0.1)}}
+    st = acurv.stationarity(scan_dict)
+    assert [s.alpha for s in st.saddles] == [2.0] and st.minima == 3  # -1e-6 at top 1.2: rounding
+    assert st.grad_norm_max == pytest.approx(3e-3) and st.grad_norm_at == 2.0
+    sh = acurv.sharpness(scan_dict, best_restart(scan_dict))
+    assert sh.fastest_between == (2.0, 4.0) and sh.fastest_rate == pytest.approx(np.log(10 / 1.2) / np.log(2))
+    text = "\n".join(stationarity_lines(st) + sharpness_lines(sh))
+    assert "1 of 4 points are saddles" in text and "alpha 2, restart 0: smallest Ritz value -0.5" in text
+    assert "between w 2 and 4" in text
+
+
+def test_plot_draws_the_sharpness_under_the_landscape(tmp_path):
+    """The L/U figure of a scan with curvature has a panel under it with the top eigenvalue and the trace."""
+    from landscape.figures.landscape import scan_figure
+
+    out = tmp_path / "c.h5"
+    assert main(["scan", "--task", "tasks_for_tests:tiny", "--norms", "0.5:2:3", "--steps", "30", "--curvature", "2",
+                 "--quiet", "--out", str(out)]) == 0
+    s = store.read_scan(out)
+    fig = scan_figure(s)
+    panel = next(ax for ax in fig.axes if ax.get_ylabel() == "Riemannian Hessian")
+    lines = {line.get_label(): line.get_ydata() for line in panel.get_lines()}
+    np.testing.assert_allclose(lines["top eigenvalue $\\lambda_{max}$"], s["curvature"]["top"][:, 0, 0])
+    np.testing.assert_allclose(lines["trace (Hutchinson)"], s["curvature"]["trace"][:, 0])
+    assert main(["plot", str(out), "-o", str(tmp_path / "c.png")]) == 0 and (tmp_path / "c.png").stat().st_size > 10_000
