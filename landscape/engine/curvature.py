@@ -80,14 +80,15 @@ def riemannian(hvp: Operator, theta: torch.Tensor, grad: torch.Tensor, mask: tor
 
 def lanczos(op: Operator, start: torch.Tensor, steps: int, fresh: Callable[[int], torch.Tensor]):
     """``steps`` Lanczos iterations of ``op`` from ``start [M, P]`` for every member at once, with full
-    reorthogonalization; ``(alpha [M, m], beta [M, m])`` of the tridiagonal matrix, ``beta[:, -1]`` the norm of
-    the last residual. Where a member's Krylov space closes (an invariant subspace), it goes on from a fresh
-    vector (``fresh(j)``, member j's, in the operator's space) with a zero coupling."""
+    reorthogonalization; ``(alpha [M, m], beta [M, m], dropped [M, m])`` of the tridiagonal matrix, ``beta[:, -1]``
+    the norm of the last residual. Where a member's Krylov space closes (a residual at rounding level: an invariant
+    subspace), it goes on from a fresh vector (``fresh(j)``, member j's, in the operator's space) with a zero
+    coupling, and the residual it dropped is kept in ``dropped`` (the Ritz values' error bounds count it)."""
     M, P = start.shape
     Q = start.new_zeros(M, steps, P)
     Q[:, 0] = start / torch.linalg.vector_norm(start, dim=-1, keepdim=True)
-    alpha, beta = start.new_zeros(M, steps), start.new_zeros(M, steps)
-    tiny = 10 * torch.finfo(start.dtype).eps * P ** 0.5
+    alpha, beta, dropped = start.new_zeros(M, steps), start.new_zeros(M, steps), start.new_zeros(M, steps)
+    tiny = 100 * torch.finfo(start.dtype).eps
 
     def orthogonalize(w, j):
         for _ in range(2):  # twice is enough (Kahan, Parlett)
@@ -107,18 +108,22 @@ def lanczos(op: Operator, start: torch.Tensor, steps: int, fresh: Callable[[int]
             for _ in range(2):
                 v = v - B.T @ (B @ v)
             w[i] = v
-            beta[i, j] = 0.0
+            dropped[i, j], beta[i, j] = beta[i, j], 0.0
         Q[:, j + 1] = w / torch.linalg.vector_norm(w, dim=-1, keepdim=True)
-    return alpha, beta
+    return alpha, beta, dropped
 
 
-def ritz(alpha: torch.Tensor, beta: torch.Tensor):
+def ritz(alpha: torch.Tensor, beta: torch.Tensor, dropped: torch.Tensor | None = None):
     """``(values [M, m] ascending, first components [M, m], residual bounds [M, m])`` of the tridiagonal
-    ``(alpha, beta)``, in float64."""
+    ``(alpha, beta)``, in float64: ``|beta_m s_m|``, plus ``sum_j dropped_j |s_j|`` where a closed Krylov space's
+    rounding-level residual was dropped."""
     a, b = alpha.double().cpu(), beta.double().cpu()
     T = torch.diag_embed(a) + torch.diag_embed(b[:, :-1], 1) + torch.diag_embed(b[:, :-1], -1)
     values, vectors = torch.linalg.eigh(T)
-    return values, vectors[:, 0], (b[:, -1:] * vectors[:, -1]).abs()
+    resid = (b[:, -1:] * vectors[:, -1]).abs()
+    if dropped is not None:
+        resid = resid + torch.einsum("mj,mji->mi", dropped.double().cpu(), vectors.abs())
+    return values, vectors[:, 0], resid
 
 
 def hutchinson(op: Operator, probes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,8 +162,7 @@ def measure(hvp: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], theta: to
         v = torch.randn(P, generator=gens[i]).to(theta)
         return sphere_mod.tangent(theta[i:i + 1], v[None], mask)[0] if on_sphere else v
 
-    alpha, beta = lanczos(op, start, steps, fresh)
-    values, first, resid = ritz(alpha, beta)
+    values, first, resid = ritz(*lanczos(op, start, steps, fresh))
     trace, se = hutchinson(op, probes)
     top = values[:, -k:].flip(-1)
     resid_top = torch.cat([resid[:, -k:], resid[:, :1]], 1).amax(1)
