@@ -140,6 +140,8 @@ def info_text(path, desc: dict, scan: dict | None, trajs: list[dict], meta: dict
         lines.append(f"{name} branch: {K} norms x {R} restarts, {b['config']['steps']} steps per norm, "
                      f"{done} of {K * R} points done" + (f", started from trajectory {start}" if start else ""))
         lines.append(summary_table(b))
+        if "curvature" in b:  # (the first-order line alone is the scan's: a branch shows its own with curvature)
+            lines += ["  " + line for line in stationarity_lines(stationarity(b))]
     if phases is not None:
         lines.append(phases_line(phases))
     if not trajs:
