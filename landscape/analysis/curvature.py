@@ -1,12 +1,16 @@
 """What a scan's certificates say: first order (the tangent gradient) and, with ``--curvature``, second order.
 
 At a constrained minimizer the gradient's tangent part vanishes and the Riemannian Hessian (``scan --curvature``)
-has no negative eigenvalue. :func:`stationarity` reads both over the finished points of a scan: the largest
-tangent-gradient norm, and the points with negative curvature. A Ritz value is a Rayleigh quotient, so the
-Hessian has an eigenvalue at or below the smallest one: a smallest Ritz value below zero (by more than
-``ROUNDING`` of the top eigenvalue, well beyond float32 rounding) proves a saddle on the sphere, where the
-optimizer stopped short of a minimum. The converse is evidence, not proof: a smallest Ritz value >= 0 means
-Lanczos found no negative curvature, and its residual bound says how far from converged it was.
+has no negative eigenvalue. :func:`stationarity` reads both over the finished points of a scan.
+
+A Ritz value is a Rayleigh quotient, so the Hessian has an eigenvalue at or below the smallest one: a smallest
+Ritz value below zero by more than rounding (:func:`bound`: ``ROUNDING`` of the operator's scale, the larger of
+its extreme Ritz values in magnitude plus the curvature term's factor) proves negative curvature. The point is a
+*saddle* when it is also stationary at that curvature's scale: its tangent gradient is below
+``STATIONARY |lambda_min| w`` (the gradient the curvature builds over a step of 1 % of the norm); otherwise the
+optimizer had not stopped there, and the negative curvature says only that. The converse is evidence, not proof:
+a smallest Ritz value >= 0 means Lanczos met no negative curvature; it can miss eigenvalues it has not converged to.
+
 Along the norm axis (the best restart per norm, as the curves are read), :func:`sharpness` follows the top
 eigenvalue and says where it changes fastest: the largest |d log lambda_max / d log w| between neighbouring norms
 where lambda_max > 0 throughout, else the largest |d lambda_max / d w|.
@@ -20,18 +24,20 @@ import numpy as np
 
 from ..status import Status
 
-ROUNDING = 1e-5  # relative to the top eigenvalue: 100x the float32 error measured against float64 (docs/curvature.md)
+ROUNDING = 1e-5  # of the operator's scale: 100x the float32 error measured against float64 (docs/curvature.md)
+STATIONARY = 0.01  # a saddle's tangent gradient is below STATIONARY |lambda_min| w
 
 
 @dataclass
 class Saddle:
-    """A finished point with a negative eigenvalue beyond its uncertainty."""
+    """A finished point with negative curvature beyond rounding (a saddle where it is stationary)."""
 
     norm: float | list[float]  # [2] on a two-norm grid
     alpha: float | list[float]
     restart: int
     smallest: float
-    bound: float  # the uncertainty it exceeds
+    bound: float  # the rounding it exceeds
+    grad_norm: float  # its tangent gradient
 
 
 @dataclass
@@ -44,7 +50,8 @@ class Stationarity:
     grad_norm_at: float | list[float] | None  # alpha of the largest
     second_order: bool  # the scan holds the curvature
     minima: int = 0  # points with no negative curvature found (smallest Ritz value >= -bound)
-    saddles: list[Saddle] = field(default_factory=list)
+    saddles: list[Saddle] = field(default_factory=list)  # negative curvature at a stationary point
+    unsettled: list[Saddle] = field(default_factory=list)  # negative curvature where the gradient is not small
     residual_max: float | None = None  # the largest Lanczos residual bound of those points' extreme Ritz values
 
 
@@ -71,8 +78,16 @@ def _at(scan: dict, k: int, key: str):
 
 
 def bound(c: dict) -> np.ndarray:
-    """``[K, R]``: how far below zero a smallest Ritz value may lie from rounding alone."""
-    return ROUNDING * np.abs(c["top"][..., 0])
+    """``[K, R]``: how far below zero a smallest Ritz value may lie from rounding alone: ``ROUNDING`` of the
+    operator's scale (its extreme Ritz values and the curvature term's factor, whose products round too)."""
+    scale = np.maximum(np.abs(c["top"][..., 0]), np.abs(c["smallest"])) + np.abs(np.nan_to_num(c["multiplier"]))
+    return ROUNDING * scale
+
+
+def _radius(scan: dict) -> np.ndarray:
+    """``[K, 1]``: each norm point's radius (on two spheres, of the product)."""
+    w = np.asarray(scan["norm"], float)
+    return (np.sqrt((w ** 2).sum(-1)) if w.ndim == 2 else w)[:, None]
 
 
 def stationarity(scan: dict) -> Stationarity:
@@ -90,8 +105,11 @@ def stationarity(scan: dict) -> Stationarity:
         calm = done & np.isfinite(c["smallest"]) & ~low
         out.minima = int(calm.sum())
         out.residual_max = float(c["residual"][calm].max()) if out.minima else None
-        out.saddles = [Saddle(_at(scan, k, "norm"), _at(scan, k, "alpha"), int(r), float(c["smallest"][k, r]),
-                              float(bound(c)[k, r])) for k, r in zip(*np.nonzero(low))]
+        still = scan["grad_norm"] <= STATIONARY * np.abs(c["smallest"]) * _radius(scan)
+        for k, r in zip(*np.nonzero(low)):
+            point = Saddle(_at(scan, k, "norm"), _at(scan, k, "alpha"), int(r), float(c["smallest"][k, r]),
+                           float(bound(c)[k, r]), float(scan["grad_norm"][k, r]))
+            (out.saddles if still[k, r] else out.unsettled).append(point)
     return out
 
 

@@ -45,6 +45,7 @@ class Spectrum:
     trace_se: np.ndarray  # [M] its standard error (NaN from one sample)
     ritz_values: np.ndarray  # [M, m] ascending
     ritz_weights: np.ndarray  # [M, m] summing to 1
+    multiplier: np.ndarray  # [M] the curvature term's factor <grad, theta_c> / w^2 (0 off the sphere)
 
 
 def dimension(layout, on_sphere: bool = True) -> int:
@@ -141,16 +142,37 @@ def rademacher(seed: int, rows: int, size: int) -> torch.Tensor:
     return torch.randint(0, 2, (rows, size), generator=g).float().mul_(2).sub_(1)
 
 
-def measure(hvp: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], theta: torch.Tensor, grad: torch.Tensor,
-            mask: torch.Tensor | None, seeds: list[int], k: int, samples: int, steps: int,
+def multiplier(theta: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``[M]``: the curvature term's factor ``<grad, theta_c> / w^2`` (the norm constraint's Lagrange multiplier;
+    of two spheres, the larger in magnitude)."""
+    if mask is not None and mask.dim() == 2:
+        c = ((grad * theta) @ mask.T) / (theta.square() @ mask.T)
+        return c.gather(1, c.abs().argmax(1, keepdim=True))[:, 0]
+    tc = theta if mask is None else theta * mask
+    return torch.linalg.vecdot(grad, tc) / tc.square().sum(-1)
+
+
+def measure(hvp: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], theta: torch.Tensor,
+            grad: torch.Tensor | None, mask: torch.Tensor | None, seeds: list[int], k: int, samples: int, steps: int,
             on_sphere: bool = True) -> Spectrum:
     """The Hessian's top-``k`` eigenvalues, smallest eigenvalue, trace (``samples`` probes) and Ritz spectrum
     (``steps`` Lanczos iterations) at every member of ``theta [M, P]``: Riemannian on the sphere of ``mask``
-    (``on_sphere``), else Euclidean. ``hvp(theta, v [M, S, P])``: the training loss's Hessian-vector products;
-    ``grad [M, P]`` its gradient; ``seeds`` one per member."""
+    (``on_sphere``, with the gradient ``grad [M, P]``), else Euclidean (``grad`` unused). ``hvp(theta, v [M, S, P])``:
+    the training loss's Hessian-vector products; ``seeds`` one per member. A member whose parameters, gradient or
+    products are not finite gets NaN (the others are computed as if it were not there)."""
     M, P = theta.shape
+    nan = np.full(M, np.nan)
+    out = Spectrum(np.full((M, k), np.nan), nan.copy(), nan.copy(), nan.copy(), nan.copy(),
+                   np.full((M, steps), np.nan), np.full((M, steps), np.nan), nan.copy())
+    ok = torch.isfinite(theta).all(-1)
+    if on_sphere:
+        ok &= torch.isfinite(grad).all(-1)
+    rows = torch.nonzero(ok).flatten()
+    if not len(rows):
+        return out
+    theta, seeds = theta[rows], [seeds[j] for j in rows.tolist()]
+    grad = grad[rows] if on_sphere else None
     draws = [rademacher(s, samples + 1, P) for s in seeds]  # row 0 starts Lanczos, the rest are probes
-    probes = torch.stack([d[1:] for d in draws]).to(theta)
     base = (lambda v: hvp(theta, v))
     op = riemannian(base, theta, grad, mask) if on_sphere else base
     start = torch.stack([d[0] for d in draws]).to(theta)
@@ -162,9 +184,19 @@ def measure(hvp: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], theta: to
         v = torch.randn(P, generator=gens[i]).to(theta)
         return sphere_mod.tangent(theta[i:i + 1], v[None], mask)[0] if on_sphere else v
 
-    values, first, resid = ritz(*lanczos(op, start, steps, fresh))
-    trace, se = hutchinson(op, probes)
-    top = values[:, -k:].flip(-1)
-    resid_top = torch.cat([resid[:, -k:], resid[:, :1]], 1).amax(1)
-    return Spectrum(top.numpy(), values[:, 0].numpy(), resid_top.numpy(), trace.cpu().numpy(), se.cpu().numpy(),
-                    values.numpy(), first.square().numpy())
+    tri = lanczos(op, start, steps, fresh)
+    good = torch.stack([t.isfinite().all(-1) for t in tri]).all(0).cpu()  # products that overflowed: NaN
+    trace, se = hutchinson(op, torch.stack([d[1:] for d in draws]).to(theta))
+    at = rows[good].numpy()
+    if len(at):
+        values, first, resid = ritz(*(t[good.to(t.device)] for t in tri))
+        floor = torch.finfo(theta.dtype).eps * values.abs().amax(1, keepdim=True) * steps ** 0.5  # rounding
+        resid = torch.maximum(resid, floor)
+        out.top[at] = values[:, -k:].flip(-1).numpy()
+        out.smallest[at] = values[:, 0].numpy()
+        out.residual[at] = torch.cat([resid[:, -k:], resid[:, :1]], 1).amax(1).numpy()
+        out.ritz_values[at], out.ritz_weights[at] = values.numpy(), first.square().numpy()
+        out.trace[at], out.trace_se[at] = trace.cpu().numpy()[good.numpy()], se.cpu().numpy()[good.numpy()]
+        out.multiplier[at] = (multiplier(theta, grad, mask).double().cpu().numpy()[good.numpy()] if on_sphere
+                              else 0.0)
+    return out

@@ -40,6 +40,7 @@ from ..engine.worker import MEMORY_BUDGET, Worker, chunk_size, derived_seed, ini
 from ..status import Status
 from ..tasks import Task
 from ..engine.whole_step import WholeStep, planned
+from ..store import CURVATURE
 
 
 @dataclass
@@ -284,6 +285,11 @@ def _final(plan: Plan, worker: Worker, index, theta, first_bad, hist, keep_param
     grad = worker.grad(theta)[0]
     gnorm = torch.linalg.vector_norm(sphere.tangent(theta, grad, worker.mask), dim=-1)
     bad = (first_bad >= 0) | ~torch.isfinite(tr_loss) | ~torch.isfinite(theta).all(-1)
+    curved = _curvature(plan, worker, index, theta, grad) if cfg.curvature else None
+    if curved is not None:  # Hessian products that overflow at finite parameters: the point diverged too
+        for values in curved:
+            values[bad.cpu().numpy()] = np.nan
+        bad |= torch.as_tensor(~np.isfinite(curved[0]).all(-1), device=bad.device)
     steps = torch.where(first_bad >= 0, first_bad, torch.full_like(first_bad, cfg.steps))
     status = torch.where(bad, int(Status.DIVERGED), int(Status.DONE))
     history = None
@@ -298,29 +304,20 @@ def _final(plan: Plan, worker: Worker, index, theta, first_bad, hist, keep_param
         grad_norm=_to_np(gnorm), steps=steps.cpu().numpy(), status=status.cpu().numpy().astype(np.int8),
         history=history,
         params=theta.detach().cpu().numpy() if cfg.save_params or keep_params else None,
-        curvature=_curvature(plan, worker, index, theta, grad, ~bad) if cfg.curvature else None,
+        curvature=curved,
     )
 
 
-def _curvature(plan: Plan, worker: Worker, index: np.ndarray, theta: torch.Tensor, grad: torch.Tensor,
-               finite: torch.Tensor) -> tuple[np.ndarray, ...]:
+def _curvature(plan: Plan, worker: Worker, index: np.ndarray, theta: torch.Tensor,
+               grad: torch.Tensor) -> tuple[np.ndarray, ...]:
     """``--curvature``: the Riemannian Hessian's spectrum at the points ``index`` (``landscape.engine.curvature``),
-    NaN where a point diverged; each point's random vectors from its own seed."""
+    in ``store.CURVATURE``'s order; each point's random vectors from its own seed."""
     cfg = plan.config
     x, y = worker.data["train"]
-    rows = torch.nonzero(finite).flatten().cpu()
-    ks, rs = index // cfg.restarts, index % cfg.restarts
-    out = [np.full((len(index), *shape), np.nan) for shape in ((cfg.curvature,), (), (), (), (), (plan.lanczos,),
-                                                               (plan.lanczos,))]
-    if len(rows):
-        seeds = [derived_seed(cfg.seed, 4, ks[j], rs[j]) for j in rows.tolist()]
-        th, g = theta[rows.to(theta.device)], grad[rows.to(theta.device)]
-        s = curvature.measure(lambda t, v: worker.ensemble.hvp(t, v, x, y), th, g, worker.mask, seeds,
-                              cfg.curvature, cfg.curvature_samples, plan.lanczos)
-        for arr, values in zip(out, (s.top, s.smallest, s.residual, s.trace, s.trace_se, s.ritz_values,
-                                     s.ritz_weights)):
-            arr[rows.numpy()] = values
-    return tuple(out)
+    seeds = [derived_seed(cfg.seed, 4, k, r) for k, r in zip(index // cfg.restarts, index % cfg.restarts)]
+    s = curvature.measure(lambda t, v: worker.ensemble.hvp(t, v, x, y), theta, grad, worker.mask, seeds,
+                          cfg.curvature, cfg.curvature_samples, plan.lanczos)
+    return tuple(getattr(s, name) for name in CURVATURE)
 
 
 def concat(results: list[ChunkResult]) -> ChunkResult:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analysis.curvature import bound
-from ..status import Status
+from ..analysis.curvature import stationarity
 
 TOP, TRACE, SADDLE = "#009E73", "#CC79A7", "#000000"  # Okabe-Ito, apart from the L/U's blue and orange
 
@@ -20,7 +19,8 @@ def _pick(values: np.ndarray, best: np.ndarray) -> np.ndarray:
 
 def sharpness_panel(ax, scan: dict, best: np.ndarray) -> None:
     """Draw, at the best restart per norm, the largest eigenvalue (the others of the top K faint), the trace with
-    its standard error, and a vertical mark at every norm where a finished point is a saddle."""
+    its standard error, and a vertical mark at every norm where a finished point is a saddle
+    (``analysis.curvature.stationarity``)."""
     c, w = scan["curvature"], scan["norm"]
     top = _pick(c["top"], best)
     for i in range(top.shape[1] - 1, 0, -1):
@@ -29,8 +29,8 @@ def sharpness_panel(ax, scan: dict, best: np.ndarray) -> None:
     trace, se = _pick(c["trace"], best), _pick(c["trace_se"], best)
     ax.plot(w, trace, "-s", color=TRACE, ms=3, label="trace (Hutchinson)")
     ax.fill_between(w, trace - se, trace + se, color=TRACE, alpha=0.25, lw=0)
-    done = scan["status"] == Status.DONE
-    saddle = (done & (c["smallest"] < -bound(c))).any(axis=1)
+    st = stationarity(scan)
+    saddle = np.isin(np.arange(len(w)), [np.flatnonzero(w == s.norm)[0] for s in st.saddles])
     for k in np.flatnonzero(saddle):
         ax.axvline(w[k], color=SADDLE, lw=0.8, ls="-.", label="saddle (negative eigenvalue)"
                    if k == np.flatnonzero(saddle)[0] else None)

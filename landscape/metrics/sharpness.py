@@ -17,21 +17,22 @@ from . import metric
 
 STEPS = 20  # Lanczos iterations (at most the dimension)
 SAMPLES = 10  # Hutchinson probes
-KEYS = {"top": "largest eigenvalue", "smallest": "smallest eigenvalue (negative: not a minimum)",
-        "residual": "Lanczos residual bound of top and smallest", "trace": "trace (Hutchinson's estimate)",
-        "trace_se": "standard error of the trace"}
+KEYS = ("top", "smallest", "residual", "trace", "trace_se")
 
 
-@metric("sharpness", "the training loss's Hessian (Riemannian on the sphere with --fix-norm): {key}",
+@metric("sharpness", "{key} of the training loss's Hessian (Riemannian on the sphere with --fix-norm): top and "
+                     "smallest, its largest eigenvalue and smallest Ritz value (Lanczos); residual, their Lanczos "
+                     "bound; trace and trace_se, Hutchinson's estimate and its standard error",
         keys=lambda layout: list(KEYS), default=False)
 def sharpness(ctx):
     worker, theta = ctx.worker, ctx.theta
     x, y = worker.data["train"]
     dim = curvature.dimension(ctx.layout, ctx.on_sphere)
-    seeds = [derived_seed(s, 5, ctx.step) for s in ctx.seeds] if ctx.seeds else list(range(len(theta)))
-    grad = worker.grad(theta)[0]
+    seeds = [derived_seed(s, 5, ctx.step) for s in (ctx.seeds or range(len(theta)))]
+    grad = worker.grad(theta)[0] if ctx.on_sphere else None
     s = curvature.measure(lambda t, v: worker.ensemble.hvp(t, v, x, y, worker.keep), theta, grad, worker.mask,
                           seeds, 1, SAMPLES, min(STEPS, dim), on_sphere=ctx.on_sphere)
     values = {"top": s.top[:, 0], "smallest": s.smallest, "residual": s.residual, "trace": s.trace,
               "trace_se": s.trace_se}
-    return {k: torch.as_tensor(values[k]) for k in KEYS}
+    lost = ~torch.isfinite(ctx.evaluate("train")[0]).cpu()  # a loss that is not finite has no Hessian to report
+    return {k: torch.as_tensor(values[k]).masked_fill(lost, float("nan")) for k in KEYS}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..analysis.curvature import ROUNDING
+from ..analysis.curvature import STATIONARY
 
 
 def _where(alpha) -> str:
@@ -17,21 +17,22 @@ def stationarity_lines(st) -> list[str]:
     lines = [f"stationarity ({st.points} finished points): tangent-gradient norm at most {st.grad_norm_max:.3g} "
              f"({_where(st.grad_norm_at)}), median {st.grad_norm_median:.3g}"]
     if not st.second_order:
-        lines.append("  second order: not computed (scan --curvature K computes the Riemannian Hessian)")
-    else:
-        if st.saddles:
-            lines.append(f"  second order: {len(st.saddles)} of {st.points} points are saddles on their spheres (the "
-                         "Riemannian Hessian has an eigenvalue at or below a negative Ritz value):")
-        for s in st.saddles[:8]:
-            lines.append(f"    {_where(s.alpha)}, restart {s.restart}: smallest Ritz value {s.smallest:.4g}")
-        if len(st.saddles) > 8:
-            lines.append(f"    ... and {len(st.saddles) - 8} more")
-        if st.minima:
-            unseen = ("the Lanczos runs spanned the whole tangent space" if st.residual_max == 0 else
-                      f"negative curvature smaller than the Lanczos residual bound, at most {st.residual_max:.2g}, "
-                      "may go unseen (raise --lanczos)")
-            lines.append(f"  second order: no negative curvature beyond rounding at {'the other ' if st.saddles else ''}"
-                         f"{st.minima} points (smallest Ritz value >= -{ROUNDING:g} x the top eigenvalue); {unseen}")
+        return lines + ["  second order: not computed (scan --curvature K computes the Riemannian Hessian)"]
+    for points, what in ((st.saddles, "saddles on their spheres: negative curvature (the Riemannian Hessian has "
+                                      "an eigenvalue at or below a negative Ritz value) at a stationary point"),
+                         (st.unsettled, f"not stationary: negative curvature where the tangent gradient exceeds "
+                                        f"{STATIONARY:g} |lambda_min| w (the optimizer had not stopped there)")):
+        if points:
+            lines.append(f"  second order: {len(points)} of {st.points} points are {what}:")
+        lines += [f"    {_where(s.alpha)}, restart {s.restart}: smallest Ritz value {s.smallest:.4g}, tangent "
+                  f"gradient {s.grad_norm:.3g}" for s in points[:8]]
+        if len(points) > 8:
+            lines.append(f"    ... and {len(points) - 8} more")
+    if st.minima:
+        others = "the other " if st.saddles or st.unsettled else ""
+        lines.append(f"  second order: no negative Ritz value beyond rounding at {others}{st.minima} points; "
+                     f"Lanczos can miss eigenvalues it has not converged to (residual bound at most "
+                     f"{st.residual_max:.2g}; raise --lanczos to look further)")
     return lines
 
 
@@ -40,6 +41,8 @@ def sharpness_lines(sh) -> list[str]:
     if sh is None or not sh.norm:
         return []
     k_max, k_min = max(range(len(sh.top)), key=sh.top.__getitem__), min(range(len(sh.top)), key=sh.top.__getitem__)
+    if len(sh.top) == 1:
+        return [f"sharpness: top eigenvalue {sh.top[0]:.4g}, trace {sh.trace[0]:.4g} at w {sh.norm[0]:.4g}"]
     lines = [f"sharpness (best restart per norm): top eigenvalue {sh.top[k_min]:.4g} at w {sh.norm[k_min]:.4g} to "
              f"{sh.top[k_max]:.4g} at w {sh.norm[k_max]:.4g}; trace {min(sh.trace):.4g} to {max(sh.trace):.4g}"]
     if sh.fastest_between is not None:

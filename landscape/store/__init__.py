@@ -4,6 +4,7 @@
 ``schema``        what the file may hold: every group and dataset, its kind of values and shape, checked on open
 ``durable``       commits: every change made in memory, then written, checked and renamed into place whole
 ``scan``          ``/scan`` and ``/branches/*``: the reduced landscape, written chunk by chunk
+``curvature``     ``/scan/curvature``: the Riemannian Hessian at every point (``scan --curvature``)
 ``trajectories``  ``/trajectories/NAME``: logged series and checkpoints of free training
 ``analysis``      ``/analysis``: what ``landscape analyze`` found
 ``merge``         shard files joined into one file
@@ -28,7 +29,8 @@ from .durable import commit, drop_groups, publish, write_durably, write_errors
 from .merge import Report, merge
 from .phases import read_phases, write_phases
 from .staging import publish_staging, stage, staged, stale_staging, staging
-from .scan import CURVATURE, CURVATURE_AXES, GROUPS, POINT_VALUES, branch_state, prepare_scan, read_branches, read_scan, write_chunk
+from .curvature import CURVATURE, CURVATURE_AXES
+from .scan import GROUPS, POINT_VALUES, branch_state, prepare_scan, read_branches, read_scan, write_chunk
 from .trajectories import (
     CHECKPOINT_SLOTS, drop_unfinished, final_params, prepare_trajectories, read_trajectories, series_meta,
     write_trajectories

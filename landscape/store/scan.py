@@ -19,6 +19,7 @@ import numpy as np
 
 from ..config.grid import product
 from ..status import Status
+from .curvature import CURVATURE, CURVATURE_AXES, create_curvature
 from .durable import commit
 from .verify import incomplete_points
 from .format import (
@@ -51,29 +52,6 @@ POINT_VALUES = {
 HISTORY = ("train_loss", "test_loss")  # /scan/history/NAME [K, R, T] with --history
 
 
-@dataclass(frozen=True)
-class CurvatureValue:
-    """A ``/scan/curvature`` dataset: ``[K, R]``, or ``[K, R, axis]`` along one of ``CURVATURE_AXES``."""
-
-    axis: str | None
-    description: str
-
-
-RIEMANNIAN = "the Riemannian Hessian of the training loss at the minimizer (on its sphere's tangent space)"
-CURVATURE = {  # /scan/curvature/NAME with --curvature K; the field ChunkResult.curvature holds them in this order
-    "top": CurvatureValue("eigenvalue", f"the K largest eigenvalues of {RIEMANNIAN}, descending (Lanczos)"),
-    "smallest": CurvatureValue(None, f"the smallest eigenvalue of {RIEMANNIAN} (Lanczos): a second-order "
-                                     "certificate, negative at a saddle on the sphere"),
-    "residual": CurvatureValue(None, "the largest Lanczos residual bound |beta_m s_m| of top and smallest: each "
-                                     "lies within it of an eigenvalue"),
-    "trace": CurvatureValue(None, f"the trace of {RIEMANNIAN}, by Hutchinson's estimator with Rademacher probes"),
-    "trace_se": CurvatureValue(None, "the standard error of trace (NaN with one probe)"),
-    "ritz_values": CurvatureValue("ritz", "the Lanczos run's Ritz values, ascending: the nodes of a one-probe "
-                                          "stochastic Lanczos quadrature of the Hessian's spectral density"),
-    "ritz_weights": CurvatureValue("ritz", "the weights of ritz_values (squared first components of the Ritz "
-                                           "vectors; they sum to 1)"),
-}
-CURVATURE_AXES = {"eigenvalue": "rank of the eigenvalue, 1 = the largest", "ritz": "index of the Ritz value"}
 # Where each kind of scan lives: the independent scan at /scan, the continuation branches beside it, each laid
 # out like /scan (plus ``last_params``, the minimizer each restart reached at its branch's last finished norm).
 GROUPS = {"independent": "scan", "down": "branches/down", "up": "branches/up"}
@@ -89,6 +67,11 @@ def scan_identity(config, plan, branch: str = "independent") -> dict:
     ident.pop("branch", None)  # the group a scan is stored in says which branch it is
     if branch != "down" or ident.get("from_trajectory") is None:
         ident.pop("from_trajectory", None)  # where the down branch starts; nothing else depends on it
+    if not ident.get("curvature"):  # files from before --curvature resume as they are
+        for key in ("curvature", "curvature_samples", "lanczos"):
+            ident.pop(key, None)
+    else:
+        ident["lanczos"] = plan.lanczos  # resolved: the default and the same number given are one scan
     ident["alpha"] = np.vectorize(lambda a: float(f"{a:.12g}"))(np.asarray(plan.alpha, float)).tolist()
     if plan.groups:
         ident["groups"] = list(plan.groups)
@@ -235,18 +218,7 @@ def _create(f: h5py.File, config, plan, ident: dict, shard=None, branch: str = "
         ds.attrs["shapes"] = to_json([list(s) for s in plan.layout.shapes])
         g.create_dataset("constrained", data=plan.layout.mask().numpy().astype(np.int8))
     if config.curvature:
-        c = g.create_group("curvature")
-        c.attrs["description"] = (f"curvature at every minimizer: {RIEMANNIAN}, Hess f = P (grad^2 f) P - "
-                                  "(<grad f, theta_c> / w^2) P_c, by batched Lanczos and Hutchinson's estimator")
-        sizes = {"eigenvalue": config.curvature, "ritz": plan.lanczos}
-        c.create_dataset("eigenvalue", data=np.arange(1, config.curvature + 1, dtype=np.int64))
-        c.create_dataset("ritz", data=np.arange(plan.lanczos, dtype=np.int64))
-        for axis, what in CURVATURE_AXES.items():
-            c[axis].attrs["long_name"] = what
-        for name, value in CURVATURE.items():
-            ds = c.create_dataset(name, shape=(*grid, *([sizes[value.axis]] if value.axis else [])),
-                                  dtype=np.float64, fillvalue=np.nan)
-            ds.attrs["description"] = value.description
+        create_curvature(g, grid, config.curvature, plan.lanczos)
     attach_scales(g)
 
 

@@ -27,6 +27,7 @@ from h5py import h5d, h5g, h5l, h5o
 from ..errors import one_line
 from ..status import Status
 from . import scan, trajectories
+from .curvature import CURVATURE, CURVATURE_AXES
 from .format import StoreError
 from .verify import CHECKPOINT_ARRAYS
 
@@ -108,9 +109,9 @@ def scan_layout(g: h5py.Group) -> Layout:
                 for name, v in scan.POINT_VALUES.items()],
               *[(f"history/{name}", Array(FLOAT, (*grid, "step"))) for name in scan.HISTORY],
               ("params", Array(FLOAT, (*grid, "parameter"))),
-              *[(f"curvature/{axis}", Array(INT, (axis,))) for axis in scan.CURVATURE_AXES],
+              *[(f"curvature/{axis}", Array(INT, (axis,))) for axis in CURVATURE_AXES],
               *[(f"curvature/{name}", Array(FLOAT, (*grid, *((v.axis,) if v.axis else ()))))
-                for name, v in scan.CURVATURE.items()],
+                for name, v in CURVATURE.items()],
               ("constrained", Array(FLAGS, ("parameter",)))]
     if g.name != "/" + scan.GROUPS["independent"]:
         arrays.append(("last_params", Array(FLOAT, ("restart", "parameter"))))

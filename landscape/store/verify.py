@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from ..status import Status
+from .curvature import CURVATURE, shapes, sizes_of
 from .format import StoreError
 
 CHECKPOINT_ARRAYS = ("theta", "m", "v")  # TrainState fields stored per member, [P] float32
@@ -40,10 +41,10 @@ def incomplete_points(g: h5py.Group, n_axes: int, n_params: int) -> np.ndarray:
     if "history" in g:
         T = g["history/step"].shape[0]
         ok &= _rows_finite(g["history/train_loss"], n, f"{g.name}/history/train_loss", (*grid, T))
-    if "curvature" in g:  # a finished point's spectrum and trace (their standard error is NaN from one probe)
-        K, m = g["curvature/eigenvalue"].shape[0], g["curvature/ritz"].shape[0]
-        for name, shape in (("top", (*grid, K)), ("smallest", grid), ("trace", grid), ("ritz_values", (*grid, m))):
-            ok &= _rows_finite(g["curvature"][name], n, f"{g.name}/curvature/{name}", shape)
+    if "curvature" in g:  # a finished point's spectrum and trace (a standard error is NaN from one probe)
+        for name, shape in shapes(grid, *sizes_of(g)).items():
+            if CURVATURE[name].required:
+                ok &= _rows_finite(g["curvature"][name], n, f"{g.name}/curvature/{name}", shape)
     return (status == Status.DONE) & ~ok
 
 
