@@ -76,12 +76,18 @@ def functional_forward(module, layout, theta: torch.Tensor, x, probe: Probe | No
     return out, (hidden if probe is not None else None)
 
 
+def _loss_of(task: Task, module: torch.nn.Module, layout: Layout):
+    """One member's loss as a function of its flat parameters: ``loss(flat, x, y, keep=None)``."""
+    def loss(flat, x, y, keep=None):
+        return task.member_loss(adapted(task, functional_call(module, layout.unflatten(flat), (x,))), y, keep)
+    return loss
+
+
 class _Vmap:
     """Any model: ``vmap(grad_and_value(functional_call))`` over the members."""
 
     def __init__(self, task: Task, module: torch.nn.Module, layout: Layout):
-        def loss(flat, x, y, keep=None):
-            return task.member_loss(adapted(task, functional_call(module, layout.unflatten(flat), (x,))), y, keep)
+        loss = _loss_of(task, module, layout)
 
         def metrics(flat, x, y, keep=None):
             return task.member_metrics(adapted(task, functional_call(module, layout.unflatten(flat), (x,))), y, keep)
@@ -107,8 +113,7 @@ class _Hvp:
     whose backward pass forward-mode AD cannot differentiate (tried on the first call)."""
 
     def __init__(self, task: Task, module: torch.nn.Module, layout: Layout):
-        def loss(flat, x, y, keep=None):
-            return task.member_loss(adapted(task, functional_call(module, layout.unflatten(flat), (x,))), y, keep)
+        loss = _loss_of(task, module, layout)
 
         def forward_over_reverse(flat, vs, x, y, keep=None):
             g = lambda f: grad(loss)(f, x, y, keep)  # noqa: E731
@@ -123,10 +128,12 @@ class _Hvp:
 
     def __call__(self, theta, vs, x, y, keep=None):
         args = (theta, vs, x, y) if keep is None else (theta, vs, x, y, keep)
-        while len(self.modes) > 1:
+        if len(self.modes) > 1:
             try:
                 return self.modes[0][keep is not None](*args)
-            except (RuntimeError, NotImplementedError):  # forward-mode AD has no rule for an op of the backward
+            except (RuntimeError, NotImplementedError) as e:  # forward-mode AD has no rule for an op of the backward
+                if isinstance(e, torch.OutOfMemoryError) or "forward" not in str(e).lower():
+                    raise
                 self.modes.pop(0)
         return self.modes[0][keep is not None](*args)
 

@@ -24,7 +24,7 @@ def sharpness_panel(ax, scan: dict, best: np.ndarray) -> None:
     c, w = scan["curvature"], scan["norm"]
     top = _pick(c["top"], best)
     for i in range(top.shape[1] - 1, 0, -1):
-        ax.plot(w, top[:, i], color=TOP, lw=0.8, alpha=0.35, label=f"eigenvalues 2..{top.shape[1]}" if i == 1 else None)
+        ax.plot(w, top[:, i], color=TOP, lw=0.8, alpha=0.35, label=(f"eigenvalues 2..{top.shape[1]}" if top.shape[1] > 2 else "eigenvalue 2") if i == 1 else None)
     ax.plot(w, top[:, 0], "-o", color=TOP, ms=3.5, label="top eigenvalue $\\lambda_{max}$")
     trace, se = _pick(c["trace"], best), _pick(c["trace_se"], best)
     ax.plot(w, trace, "-s", color=TRACE, ms=3, label="trace (Hutchinson)")

@@ -53,9 +53,12 @@ def scan_figure(scan: dict, branches: list[dict] = ()) -> Figure:
     panels = 2 if scan["classification"] else 1
     curved = "curvature" in scan
     fig = Figure(figsize=(5.2 * panels + 1.6, 6.6 if curved else 4.2), layout="constrained")
-    grid = fig.subplots(2 if curved else 1, panels, squeeze=False, sharex=curved,
+    grid = fig.subplots(2 if curved else 1, panels, squeeze=False,
                         gridspec_kw={"height_ratios": [3, 2]} if curved else None)
     axes = grid[0]
+    if curved:  # the sharpness panel under the loss panel, on its norm axis
+        grid[1][0].sharex(axes[0])
+        axes[0].tick_params(labelbottom=False)
     logx = w.max() / w.min() >= 10
     series = [("train_loss", "test_loss", "loss", True)]
     if panels == 2:
@@ -82,8 +85,8 @@ def scan_figure(scan: dict, branches: list[dict] = ()) -> Figure:
             logy = log_axis(ax, "y", scan[tr], scan[te], *(b[k] for b in branches for k in (tr, te)))
         if logx:
             ax.set_xscale("log")
-        (grid[1][0] if curved else ax).set_xlabel("weight norm $w$ = $\\|\\theta\\|_2$ of the constrained "
-                                                  "parameters")
+        (grid[1][0] if curved and ax is axes[0] else ax).set_xlabel(
+            "weight norm $w$ = $\\|\\theta\\|_2$ of the constrained parameters")
         ax.set_ylabel(label)
         top = ax.secondary_xaxis("top", functions=(lambda x: x / w0, lambda a: a * w0))
         top.set_xlabel("$\\alpha = w / w_0$")

@@ -1,5 +1,5 @@
 """What the terminal shows: pure functions from the store's plain dicts (and ``landscape.analysis`` results) to
-text; nothing here reads files or computes results.
+text; nothing here reads files, and what it needs of the analysis it asks ``landscape.analysis`` for.
 
 ``tables``     the scan's summary table, the trajectories' tables, ``landscape info``
 ``analyzed``   ``landscape analyze``'s report and ``landscape phases``' diagram
