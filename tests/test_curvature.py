@@ -49,19 +49,23 @@ def _op(loss, theta, mask):
 
 
 def _geodesic(theta, d, mask, t):
-    """The geodesic of sphere x free space through ``theta`` with velocity ``d`` (tangent), at time ``t``."""
-    m = torch.ones_like(theta) if mask is None else mask
-    dc, w = d * m, torch.linalg.vector_norm(theta * m)
-    s = torch.linalg.vector_norm(dc)
-    circle = torch.cos(t * s / w) * theta * m + torch.sin(t * s / w) * w * dc / s
-    return circle + (theta + t * d) * (1 - m)
+    """The geodesic of (product of) sphere(s) x free space through ``theta`` with velocity ``d`` (tangent), at
+    time ``t``: a great circle on each sphere, a straight line on the free coordinates."""
+    rows = [torch.ones_like(theta)] if mask is None else list(mask) if mask.dim() == 2 else [mask]
+    out = (theta + t * d) * (1 - sum(rows))
+    for m in rows:
+        dc, w = d * m, torch.linalg.vector_norm(theta * m)
+        s = torch.linalg.vector_norm(dc)
+        out = out + torch.cos(t * s / w) * theta * m + torch.sin(t * s / w) * w * dc / s
+    return out
 
 
-@pytest.mark.parametrize("constrain", ["*", "0.*"])
-def test_projection_and_curvature_term_against_finite_differences_on_the_sphere(constrain):
+@pytest.mark.parametrize("constrain, groups", [("*", None), ("0.*", None), ("*", ["0.*", "2.*"])],
+                         ids=["sphere", "sphere x free", "two spheres"])
+def test_projection_and_curvature_term_against_finite_differences_on_the_sphere(constrain, groups):
     """<d, Hess d> is the second derivative of the loss along the geodesic with velocity d, and <u, Hess v> its
     polarization; Hess maps into the tangent space and sends the normal direction to zero."""
-    task, module, layout, loss, x, y = _model(constrain)
+    task, module, layout, loss, x, y = _model(constrain, groups)
     mask = layout.sphere_mask()
     mask = None if mask is None else mask.double()
     g = torch.Generator().manual_seed(1)
@@ -80,9 +84,11 @@ def test_projection_and_curvature_term_against_finite_differences_on_the_sphere(
     Hv = op(v[None, None])[0, 0]
     assert float(v @ Hu) == pytest.approx((second(u + v) - second(u - v)) / 4, rel=1e-5)
     assert float(u @ Hv) == pytest.approx(float(v @ Hu), rel=1e-10)  # symmetric
-    tc = theta[0] if mask is None else theta[0] * mask
-    assert abs(float(Hu @ tc)) < 1e-12 * float(Hu.norm() * tc.norm())  # tangent
-    assert op(tc[None, None]).abs().max() < 1e-12  # the normal direction: annihilated
+    rows = [torch.ones_like(theta[0])] if mask is None else list(mask) if mask.dim() == 2 else [mask]
+    for m in rows:  # each sphere's normal direction
+        tc = theta[0] * m
+        assert abs(float(Hu @ tc)) < 1e-12 * float(Hu.norm() * tc.norm())  # tangent
+        assert op(tc[None, None]).abs().max() < 1e-12  # annihilated
 
 
 def _quadratic(a, theta, mask):
