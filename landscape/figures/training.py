@@ -173,13 +173,19 @@ def comparison_figure(matched: list[tuple[dict, dict]]) -> Figure:
     return fig
 
 
+UNCERTAINTIES = ("residual", "trace_se")  # a family's error bars (sharpness): in the file, not drawn as lines
+
+
 def metrics_figure(trajs: list[dict], meta: dict[str, tuple[str, str]]) -> Figure | None:
     """Every logged series the other figures do not show, against log step: one panel per metric
-    (a family such as ``group_norm/<group>`` shares a panel, one line per key), one line style per trajectory."""
+    (a family such as ``group_norm/<group>`` shares a panel, one line per key, its ``UNCERTAINTIES`` left out;
+    a log or symmetric-log y axis where the values span more than three decades), one line style per
+    trajectory."""
     keys = sorted(other_series(trajs), key=lambda k: k == "norm")  # the whole norm last
     panels: dict[str, list[str]] = {}
     for k in keys:
-        panels.setdefault(k.split("/", 1)[0], []).append(k)
+        if k.rsplit("/", 1)[-1] not in UNCERTAINTIES:
+            panels.setdefault(k.split("/", 1)[0], []).append(k)
     if not panels:
         return None
     cols = min(len(panels), 3)
@@ -202,6 +208,14 @@ def metrics_figure(trajs: list[dict], meta: dict[str, tuple[str, str]]) -> Figur
         units, desc = meta.get(series[0], ("", panel))
         ax.set_title(textwrap.fill(desc.split(":")[0].replace(" {key}", ""), 55), fontsize=8)
         ax.set_xscale("log")
+        values = np.concatenate([np.asarray(t[k], float) for t in trajs for k in series if k in t])
+        values = values[np.isfinite(values)]
+        spread = np.abs(values[values != 0]) if len(values) else values
+        if len(spread) and spread.max() > 1000 * spread.min():  # decades apart (top eigenvalue and trace)
+            if (values > 0).all():
+                ax.set_yscale("log")
+            else:
+                ax.set_yscale("symlog", linthresh=float(np.quantile(spread, 0.1)))
         ax.set_xlabel("optimization step")
         ax.set_ylabel(f"{panel}" + (f" [{units}]" if units else ""))
         ax.grid(alpha=0.3, lw=0.5)

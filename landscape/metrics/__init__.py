@@ -44,12 +44,14 @@ class Metric:
     default: bool = True  # logged when --metrics is not given (and it applies)
     always: bool = False  # logged whatever --metrics says (losses, accuracies, norms: tables and analysis read them)
     probe: bool = False  # reads the representation the task's probe names (Context.probe)
+    words: dict[str, str] | None = None  # a family's key in words, for its series' descriptions (default: the key)
 
     def series(self, layout) -> dict[str, tuple[str, str]]:
         """``{series name: (units, description)}`` this metric logs for a model with ``layout``."""
         if self.keys is None:
             return {self.name: (self.units, self.description)}
-        return {f"{self.name}/{k}": (self.units, self.description.format(key=k)) for k in self.keys(layout)}
+        return {f"{self.name}/{k}": (self.units, self.description.format(key=(self.words or {}).get(k, k)))
+                for k in self.keys(layout)}
 
     def values(self, ctx: "Context") -> dict[str, Any]:
         """``{series name: [M] tensor}`` at the context's parameters."""
@@ -115,7 +117,7 @@ REGISTRY: dict[str, Metric] = {}
 
 def metric(name: str, description: str, units: str = "", keys: Callable[[Any], list[str]] | None = None,
            applies: Callable[[Any], str | None] = any_task, tasks: str = "any task", default: bool = True,
-           always: bool = False, probe: bool = False):
+           always: bool = False, probe: bool = False, words: dict[str, str] | None = None):
     """Register the decorated ``compute(ctx)`` as the metric ``name``.
 
     The name becomes a dataset (or, for a family, a group) of every trajectory,
@@ -123,7 +125,8 @@ def metric(name: str, description: str, units: str = "", keys: Callable[[Any], l
     already uses (``step``, its checkpoints and attributes). ``applies(task)``
     returns None for a task it can be computed on, else what it needs (one
     line); ``tasks`` says the same for the listing; ``probe``: it reads ``ctx.forward(split)[1]``, the
-    representation the task's probe names.
+    representation the task's probe names; ``words``: a family's keys in words, put for ``{key}`` in the
+    description of each series.
     """
     from ..store.trajectories import RESERVED
 
@@ -132,7 +135,7 @@ def metric(name: str, description: str, units: str = "", keys: Callable[[Any], l
             raise ValueError(f"metric {name!r} is registered twice")
         if "/" in name or name in RESERVED:
             raise ValueError(f"metric name {name!r} is taken by the trajectory group or contains '/'")
-        REGISTRY[name] = Metric(name, description, units, compute, keys, applies, tasks, default, always, probe)
+        REGISTRY[name] = Metric(name, description, units, compute, keys, applies, tasks, default, always, probe, words)
         return compute
     return register
 

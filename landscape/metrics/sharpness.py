@@ -17,13 +17,14 @@ from . import metric
 
 STEPS = 20  # Lanczos iterations (at most the dimension)
 SAMPLES = 10  # Hutchinson probes
-KEYS = ("top", "smallest", "residual", "trace", "trace_se")
+WORDS = {"top": "largest eigenvalue (Lanczos)", "smallest": "smallest Ritz value (Lanczos; negative: not a minimum)",
+         "residual": "Lanczos residual bound of top and smallest", "trace": "trace (Hutchinson's estimate)",
+         "trace_se": "standard error of the trace estimate"}
+KEYS = tuple(WORDS)
 
 
-@metric("sharpness", "{key} of the training loss's Hessian (Riemannian on the sphere with --fix-norm): top and "
-                     "smallest, its largest eigenvalue and smallest Ritz value (Lanczos); residual, their Lanczos "
-                     "bound; trace and trace_se, Hutchinson's estimate and its standard error",
-        keys=lambda layout: list(KEYS), default=False)
+@metric("sharpness", "the training loss's Hessian (Riemannian on the sphere with --fix-norm): {key}",
+        keys=lambda layout: list(KEYS), default=False, words=WORDS)
 def sharpness(ctx):
     worker, theta = ctx.worker, ctx.theta
     x, y = worker.data["train"]
