@@ -460,3 +460,19 @@ def test_sharpness_of_runs_on_part_of_the_training_set(tmp_path):
         H = hessian(lambda f: task.loss(functional_call(module, layout.unflatten(f), (x[:n],)), y[:n]))(theta)
         top = float(runs.sel(trajectory=name).isel(step=-1).sharpness_top)
         assert top == pytest.approx(float(torch.linalg.eigvalsh(H)[-1]), rel=1e-4), frac
+
+
+def test_the_spectral_density_of_a_known_spectrum():
+    """Stochastic Lanczos quadrature on a diagonal operator run to the whole space: the Ritz values are the
+    eigenvalues, their weights the start vector's squared components, and the density integrates to 1."""
+    from landscape.analysis.curvature import density
+
+    a = torch.tensor([0.0, 1.0, 2.0, 4.0], dtype=torch.float64)
+    start = torch.tensor([[0.5, 0.5, 0.5, 0.5]], dtype=torch.float64)
+    values, first, _ = curvature.ritz(*curvature.lanczos(lambda v: v * a, start, 4, lambda i: None))
+    np.testing.assert_allclose(values[0], a, atol=1e-12)
+    np.testing.assert_allclose(first.square()[0], 0.25, atol=1e-12)
+    grid = np.linspace(-2, 6, 4001)
+    rho = density(values.numpy(), first.square().numpy(), grid, 0.05)[0]
+    assert np.trapezoid(rho, grid) == pytest.approx(1.0, abs=1e-6)
+    assert rho[np.searchsorted(grid, 4.0)] == pytest.approx(0.25 / (0.05 * np.sqrt(2 * np.pi)), rel=1e-3)

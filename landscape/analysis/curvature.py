@@ -134,3 +134,11 @@ def sharpness(scan: dict, best: np.ndarray) -> Sharpness | None:
         i = int(np.argmax(np.abs(rates)))
         between, rate = (float(w[i]), float(w[i + 1])), float(rates[i])
     return Sharpness(w.tolist(), top.tolist(), trace.tolist(), se.tolist(), between, rate, kind)
+
+
+def density(values: np.ndarray, weights: np.ndarray, grid: np.ndarray, sigma: float) -> np.ndarray:
+    """The spectral density at ``grid`` from stochastic Lanczos quadrature: the Ritz ``values [..., m]`` with
+    their ``weights [..., m]`` (``curvature/ritz_values``, ``ritz_weights``), each a Gaussian of width ``sigma``;
+    ``[..., len(grid)]``, integrating to 1 over the real line (PyHessian's ``density``, from one probe)."""
+    z = (np.asarray(grid, float)[..., None, :] - np.asarray(values, float)[..., None]) / sigma
+    return (np.asarray(weights, float)[..., None] * np.exp(-0.5 * z ** 2)).sum(-2) / (sigma * np.sqrt(2 * np.pi))
