@@ -30,23 +30,23 @@ Lanczos iterations (max(30, 3K) = 30) and 10 Hutchinson probes, in one process w
            run; both costs are per point, so the share does not depend on the number of norms.
            ``--modular-norms 0.25:4:9:log`` runs the preset's own grid. ``--steps`` overrides both presets' steps
            (the share grows as the steps shrink: the pass costs the same).
-2. speed   ``--points`` (32) real parameter vectors on their spheres: the preset's norm range at
-           ceil(32 / restarts) norms, each point optimized ``--opt-steps`` (100) steps by ``scan.run_chunk``
-           (``save_params``). On all of them, the same spectrum two ways, alternately ``--speed-repeats`` times
-           (medians, after a warm-up of each): *per model*, PyHessian's approach written out here (amirgholami/PyHessian,
+2. speed   ``--points`` (32) real parameter vectors on their spheres: the preset's norm range at ceil(32 / restarts)
+           norms, each point optimized ``--opt-steps`` (100) steps by ``scan.run_chunk`` (``save_params``, no
+           curvature). On all of them, the same spectrum two ways, alternately ``--speed-repeats`` times (medians, after
+           a warm-up of each): *per model*, PyHessian's approach written out here (amirgholami/PyHessian,
            ``pyhessian/hessian.py``): one model at a time, its parameters loaded into the ``nn.Module``,
            ``torch.autograd.grad(loss, params, create_graph=True)``, then each Hessian-vector product
-           ``torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True)`` on lists of parameter
-           tensors, a Python loop over Lanczos iterations (full reorthogonalization, Gram-Schmidt against every
-           earlier vector) and over Hutchinson probes, with the tangent projection and curvature term applied so
-           that it computes the Riemannian Hessian too; *batched*, ``curvature.measure`` on all points at once
-           through ``Ensemble.hvp`` (vmap engine: one ``jvp`` of ``grad`` vmapped over the points per product),
-           its gradient included. Both start Lanczos from the same tangent vector and use the same Rademacher
-           probes (``curvature.rademacher`` of each point's seed), so they compute the same numbers up to float32
-           rounding: the script prints the speed-up, per-model time / batched time, the largest relative
-           differences of the top eigenvalues, the smallest and the trace, and the cost of one Hessian-vector
-           product per point each way (the batched one recomputes the forward and backward pass in every call;
-           the per-model one builds the gradient's graph once per model and differentiates through it again).
+           ``torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True)`` on lists of parameter tensors, a
+           Python loop over Lanczos iterations (full reorthogonalization, Gram-Schmidt against every earlier vector) and
+           over Hutchinson probes, with the tangent projection and curvature term applied so that it computes the
+           Riemannian Hessian too; *batched*, ``curvature.measure`` on all points at once through ``Ensemble.hvp`` (vmap
+           engine: one ``jvp`` of ``grad`` vmapped over the points per product), its gradient included. Both start
+           Lanczos from the same tangent vector and use the same Rademacher probes (``curvature.rademacher`` of each
+           point's seed), so they compute the same numbers up to float32 rounding: the script prints the speed-up,
+           per-model time / batched time (from the medians and from the fastest runs), the largest relative differences
+           of the top eigenvalues, the smallest and the trace, and the cost of one Hessian-vector product per point each
+           way (the batched one recomputes the forward and backward pass in every call; the per-model one builds the
+           gradient's graph once per model and differentiates through it again).
 
 ``--profile`` adds, per task of part 1, where a warm curvature pass over the scan's points spends its time
 (``Ensemble.hvp``, the tangent projections, Lanczos's reorthogonalization, the eigh, the random vectors; the
@@ -258,20 +258,21 @@ def profile_pass(plan: scan.Plan) -> None:
 
 # ----------------------------------------------------------------------------- part 2: batched against per model
 
-def points(preset: Path, n: int, opt_steps: int) -> tuple[scan.Plan, np.ndarray, torch.Tensor]:
+def points(preset: Path, n: int, opt_steps: int) -> tuple[scan.Plan, np.ndarray, torch.Tensor, int]:
     """``n`` real parameter vectors on their spheres: the preset's norm range at ceil(n / restarts) norms (a
-    START:STOP:NUM[:log] grid), each point optimized ``opt_steps`` steps. ``(plan, index, theta [n, P])``."""
-    spec = config(preset, K).norms
-    parts = spec.split(":")
+    START:STOP:NUM[:log] grid), each point optimized ``opt_steps`` steps (without curvature).
+    ``(plan, index, theta [n, P], the Lanczos iterations of --curvature K)``."""
+    cfg = config(preset, 0)
+    parts = cfg.norms.split(":")
     if len(parts) < 3:
-        raise SystemExit(f"{preset}: norms {spec!r} is not a START:STOP:NUM[:log] grid")
-    restarts = config(preset, K).restarts
-    parts[2] = str(math.ceil(n / restarts))
-    cfg = config(preset, K, ":".join(parts), opt_steps, save_params=True)
+        raise SystemExit(f"{preset}: norms {cfg.norms!r} is not a START:STOP:NUM[:log] grid")
+    parts[2] = str(math.ceil(n / cfg.restarts))
+    cfg = config(preset, 0, ":".join(parts), opt_steps, save_params=True)
     plan = scan.make_plan(cfg, get_task(cfg.task, cfg.task_options))
     index = np.arange(n)
     result = scan.run_chunk(plan, index, step=scan.stepper(plan))
-    return plan, index, torch.as_tensor(result.params, dtype=torch.float32)
+    steps = curvature.default_steps(K, curvature.dimension(plan.layout))
+    return plan, index, torch.as_tensor(result.params, dtype=torch.float32), steps
 
 
 def dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
@@ -389,13 +390,12 @@ def one_product(ref: PerModel, worker: Worker, theta: torch.Tensor, calls: int =
 
 def speed(name: str, preset: Path, n: int, opt_steps: int, repeats: int) -> None:
     t0 = time.perf_counter()
-    plan, index, theta = points(preset, n, opt_steps)
+    plan, index, theta, steps = points(preset, n, opt_steps)
     prepared = time.perf_counter() - t0
     cfg = plan.config
     seeds = [derived_seed(cfg.seed, 4, k, r) for k, r in zip(index // cfg.restarts, index % cfg.restarts)]
     worker = Worker(plan.task, plan.module, plan.layout, "vmap")
     ref = PerModel(plan, *worker.data["train"])
-    steps = plan.lanczos
     norms = sphere.constrained_norm(theta, plan.layout.sphere_mask()).numpy()  # the points are on their spheres
     off_sphere = np.max(np.abs(norms / plan.norm[index // cfg.restarts] - 1))
     batched(worker, theta[:2], seeds[:2], steps)  # warm-up: the one-time costs of each way
@@ -418,12 +418,12 @@ def speed(name: str, preset: Path, n: int, opt_steps: int, repeats: int) -> None
           f"{opt_steps} steps each, prepared in {prepared:.1f} s; |theta| / w - 1 at most {off_sphere:.1e}), "
           f"{plan.layout.size} parameters, {len(plan.task.y_train)} training examples; top {K} + smallest "
           f"({steps} Lanczos iterations) + trace ({SAMPLES} probes) of the Riemannian Hessian")
-    n_ = f"median of {repeats}"
-    print(f"  per model (PyHessian's way)     {a:8.2f} s  ({n_}: {', '.join(f'{t:.2f}' for t in t_loop)}; "
-          f"{1e3 * a / n:.1f} ms per point)")
-    print(f"  batched (measure, vmap hvp)     {b:8.2f} s  ({n_}: {', '.join(f'{t:.2f}' for t in t_batch)}; "
-          f"{1e3 * b / n:.1f} ms per point)")
-    print(f"  speed-up per model / batched    {a / b:8.2f}x")
+    print(f"  per model (PyHessian's way):  median {a:6.2f} s, fastest {min(t_loop):6.2f} s (runs: "
+          f"{', '.join(f'{t:.2f}' for t in t_loop)}; {1e3 * a / n:.1f} ms per point)")
+    print(f"  batched (measure, vmap hvp):  median {b:6.2f} s, fastest {min(t_batch):6.2f} s (runs: "
+          f"{', '.join(f'{t:.2f}' for t in t_batch)}; {1e3 * b / n:.1f} ms per point)")
+    print(f"  speed-up, per model / batched: {a / b:.2f}x from the medians, {min(t_loop) / min(t_batch):.2f}x from the "
+          f"fastest runs")
     hv_batch, hv_loop, hv_graph = one_product(ref, worker, theta)
     print(f"  one Hessian-vector product per point: batched {1e3 * hv_batch:.2f} ms (jvp of grad, the forward and "
           f"backward recomputed in each call); per model {1e3 * hv_loop:.2f} ms (a second backward through the "
