@@ -39,8 +39,9 @@ Lanczos iterations (max(30, 3K) = 30) and 10 Hutchinson probes, in one process w
            ``torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True)`` on lists of parameter tensors, a
            Python loop over Lanczos iterations (full reorthogonalization, Gram-Schmidt against every earlier vector) and
            over Hutchinson probes, with the tangent projection and curvature term applied so that it computes the
-           Riemannian Hessian too; *batched*, ``curvature.measure`` on all points at once through ``Ensemble.hvp`` (vmap
-           engine: one ``jvp`` of ``grad`` vmapped over the points per product), its gradient included. Both start
+           Riemannian Hessian too; *batched*, ``curvature.measure`` on all points at once through ``Ensemble.hessian`` (vmap
+           engine: the points' gradient graph built once, each product one backward pass through it), its gradient
+           included. Both start
            Lanczos from the same tangent vector and use the same Rademacher probes (``curvature.rademacher`` of each
            point's seed), so they compute the same numbers up to float32 rounding: the script prints the speed-up,
            per-model time / batched time (from the medians and from the fastest runs), the largest relative differences
@@ -49,7 +50,7 @@ Lanczos iterations (max(30, 3K) = 30) and 10 Hutchinson probes, in one process w
            gradient's graph once per model and differentiates through it again).
 
 ``--profile`` adds, per task of part 1, where a warm curvature pass over the scan's points spends its time
-(``Ensemble.hvp``, the tangent projections, Lanczos's reorthogonalization, the eigh, the random vectors; the
+(``Ensemble.hessian``'s products, the tangent projections, Lanczos's reorthogonalization, the eigh, the random vectors; the
 module's functions wrapped with timers in this process) and torch.profiler's operator table of it; it runs at
 the scan's starting points, where the modular MLP's large norms saturate the softmax: there a Hessian-vector
 product meets subnormal floats and takes about twice as long on a CPU, which ``--flush-denormal``
@@ -213,8 +214,11 @@ def profile_pass(plan: scan.Plan) -> None:
                 spent[name] += time.perf_counter() - t0
         return wrapper
 
-    def hvp(t, v):
-        return worker.ensemble.hvp(t, v, x, y)
+    def hvp(t):
+        return worker.ensemble.hessian(t, x, y)
+
+    def timed_hvp(t):
+        return timed("hvp", worker.ensemble.hessian(t, x, y))
 
     def riemannian(*args):
         return timed("op", original["riemannian"](*args))
@@ -238,7 +242,7 @@ def profile_pass(plan: scan.Plan) -> None:
         curvature.lanczos = timed("lanczos", lanczos)
         curvature.riemannian = riemannian
         t0 = time.perf_counter()
-        run(timed("hvp", hvp))
+        run(timed_hvp)
         total = time.perf_counter() - t0
     finally:
         for name, fn in original.items():
@@ -246,7 +250,7 @@ def profile_pass(plan: scan.Plan) -> None:
     products = plan.lanczos + SAMPLES
     reorth = spent["lanczos"] - spent["op in lanczos"]
     rest = total - spent["lanczos"] - spent["hutchinson"] - spent["ritz"] - spent["rademacher"]
-    print(f"  a warm curvature pass over these {len(index)} points, {total:.3f} s: Ensemble.hvp {spent['hvp']:.3f} s "
+    print(f"  a warm curvature pass over these {len(index)} points, {total:.3f} s: Hessian-vector products {spent['hvp']:.3f} s "
           f"({products} calls, {1e3 * spent['hvp'] / products:.1f} ms each); the tangent projections and curvature "
           f"term around it {spent['op'] - spent['hvp']:.3f} s; Lanczos's reorthogonalization and bookkeeping "
           f"{reorth:.3f} s; eigh of the tridiagonal matrices {spent['ritz']:.3f} s; random vectors "
@@ -358,22 +362,23 @@ def per_model(ref: PerModel, theta: torch.Tensor, seeds: list[int], steps: int):
 def batched(worker: Worker, theta: torch.Tensor, seeds: list[int], steps: int):
     x, y = worker.data["train"]
     grad = worker.grad(theta)[0]
-    s = curvature.measure(lambda t, v: worker.ensemble.hvp(t, v, x, y), theta, grad, worker.mask, seeds, K,
+    s = curvature.measure(lambda t: worker.ensemble.hessian(t, x, y), theta, grad, worker.mask, seeds, K,
                           SAMPLES, steps)
     return s.top, s.smallest, s.trace
 
 
 def one_product(ref: PerModel, worker: Worker, theta: torch.Tensor, calls: int = 3) -> tuple[float, float, float]:
     """Seconds per point of one Hessian-vector product: ``(batched, per model, per model's gradient graph)``: one
-    ``Ensemble.hvp`` call on all points (one vector each; best of ``calls``), against, per model, the gradient kept
+    product of ``Ensemble.hessian`` on all points (one vector each, the graph built once; best of ``calls``), against, per model, the gradient kept
     with its graph (built once per model) and one product through it (each summed over the points)."""
     x, y = worker.data["train"]
     n = theta.shape[0]
     v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(0))[:, None]
     best = float("inf")
+    products = worker.ensemble.hessian(theta, x, y)  # the gradient's graph, built once for every product
     for _ in range(calls):
         t = time.perf_counter()
-        worker.ensemble.hvp(theta, v, x, y)
+        products(v)
         best = min(best, time.perf_counter() - t)
     graph = product = 0.0
     for j in range(n):
@@ -425,8 +430,8 @@ def speed(name: str, preset: Path, n: int, opt_steps: int, repeats: int) -> None
     print(f"  speed-up, per model / batched: {a / b:.2f}x from the medians, {min(t_loop) / min(t_batch):.2f}x from the "
           f"fastest runs")
     hv_batch, hv_loop, hv_graph = one_product(ref, worker, theta)
-    print(f"  one Hessian-vector product per point: batched {1e3 * hv_batch:.2f} ms (jvp of grad, the forward and "
-          f"backward recomputed in each call); per model {1e3 * hv_loop:.2f} ms (a second backward through the "
+    print(f"  one Hessian-vector product per point: batched {1e3 * hv_batch:.2f} ms (a backward pass through "
+          f"the points' gradient graph, built once); per model {1e3 * hv_loop:.2f} ms (a second backward through the "
           f"gradient's graph, built once per model in {1e3 * hv_graph:.2f} ms)")
     print(f"  agreement: top {K} eigenvalues max rel diff {top_rel:.1e} (top one {top1_rel:.1e}; relative to "
           f"each point's top eigenvalue {scaled:.1e}), smallest {small:.1e} of the top, trace {trace_rel:.1e}; "

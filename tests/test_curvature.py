@@ -94,7 +94,7 @@ def test_projection_and_curvature_term_against_finite_differences_on_the_sphere(
 def _quadratic(a, theta, mask):
     """curvature.measure on f = 1/2 sum a_i x_i^2 at ``theta``."""
     P = len(a)
-    return curvature.measure(lambda t, v: v * a, theta, theta * a, mask, list(range(len(theta))), k=3,
+    return curvature.measure(lambda t: lambda v: v * a, theta, theta * a, mask, list(range(len(theta))), k=3,
                              samples=4, steps=P - (1 if mask is None or mask.dim() == 1 else mask.shape[0]))
 
 
@@ -150,7 +150,7 @@ def test_lanczos_equals_the_explicit_projected_hessian(engine, constrain):
     mask = None if mask is None else mask.double()
     theta = torch.stack([flatten(module, layout) * a for a in (0.5, 1.0, 2.5)]).double()
     g = torch.stack([grad(loss)(t) for t in theta])
-    s = curvature.measure(lambda t, v: ens.hvp(t, v, x, y), theta, g, mask, [1, 2, 3], 5, 10, layout.size - 1)
+    s = curvature.measure(lambda t: ens.hessian(t, x, y), theta, g, mask, [1, 2, 3], 5, 10, layout.size - 1)
     for j, (ev, _) in enumerate(_explicit(loss, theta, mask)):
         scale = np.abs(ev).max()
         np.testing.assert_allclose(s.top[j], ev[::-1][:5], rtol=1e-4, atol=1e-4 * scale)

@@ -10,7 +10,7 @@ and its quadratic form is the second derivative of ``f`` along the great circles
 constrained minimizer every eigenvalue is >= 0, and a negative one marks a saddle on the sphere.
 
 :func:`measure` computes, for every member of ``theta: [M, P]`` at once (one batched Hessian-vector product per
-iteration, ``Ensemble.hvp``):
+iteration, ``Ensemble.hessian``):
 
 * Lanczos (:func:`lanczos`, full reorthogonalization) from a random tangent vector: the top-k eigenvalues, the
   smallest, a residual bound ``|beta_m s_m|`` on each, and the Ritz values with their weights (the squared first
@@ -128,9 +128,9 @@ def ritz(alpha: torch.Tensor, beta: torch.Tensor, dropped: torch.Tensor | None =
 
 
 def hutchinson(op: Operator, probes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(trace [M], standard error [M])`` from the probes ``[M, S, P]`` (Rademacher), one batched product per
-    probe; the standard error is NaN for one probe."""
-    samples = torch.stack([torch.linalg.vecdot(z, op(z[:, None])[:, 0]) for z in probes.unbind(1)], 1).double()
+    """``(trace [M], standard error [M])`` from the probes ``[M, S, P]`` (Rademacher), all in one batched call;
+    the standard error is NaN for one probe."""
+    samples = torch.linalg.vecdot(probes, op(probes)).double()
     S = samples.shape[1]
     se = samples.std(1) / S ** 0.5 if S > 1 else torch.full_like(samples[:, 0], float("nan"))
     return samples.mean(1), se
@@ -152,14 +152,15 @@ def multiplier(theta: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor | Non
     return torch.linalg.vecdot(grad, tc) / tc.square().sum(-1)
 
 
-def measure(hvp: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], theta: torch.Tensor,
+def measure(hessian: Callable[[torch.Tensor], Operator], theta: torch.Tensor,
             grad: torch.Tensor | None, mask: torch.Tensor | None, seeds: list[int], k: int, samples: int, steps: int,
             on_sphere: bool = True) -> Spectrum:
     """The Hessian's top-``k`` eigenvalues, smallest eigenvalue, trace (``samples`` probes) and Ritz spectrum
     (``steps`` Lanczos iterations) at every member of ``theta [M, P]``: Riemannian on the sphere of ``mask``
-    (``on_sphere``, with the gradient ``grad [M, P]``), else Euclidean (``grad`` unused). ``hvp(theta, v [M, S, P])``:
-    the training loss's Hessian-vector products; ``seeds`` one per member. A member whose parameters, gradient or
-    products are not finite gets NaN (the others are computed as if it were not there)."""
+    (``on_sphere``, with the gradient ``grad [M, P]``), else Euclidean (``grad`` unused). ``hessian(theta)``: the
+    training loss's Hessian at those members as an operator on ``[M, S, P]`` (``Ensemble.hessian``); ``seeds`` one
+    per member. A member whose parameters, gradient or products are not finite gets NaN (the others are computed
+    as if it were not there)."""
     M, P = theta.shape
     nan = np.full(M, np.nan)
     out = Spectrum(np.full((M, k), np.nan), nan.copy(), nan.copy(), nan.copy(), nan.copy(),
@@ -173,7 +174,7 @@ def measure(hvp: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], theta: to
     theta, seeds = theta[rows], [seeds[j] for j in rows.tolist()]
     grad = grad[rows] if on_sphere else None
     draws = [rademacher(s, samples + 1, P) for s in seeds]  # row 0 starts Lanczos, the rest are probes
-    base = (lambda v: hvp(theta, v))
+    base = hessian(theta)
     op = riemannian(base, theta, grad, mask) if on_sphere else base
     start = torch.stack([d[0] for d in draws]).to(theta)
     if on_sphere:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import warnings
 import torch
-from torch.func import functional_call, grad, grad_and_value, jvp, vmap
+from torch.func import functional_call, grad_and_value, vmap
 
 from . import mlp
 from .layout import Layout, flatten
@@ -107,35 +107,31 @@ class _Vmap:
         return self._metrics(theta, x, y) if keep is None else self._masked_metrics(theta, x, y, keep)
 
 
-class _Hvp:
-    """Hessian-vector products of every member's loss, ``vmap`` over the members and over each member's vectors:
-    forward-over-reverse (``jvp`` of ``grad``), or reverse-over-reverse (``grad`` of ``<grad, v>``) for a model
-    whose backward pass forward-mode AD cannot differentiate (tried on the first call)."""
+def _batched_hessian(task: Task, module: torch.nn.Module, layout: Layout, theta, x, y, keep=None):
+    """Every member's Hessian-vector product at ``theta [M, P]``: the members' losses by ``vmap`` over
+    ``functional_call``, their gradient's graph built once (``create_graph``), and each call ``vs [M, S, P] ->
+    [M, S, P]`` one more backward pass through it, batched over the S vectors (``is_grads_batched``; one vector
+    after the other where the backward pass has an op ``vmap`` cannot batch)."""
+    loss = _loss_of(task, module, layout)
+    th = theta.detach().requires_grad_(True)
+    with torch.enable_grad():
+        args, dims = ((th, x, y), (0, None, None)) if keep is None else ((th, x, y, keep), (0, None, None, 0))
+        g, = torch.autograd.grad(vmap(loss, in_dims=dims)(*args).sum(), th, create_graph=True)
+    one_by_one = []
 
-    def __init__(self, task: Task, module: torch.nn.Module, layout: Layout):
-        loss = _loss_of(task, module, layout)
-
-        def forward_over_reverse(flat, vs, x, y, keep=None):
-            g = lambda f: grad(loss)(f, x, y, keep)  # noqa: E731
-            return vmap(lambda v: jvp(g, (flat,), (v,))[1])(vs)
-
-        def reverse_over_reverse(flat, vs, x, y, keep=None):
-            along = lambda f, v: torch.vdot(grad(loss)(f, x, y, keep), v)  # noqa: E731
-            return vmap(lambda v: grad(along)(flat, v))(vs)
-
-        self.modes = [{keep: vmap(fn, in_dims=(0, 0, None, None, 0) if keep else (0, 0, None, None))
-                       for keep in (False, True)} for fn in (forward_over_reverse, reverse_over_reverse)]
-
-    def __call__(self, theta, vs, x, y, keep=None):
-        args = (theta, vs, x, y) if keep is None else (theta, vs, x, y, keep)
-        if len(self.modes) > 1:
+    def products(vs: torch.Tensor) -> torch.Tensor:
+        if not g.requires_grad:  # a loss linear in every parameter: a zero Hessian
+            return torch.zeros_like(vs)
+        if not one_by_one:
             try:
-                return self.modes[0][keep is not None](*args)
-            except (RuntimeError, NotImplementedError) as e:  # forward-mode AD has no rule for an op of the backward
-                if isinstance(e, torch.OutOfMemoryError) or "forward" not in str(e).lower():
+                out, = torch.autograd.grad(g, th, vs.transpose(0, 1), retain_graph=True, is_grads_batched=True)
+                return out.transpose(0, 1)
+            except RuntimeError as e:  # vmap has no batching rule for an op of the backward pass
+                if isinstance(e, torch.OutOfMemoryError):
                     raise
-                self.modes.pop(0)
-        return self.modes[0][keep is not None](*args)
+                one_by_one.append(e)
+        return torch.stack([torch.autograd.grad(g, th, v, retain_graph=True)[0] for v in vs.unbind(1)], 1)
+    return products
 
 
 class _Loop:
@@ -295,17 +291,19 @@ class Ensemble:
             self._impl = _Loop(task, module, layout)
         else:
             self._impl = _Vmap(task, module, layout)
-        self._hvp: _Hvp | None = None
+
+    def hessian(self, theta: torch.Tensor, x, y: torch.Tensor, keep: torch.Tensor | None = None):
+        """The Hessian of every member's loss on ``x``, ``y`` (member j's over its ``keep[j]`` examples) at
+        ``theta [M, P]``, as a function ``vs [M, S, P] -> [M, S, P]`` (member j's Hessian times each of its vectors
+        ``vs[j]``): batched by double backward through the gradient's graph, built once (the ``mlp`` engine's models
+        run through ``torch.func.functional_call`` here); on the ``loop`` engine member after member."""
+        if self.engine == "loop":
+            return lambda vs: self._impl.hvp(theta, vs, x, y, keep)
+        return _batched_hessian(self.task, self.module, self.layout, theta, x, y, keep)
 
     def hvp(self, theta: torch.Tensor, vs: torch.Tensor, x, y: torch.Tensor, keep: torch.Tensor | None = None):
-        """``[M, S, P]``: the Hessian of member j's loss on ``x``, ``y`` (over its ``keep[j]`` examples) times each
-        of its vectors ``vs[j]`` (``vs: [M, S, P]``); batched on every engine but ``loop``, where it is member
-        after member by double backward (the ``mlp`` engine's models run through ``torch.func`` here)."""
-        if self.engine == "loop":
-            return self._impl.hvp(theta, vs, x, y, keep)
-        if self._hvp is None:
-            self._hvp = _Hvp(self.task, self.module, self.layout)
-        return self._hvp(theta, vs, x, y, keep)
+        """``[M, S, P]``: :meth:`hessian` at ``theta`` times ``vs``."""
+        return self.hessian(theta, x, y, keep)(vs)
 
     @property
     def chain(self) -> mlp.Chain | None:

@@ -315,7 +315,7 @@ def _curvature(plan: Plan, worker: Worker, index: np.ndarray, theta: torch.Tenso
     cfg = plan.config
     x, y = worker.data["train"]
     seeds = [derived_seed(cfg.seed, 4, k, r) for k, r in zip(index // cfg.restarts, index % cfg.restarts)]
-    s = curvature.measure(lambda t, v: worker.ensemble.hvp(t, v, x, y), theta, grad, worker.mask, seeds,
+    s = curvature.measure(lambda t: worker.ensemble.hessian(t, x, y), theta, grad, worker.mask, seeds,
                           cfg.curvature, cfg.curvature_samples, plan.lanczos)
     return tuple(getattr(s, name) for name in CURVATURE)
 

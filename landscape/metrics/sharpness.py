@@ -31,7 +31,7 @@ def sharpness(ctx):
     dim = curvature.dimension(ctx.layout, ctx.on_sphere)
     seeds = [derived_seed(s, 5, ctx.step) for s in (ctx.seeds or range(len(theta)))]
     grad = worker.grad(theta)[0] if ctx.on_sphere else None
-    s = curvature.measure(lambda t, v: worker.ensemble.hvp(t, v, x, y, worker.keep), theta, grad, worker.mask,
+    s = curvature.measure(lambda t: worker.ensemble.hessian(t, x, y, worker.keep), theta, grad, worker.mask,
                           seeds, 1, SAMPLES, min(STEPS, dim), on_sphere=ctx.on_sphere)
     values = {"top": s.top[:, 0], "smallest": s.smallest, "residual": s.residual, "trace": s.trace,
               "trace_se": s.trace_se}
