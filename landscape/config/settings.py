@@ -203,8 +203,8 @@ class ScanConfig:
     history: int = setting(0, counted("also record train and test loss every N steps", 0))
     save_params: bool = setting(False, Rule(bool, "store the constrained minimizers"))
     curvature: int = setting(0, Rule(int, "at every minimizer, the K largest eigenvalues of the Riemannian Hessian "
-                                          "of the training loss, its smallest (negative: a saddle on the sphere) "
-                                          "and its trace (--curvature alone: K = 5; 0: none)", minimum=0,
+                                          "of the training loss, its smallest Ritz value (negative: negative "
+                                          "curvature) and its trace (--curvature alone: K = 5; 0: none)", minimum=0,
                                      metavar="K", const=5))
     curvature_samples: int | None = setting(None, Rule(int, "Hutchinson probes of the trace with --curvature "
                                                             "(default 10)", minimum=1, optional=True, metavar="S"))
