@@ -43,6 +43,8 @@ TINY = {
     "from_trajectory": st.just("wd0_init1_seed0"),
     "x": st.sampled_from(["lr=0.003,0.03", "weight-decay=0:1:2"]),
     "y": st.sampled_from(["weight-decay=0,1", "init-scale=1,2"]),
+    "curvature": st.integers(1, 3),  # with a --lanczos of at least K, so that the pair is accepted
+    "lanczos": st.integers(3, 5),
     "steps": st.integers(1, 4),
     "restarts": st.integers(1, 2),
     "history": st.integers(0, 3),
@@ -161,7 +163,7 @@ def test_the_fuzzer_generates_both_runs_and_refusals(capsys):
     after parsing (by the config's cross-field checks or the task), not only by argparse."""
     seen = {"ran": 0, "refused": 0}
 
-    @settings(max_examples=30, database=None, derandomize=True)
+    @settings(max_examples=60, database=None, derandomize=True)  # (30 held 1-2 runs once --curvature was added)
     @given(command_lines())
     def prop(argv):
         with tempfile.TemporaryDirectory() as d:
