@@ -58,20 +58,19 @@ def default_steps(k: int, dim: int) -> int:
     return min(dim, max(30, 3 * k))
 
 
-def radial(theta: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """``[M, P]``: ``<grad, theta_g> / ||theta_g||^2`` of each member on the coordinates of its sphere g (0 on the
-    free ones), the factor of the curvature term."""
+def _factor(theta: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``[M, P]``: the curvature term's factor ``<grad, theta_g> / ||theta_g||^2`` (``sphere.radial``) on the
+    coordinates of each member's sphere g, 0 on the free ones."""
+    c = sphere_mod.radial(theta, grad, mask)
     if mask is not None and mask.dim() == 2:
-        return (((grad * theta) @ mask.T) / (theta.square() @ mask.T)) @ mask
-    tc = theta if mask is None else theta * mask
-    c = torch.linalg.vecdot(grad, tc) / tc.square().sum(-1)
+        return c @ mask
     return c[:, None] * (torch.ones_like(theta) if mask is None else mask.expand_as(theta))
 
 
 def riemannian(hvp: Operator, theta: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor | None) -> Operator:
     """The Riemannian Hessian at ``theta`` as an operator on ``[M, S, P]``, from the Euclidean ``hvp`` and the
     gradient ``grad [M, P]``."""
-    at, c = theta[:, None], radial(theta, grad, mask)[:, None]
+    at, c = theta[:, None], _factor(theta, grad, mask)[:, None]
 
     def op(v: torch.Tensor) -> torch.Tensor:
         u = sphere_mod.tangent(at, v, mask)
@@ -146,11 +145,8 @@ def rademacher(seed: int, rows: int, size: int) -> torch.Tensor:
 def multiplier(theta: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """``[M]``: the curvature term's factor ``<grad, theta_c> / w^2`` (the norm constraint's Lagrange multiplier;
     of two spheres, the larger in magnitude)."""
-    if mask is not None and mask.dim() == 2:
-        c = ((grad * theta) @ mask.T) / (theta.square() @ mask.T)
-        return c.gather(1, c.abs().argmax(1, keepdim=True))[:, 0]
-    tc = theta if mask is None else theta * mask
-    return torch.linalg.vecdot(grad, tc) / tc.square().sum(-1)
+    c = sphere_mod.radial(theta, grad, mask)
+    return c.gather(1, c.abs().argmax(1, keepdim=True))[:, 0] if c.dim() == 2 else c
 
 
 def measure(hessian: Callable[[torch.Tensor], Operator], theta: torch.Tensor,

@@ -301,10 +301,6 @@ class Ensemble:
             return lambda vs: self._impl.hvp(theta, vs, x, y, keep)
         return _batched_hessian(self.task, self.module, self.layout, theta, x, y, keep)
 
-    def hvp(self, theta: torch.Tensor, vs: torch.Tensor, x, y: torch.Tensor, keep: torch.Tensor | None = None):
-        """``[M, S, P]``: :meth:`hessian` at ``theta`` times ``vs``."""
-        return self.hessian(theta, x, y, keep)(vs)
-
     @property
     def chain(self) -> mlp.Chain | None:
         """The hand-batched MLP on the ``mlp`` engine, else None."""

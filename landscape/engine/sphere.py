@@ -38,20 +38,27 @@ def constrained_norm(theta: torch.Tensor, mask: torch.Tensor | None = None) -> t
     return torch.linalg.vector_norm(_constrained(theta, mask), dim=-1)
 
 
+def radial(theta: torch.Tensor, vec: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The coefficient of ``vec`` along the constrained part of ``theta``, ``<vec, theta_c> / ||theta_c||^2``:
+    ``[M]``, or ``[M, G]`` (one per group) for a group mask; leading axes broadcast."""
+    if _grouped(mask):
+        return ((vec * theta) @ mask.T) / (theta.square() @ mask.T)
+    tc = _constrained(theta, mask)
+    return torch.linalg.vecdot(vec, tc) / torch.linalg.vector_norm(tc, dim=-1).square()
+
+
 def tangent(theta: torch.Tensor, vec: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Project ``vec`` onto the tangent space of the sphere at ``theta``.
 
     Removes from the constrained part of ``vec`` its component along the
-    constrained part of ``theta`` (per group for a group mask); free
+    constrained part of ``theta`` (per group for a group mask, :func:`radial`); free
     coordinates are left as they are. The result has zero inner product with
     ``theta * mask`` (with each group's part of ``theta``).
     """
     if _grouped(mask):
-        radial = ((vec * theta) @ mask.T) / (theta.square() @ mask.T)  # [M, G]
-        return torch.addcmul(vec, radial @ mask, theta, value=-1)
+        return torch.addcmul(vec, radial(theta, vec, mask) @ mask, theta, value=-1)
     tc = _constrained(theta, mask)
-    radial = torch.linalg.vecdot(vec, tc) / torch.linalg.vector_norm(tc, dim=-1).square()
-    return torch.addcmul(vec, radial.unsqueeze(-1), tc, value=-1)
+    return torch.addcmul(vec, radial(tc, vec).unsqueeze(-1), tc, value=-1)
 
 
 def retract(theta: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

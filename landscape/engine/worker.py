@@ -183,6 +183,12 @@ def per_point(task: Task, layout: Layout, batch_size: int | None) -> int:
     return 4 * (10 * layout.size + 4 * n * widths)
 
 
+def hessian_bytes(task: Task, layout: Layout, lanczos: int) -> int:
+    """Bytes one member needs beyond :func:`per_point` for its Hessian's spectrum (``landscape.engine.curvature``):
+    the Lanczos basis of ``lanczos`` vectors, two more, and the full-data gradient graph the products run through."""
+    return 4 * (lanczos + 2) * layout.size + per_point(task, layout, None)
+
+
 def chunk_size(task: Task, layout: Layout, batch_size: int | None, budget: int = MEMORY_BUDGET, extra: int = 0) -> int:
     """How many members fit in ``budget`` bytes: :func:`per_point`, and ``extra`` bytes each."""
     return int(max(1, budget // (per_point(task, layout, batch_size) + extra)))

@@ -36,7 +36,7 @@ from ..engine import curvature, footprint, fused, optim, sphere
 from ..config.settings import ScanConfig
 from ..engine.layout import Layout
 from ..config.grid import norm_groups, parse_norms, product
-from ..engine.worker import MEMORY_BUDGET, Worker, chunk_size, derived_seed, init_params, model_of, per_point
+from ..engine.worker import MEMORY_BUDGET, Worker, chunk_size, derived_seed, hessian_bytes, init_params, model_of
 from ..status import Status
 from ..tasks import Task
 from ..engine.whole_step import WholeStep, planned
@@ -140,9 +140,7 @@ def _holds(config: ScanConfig, n_norms: int, n_params: int, lanczos: int = 0) ->
 def auto_chunk(plan: Plan, budget: int = MEMORY_BUDGET) -> int:
     """Points per batched computation so that working memory stays near ``budget`` bytes (with ``--curvature``,
     each point's Lanczos basis and a second full-data pass for the Hessian-vector products counted too)."""
-    extra = 0
-    if plan.config.curvature:
-        extra = 4 * (plan.lanczos + 2) * plan.layout.size + per_point(plan.task, plan.layout, None)
+    extra = hessian_bytes(plan.task, plan.layout, plan.lanczos) if plan.config.curvature else 0
     return min(plan.n_points, chunk_size(plan.task, plan.layout, plan.config.batch_size, budget, extra))
 
 

@@ -31,7 +31,7 @@ from .. import metrics, store
 from ..metrics import effective
 from ..config.settings import Member, TrainConfig
 from ..engine.layout import Layout
-from ..engine.worker import Worker, chunk_size, derived_seed, init_params, model_of, per_point
+from ..engine.worker import Worker, chunk_size, derived_seed, hessian_bytes, init_params, model_of
 from ..store.train_state import TrainState
 from ..tasks import Task, contract
 from ..engine.whole_step import WholeStep, planned
@@ -259,8 +259,7 @@ def saver(path, plan: TrainPlan, group: list[Member], guard=contextlib.nullconte
 def members_per_chunk(plan: TrainPlan) -> int:
     """Trajectories per batched computation when ``--chunk`` is not given (with ``sharpness`` logged, each one's
     Lanczos basis and a second full-data pass for the Hessian-vector products counted too)."""
-    extra = 0
-    if any(m.name == "sharpness" for m in plan.metrics):
-        from ..metrics.sharpness import STEPS
-        extra = 4 * (STEPS + 2) * plan.layout.size + per_point(plan.task, plan.layout, None)
+    from ..metrics.sharpness import STEPS
+
+    extra = hessian_bytes(plan.task, plan.layout, STEPS) if any(m.name == "sharpness" for m in plan.metrics) else 0
     return chunk_size(plan.task, plan.layout, plan.config.batch_size, extra=extra)

@@ -1,6 +1,6 @@
 """Figures of the landscape: the reduced landscape's L (train loss) and U (test loss) against the weight norm, with
-the trajectories and the analysis on it; the figures shared helpers (palette, panel grid). Figures of training
-along steps are in ``landscape.figures.training``."""
+the trajectories and the analysis on it and (``scan --curvature``) the sharpness under it; the figures' shared
+helpers (palette, panel grid). Figures of training along steps are in ``landscape.figures.training``."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
+from ..analysis.curvature import stationarity
 from ..analysis.landscape import best_restart
 from ..store import write_durably, write_errors
 from ..status import Status
-from .curvature import sharpness_panel
 
 # Okabe-Ito palette: distinguishable with the common forms of colour blindness.
 TRAIN, TEST, MARK = "#0072B2", "#D55E00", "#555555"
@@ -26,7 +26,8 @@ FORMATS = (".png", ".pdf", ".svg")
 
 
 def pick(values: np.ndarray, best: np.ndarray) -> np.ndarray:
-    out = np.full(len(best), np.nan)
+    """Per norm, ``values [K, R, ...]`` at the restart ``best[k]`` (NaN where it is -1)."""
+    out = np.full((len(best), *values.shape[2:]), np.nan)
     ok = best >= 0
     out[ok] = values[np.flatnonzero(ok), best[ok]]
     return out
@@ -43,6 +44,7 @@ def _band(ax, x, values, status, color):
 
 
 BRANCH_STYLE = {"down": ("--", "v"), "up": (":", "^")}  # continuation branches on the L/U figure
+TOP, TRACE, SADDLE = "#009E73", "#CC79A7", "#000000"  # the sharpness panel (scan --curvature)
 
 
 def scan_figure(scan: dict, branches: list[dict] = ()) -> Figure:
@@ -102,6 +104,30 @@ def scan_figure(scan: dict, branches: list[dict] = ()) -> Figure:
                  f"{cfg['restarts']} restart{'s' if cfg['restarts'] > 1 else ''})", fontsize=10)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", fontsize=8, frameon=False)
     return fig
+
+
+def sharpness_panel(ax, scan: dict, best: np.ndarray) -> None:
+    """Draw, at the best restart per norm, the largest eigenvalue (the others of the top K faint), the trace with
+    its standard error, and a vertical mark at every norm where a finished point is a saddle
+    (``analysis.curvature.stationarity``)."""
+    c, w = scan["curvature"], scan["norm"]
+    top = pick(c["top"], best)
+    others = f"eigenvalues 2..{top.shape[1]}" if top.shape[1] > 2 else "eigenvalue 2"
+    for i in range(top.shape[1] - 1, 0, -1):
+        ax.plot(w, top[:, i], color=TOP, lw=0.8, alpha=0.35, label=others if i == 1 else None)
+    ax.plot(w, top[:, 0], "-o", color=TOP, ms=3.5, label="top eigenvalue $\\lambda_{max}$")
+    trace, se = pick(c["trace"], best), pick(c["trace_se"], best)
+    ax.plot(w, trace, "-s", color=TRACE, ms=3, label="trace (Hutchinson)")
+    ax.fill_between(w, trace - se, trace + se, color=TRACE, alpha=0.25, lw=0)
+    for i, norm in enumerate(sorted({s.norm for s in stationarity(scan).saddles})):
+        ax.axvline(norm, color=SADDLE, lw=0.8, ls="-.", label="saddle (negative eigenvalue)" if i == 0 else None)
+    values = np.concatenate([top.ravel(), trace])
+    values = values[np.isfinite(values)]
+    if len(values) and (values > 0).all():  # a negative top eigenvalue or trace: a linear axis shows it
+        ax.set_yscale("log")
+    ax.set_ylabel("Riemannian Hessian")
+    ax.grid(alpha=0.3, lw=0.5)
+    ax.legend(fontsize=7, frameon=False, loc="best")
 
 
 def save(fig: Figure, path: str | Path) -> None:
