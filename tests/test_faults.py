@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(not _strace_works(), reason="strace is missing o
 
 SAMPLES = int(os.environ.get("LANDSCAPE_FAULT_SAMPLES", "40"))
 SCAN = ["scan", "--task", "tasks_for_tests:tiny", "--norms", "0.5:2:4", "--restarts", "2", "--steps", "30",
-        "--chunk", "2", "--history", "10", "--save-params", "--quiet"]
+        "--chunk", "2", "--history", "10", "--save-params", "--curvature", "2", "--quiet"]
 BRANCHES = ["scan", "--task", "tasks_for_tests:tiny", "--norms", "0.5:2:4", "--restarts", "2", "--steps", "30",
             "--branch", "both", "--history", "10", "--save-params", "--quiet"]
 TRAIN = ["train", "--task", "tasks_for_tests:tiny", "--weight-decay", "0.1,1", "--init-scale", "2", "--steps", "60",
