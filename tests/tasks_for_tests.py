@@ -171,3 +171,37 @@ def needs_hidden(seed: int = 0):
     task = tiny(seed)
     task.model = _NeedsHidden
     return task
+
+
+class _OnceSquare(torch.autograd.Function):
+    """x^2 whose backward autograd cannot differentiate again (``once_differentiable``)."""
+
+    @staticmethod
+    def forward(x):
+        return x * x
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        x, = ctx.saved_tensors
+        return 2 * x * g
+
+
+class _OnceNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(3, 8), torch.nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.b(_OnceSquare.apply(self.a(x)))
+
+
+def once_differentiable(seed: int = 0):
+    """``tiny``'s data on a model with a layer autograd differentiates only once: its Hessian cannot be had."""
+    task = tiny(seed)
+    task.model = _OnceNet
+    return task

@@ -476,3 +476,20 @@ def test_the_spectral_density_of_a_known_spectrum():
     rho = density(values.numpy(), first.square().numpy(), grid, 0.05)[0]
     assert np.trapezoid(rho, grid) == pytest.approx(1.0, abs=1e-6)
     assert rho[np.searchsorted(grid, 4.0)] == pytest.approx(0.25 / (0.05 * np.sqrt(2 * np.pi)), rel=1e-3)
+
+
+@pytest.mark.parametrize("argv", [["scan", "--norms", "0.5:2:2", "--curvature", "2"],
+                                  ["train", "--metrics", "sharpness"]], ids=["scan", "train"])
+def test_a_loss_autograd_differentiates_once_is_refused(tmp_path, capsys, argv):
+    """A model whose backward autograd cannot differentiate again gives Hessian products that silently drop a term
+    (measured: asymmetric by 0.14 relative); --curvature and --metrics sharpness refuse it in one line before any
+    step, and nothing is written. Without them the model scans as before."""
+    out = tmp_path / "o.h5"
+    with pytest.raises(SystemExit) as e:
+        sys.exit(main([*argv, "--task", "tasks_for_tests:once_differentiable", "--steps", "3", "--quiet",
+                       "--out", str(out)]))
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "not symmetric" in err and argv[-2] in err, err
+    assert not out.exists()
+    assert main(["scan", "--task", "tasks_for_tests:once_differentiable", "--norms", "1", "--steps", "3", "--quiet",
+                 "--out", str(out)]) == 0

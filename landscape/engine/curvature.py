@@ -149,6 +149,24 @@ def multiplier(theta: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor | Non
     return c.gather(1, c.abs().argmax(1, keepdim=True))[:, 0] if c.dim() == 2 else c
 
 
+SYMMETRY = 1e-3  # the largest relative asymmetry of a true Hessian's products (float32 rounding: ~1e-7)
+
+
+def check_symmetric(ensemble, theta: torch.Tensor, x, y: torch.Tensor) -> None:
+    """``ValueError`` (one line) where the Hessian-vector products of ``ensemble``'s loss at ``theta [1, P]`` on
+    ``x``, ``y`` are not symmetric: ``|u.Hv - v.Hu| / (|u| |Hv| + |v| |Hu|)`` above ``SYMMETRY`` for two fixed
+    random vectors, as where autograd drops part of the second derivative (an ``autograd.Function`` marked
+    ``once_differentiable`` passes its backward's output on as a constant): its spectrum would be silently wrong."""
+    z = torch.randn(1, 2, theta.shape[-1], generator=torch.Generator().manual_seed(0)).to(theta)
+    hz = ensemble.hessian(theta, x, y)(z)[0]
+    a, b = torch.dot(z[0, 0], hz[1]), torch.dot(z[0, 1], hz[0])
+    gap = float((a - b).abs() / (z[0, 0].norm() * hz[1].norm() + z[0, 1].norm() * hz[0].norm()))
+    if not gap <= SYMMETRY:
+        raise ValueError(f"the model's Hessian-vector products are not symmetric (relative asymmetry {gap:.2g} on its "
+                         "first training examples): autograd cannot differentiate its loss twice (an "
+                         "autograd.Function marked once_differentiable?), so its curvature would be wrong")
+
+
 def measure(hessian: Callable[[torch.Tensor], Operator], theta: torch.Tensor,
             grad: torch.Tensor | None, mask: torch.Tensor | None, seeds: list[int], k: int, samples: int, steps: int,
             on_sphere: bool = True) -> Spectrum:

@@ -189,6 +189,19 @@ def hessian_bytes(task: Task, layout: Layout, lanczos: int) -> int:
     return 4 * (lanczos + 2) * layout.size + per_point(task, layout, None)
 
 
+def check_curvature(task: Task, module: torch.nn.Module, layout: Layout, engine: str, theta: torch.Tensor,
+                    flag: str) -> None:
+    """``ValueError`` (one line, naming ``flag``) where the curvature of the model's loss at ``theta [P]`` would be
+    wrong (``curvature.check_symmetric``, on its first 8 training examples, before any step)."""
+    from . import curvature
+
+    ensemble = Ensemble(task, copy.deepcopy(module), layout, engine)
+    try:
+        curvature.check_symmetric(ensemble, theta[None], inputs.take(task.x_train, slice(0, 8)), task.y_train[:8])
+    except ValueError as e:
+        raise ValueError(f"{flag}: {e}") from None
+
+
 def chunk_size(task: Task, layout: Layout, batch_size: int | None, budget: int = MEMORY_BUDGET, extra: int = 0) -> int:
     """How many members fit in ``budget`` bytes: :func:`per_point`, and ``extra`` bytes each."""
     return int(max(1, budget // (per_point(task, layout, batch_size) + extra)))

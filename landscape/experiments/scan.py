@@ -36,7 +36,9 @@ from ..engine import curvature, footprint, fused, optim, sphere
 from ..config.settings import ScanConfig
 from ..engine.layout import Layout
 from ..config.grid import norm_groups, parse_norms, product
-from ..engine.worker import MEMORY_BUDGET, Worker, chunk_size, derived_seed, hessian_bytes, init_params, model_of
+from ..engine.worker import (
+    MEMORY_BUDGET, Worker, check_curvature, chunk_size, derived_seed, hessian_bytes, init_params, model_of
+)
 from ..status import Status
 from ..tasks import Task
 from ..engine.whole_step import WholeStep, planned
@@ -93,6 +95,8 @@ def make_plan(config: ScanConfig, task: Task) -> Plan:
     lanczos = _lanczos(config, layout)
     footprint.check(_holds(config, len(values), layout.size, lanczos))
     dirs = torch.stack([init_params(task, layout, derived_seed(config.seed, 1, r))[1] for r in range(config.restarts)])
+    if config.curvature:
+        check_curvature(task, module, layout, config.engine, dirs[0], "--curvature")
     w0 = sphere.constrained_norm(dirs[:1], layout.sphere_mask())[0].double().numpy()
     if not groups:
         w0 = float(w0)

@@ -30,8 +30,8 @@ from ..engine import allocator, footprint, fused, optim, sphere
 from .. import metrics, store
 from ..metrics import effective
 from ..config.settings import Member, TrainConfig
-from ..engine.layout import Layout
-from ..engine.worker import Worker, chunk_size, derived_seed, hessian_bytes, init_params, model_of
+from ..engine.layout import Layout, flatten
+from ..engine.worker import Worker, check_curvature, chunk_size, derived_seed, hessian_bytes, init_params, model_of
 from ..store.train_state import TrainState
 from ..tasks import Task, contract
 from ..engine.whole_step import WholeStep, planned
@@ -69,6 +69,8 @@ def make_plan(config: TrainConfig, task: Task) -> TrainPlan:
     skipped = metrics.skipped(task) if config.metrics is None else {}
     notes = ([note] if note else []) + ([metrics.describe_skipped(skipped)] if skipped else [])
     series = metrics.series(layout, chosen)
+    if any(m.name == "sharpness" for m in chosen):
+        check_curvature(task, module, layout, config.engine, flatten(module, layout), "--metrics sharpness")
     if config.group is not None and not layout.matching(config.group):
         raise ValueError(f"--group {config.group!r} matches no parameter; names are: {', '.join(layout.names)}")
     rows = footprint.FLOAT64 * (1 + len(series)) * _n_logged(config)
